@@ -1,0 +1,109 @@
+"""Throughput of `qualcode code` against the bare spaCy tokenizer, measured in one run.
+
+Builds a synthetic corpus of about one million words from the sample transcripts
+(copies with their respondent turns shuffled, so no two files are identical), then:
+
+1. the bare tokenizer of spacy.blank("en") over the same texts: the practical ceiling;
+2. the tokenizer plus the lookup lemmatizer, for reference;
+3. `qualcode code` end to end (read, segment, suggest, write SQLite), in one process;
+4. the same with the default worker setting (both cores when the batch is large);
+5. a second run over the unchanged folder.
+
+Run: .venv/bin/python benchmarks/throughput.py [--words 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from qualcode.project import code  # noqa: E402
+from qualcode.transcripts import discover, read_transcript  # noqa: E402
+
+ROLES = ("lead", "partner", "stakeholder")
+
+
+def build_corpus(folder: Path, target_words: int, seed: int = 7) -> tuple[list[str], int]:
+    rng = random.Random(seed)
+    files, _skipped = discover([REPO / "transcripts"])
+    samples = [read_transcript(path).text for path in files]
+    folder.mkdir(parents=True)
+    texts: list[str] = []
+    words = 0
+    index = 0
+    while words < target_words:
+        source = samples[index % len(samples)]
+        turns = re.split(r"\n\s*\n", source.strip())
+        rng.shuffle(turns)
+        body = "\n\n".join(turns) + "\n"
+        role = ROLES[index % 3]
+        (folder / f"{role}-{index:05d}.txt").write_text(f"---\nrole: {role}\n---\n{body}", encoding="utf-8")
+        texts.append(body)
+        words += len(body.split())
+        index += 1
+    return texts, words
+
+
+def timed(label: str, words: int, func) -> float:
+    start = time.perf_counter()
+    func()
+    seconds = time.perf_counter() - start
+    print(f"  {label:<44} {seconds:8.2f} s {words / seconds:12,.0f} words/s")
+    return words / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    import spacy
+
+    workdir = Path(tempfile.mkdtemp(prefix="qualcode-bench-"))
+    try:
+        shutil.copy(REPO / "codebook.yaml", workdir / "codebook.yaml")
+        texts, words = build_corpus(workdir / "transcripts", args.words)
+        print(f"Corpus: {len(texts)} transcripts, {words:,} words, {sum(map(len, texts)) / 1e6:.1f} MB (in {workdir})")
+
+        nlp = spacy.blank("en")
+        tokenizer_wps = timed("bare spaCy tokenizer (nlp.tokenizer.pipe)", words, lambda: [None for _ in nlp.tokenizer.pipe(texts)])
+        lemma_nlp = spacy.blank("en")
+        lemma_nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+        lemma_nlp.initialize()
+        lemma_wps = timed("tokenizer + lookup lemmatizer (nlp.pipe)", words, lambda: [None for _ in lemma_nlp.pipe(texts)])
+
+        serial = workdir / "serial"
+        serial.mkdir()
+        shutil.copy(workdir / "codebook.yaml", serial / "codebook.yaml")
+        (serial / "qualcode.yaml").write_text("workers: 1\n")
+        results = {}
+        serial_wps = timed(
+            "qualcode code, 1 process", words,
+            lambda: results.setdefault("serial", code(project_dir=serial, paths=[workdir / "transcripts"])),
+        )
+        parallel_wps = timed("qualcode code, default workers", words, lambda: results.setdefault("parallel", code(project_dir=workdir)))
+        start = time.perf_counter()
+        again = code(project_dir=workdir)
+        rerun = time.perf_counter() - start
+        print(f"  {'second run, unchanged folder':<44} {rerun:8.2f} s ({len(again.unchanged)} unchanged)")
+        assert len(results["parallel"].imported) == len(texts) == len(again.unchanged)
+
+        print()
+        print(f"lookup lemmatizer alone / tokenizer:  {lemma_wps / tokenizer_wps:.2f}")
+        print(f"qualcode (1 process) / tokenizer:     {serial_wps / tokenizer_wps:.2f}")
+        print(f"qualcode (default) / tokenizer:       {parallel_wps / tokenizer_wps:.2f}   (goal: >= 0.33)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

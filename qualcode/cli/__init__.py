@@ -1,0 +1,10 @@
+"""The qualcode command line: parses arguments, calls the library, renders results with rich."""
+
+from qualcode.cli._common import app
+from qualcode.cli import code as _code  # noqa: F401  (registers the command)
+from qualcode.cli import codebook as _codebook  # noqa: F401
+from qualcode.cli import export as _export  # noqa: F401
+
+
+def main() -> None:
+    app()

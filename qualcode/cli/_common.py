@@ -1,0 +1,69 @@
+"""Shared pieces of the CLI: the typer app, option aliases, consoles and error handling."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from qualcode.errors import QualcodeError
+
+Arg = typer.Argument
+Opt = typer.Option
+
+app = typer.Typer(
+    name="qualcode",
+    help=(
+        "Deductive coding of interview transcripts: spaCy code suggestions from a YAML codebook, "
+        "human review in the terminal, theme tables by respondent type.\n\n"
+        "Example: qualcode code --project my-study"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+PROJECT_HELP = "Project folder (holds codebook.yaml and transcripts/)."
+ProjectOpt = Opt(Path("."), "--project", "-p", help=PROJECT_HELP, show_default="current folder")
+
+
+def _no_colour() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+console = Console(highlight=False, no_color=_no_colour(), soft_wrap=False)
+err_console = Console(stderr=True, highlight=False, no_color=_no_colour(), soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn a QualcodeError into one clear message and a non-zero exit, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except QualcodeError as exc:
+            err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("Interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]Warning:[/] {escape(message)}")
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,374 @@
+"""The codebook: codes, their definitions and what signals them, loaded from YAML.
+
+The YAML is walked node by node (not loaded into plain dicts first) so that every
+problem can be reported with its line and key path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from qualcode.errors import CodebookError
+
+CODE_KEYS = (
+    "id",
+    "label",
+    "description",
+    "include",
+    "exclude",
+    "keywords",
+    "phrases",
+    "patterns",
+    "examples",
+    "children",
+    "manual",
+)
+TOP_KEYS = ("name", "description", "version", "codes")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass
+class Code:
+    id: str
+    label: str
+    description: str = ""
+    include: str = ""
+    exclude: str = ""
+    keywords: list[str] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)
+    patterns: list[list[dict[str, Any]]] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    manual: bool = False
+    parent: str | None = None
+    children: list[str] = field(default_factory=list)
+    line: int | None = None
+    key_path: str = ""
+    pattern_lines: list[int | None] = field(default_factory=list)
+
+    @property
+    def has_rules(self) -> bool:
+        return bool(self.keywords or self.phrases or self.patterns)
+
+
+@dataclass
+class Codebook:
+    path: Path
+    name: str
+    description: str
+    codes: dict[str, Code]
+    fingerprint: str
+
+    def __contains__(self, code_id: object) -> bool:
+        return code_id in self.codes
+
+    def __getitem__(self, code_id: str) -> Code:
+        return self.codes[code_id]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def roots(self) -> list[Code]:
+        return [code for code in self.codes.values() if code.parent is None]
+
+    def children(self, code_id: str) -> list[Code]:
+        return [self.codes[child] for child in self.codes[code_id].children]
+
+    def walk(self) -> Iterator[tuple[Code, int]]:
+        """Codes in tree order with their depth (0 for roots)."""
+
+        def visit(code: Code, depth: int) -> Iterator[tuple[Code, int]]:
+            yield code, depth
+            for child in self.children(code.id):
+                yield from visit(child, depth + 1)
+
+        for root in self.roots():
+            yield from visit(root, 0)
+
+    def descendants(self, code_id: str) -> list[str]:
+        found: list[str] = []
+        for child in self.codes[code_id].children:
+            found.append(child)
+            found.extend(self.descendants(child))
+        return found
+
+    def ancestors(self, code_id: str) -> list[str]:
+        chain = []
+        parent = self.codes[code_id].parent
+        while parent is not None:
+            chain.append(parent)
+            parent = self.codes[parent].parent
+        return chain
+
+    def suggestible(self) -> list[Code]:
+        """Codes the rules can suggest: those with keywords, phrases or patterns."""
+        return [code for code in self.codes.values() if code.has_rules]
+
+
+def load_codebook(path: str | Path) -> Codebook:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CodebookError(
+            "codebook not found",
+            path=path,
+            fix="create codebook.yaml in the project folder (see README) or pass --project",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise CodebookError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+            path=path,
+            fix="save the codebook as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise CodebookError(f"cannot read: {exc.strerror}", path=path) from None
+    return parse_codebook(text, path=path)
+
+
+def parse_codebook(text: str, *, path: str | Path = "codebook.yaml") -> Codebook:
+    path = Path(path)
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise CodebookError(
+            f"YAML syntax error: {exc.problem or exc.context}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            fix="check the indentation and quoting around this line",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise CodebookError(f"YAML error: {exc}", path=path) from None
+    except RecursionError:
+        raise CodebookError(
+            "YAML nesting is too deep", path=path, fix="remove deeply nested anchors and aliases"
+        ) from None
+    finally:
+        loader.dispose()
+    builder = _CodebookBuilder(path, loader)
+    try:
+        codebook = builder.build(root)
+    except RecursionError:
+        raise CodebookError(
+            "codebook nesting is too deep (or aliases refer to themselves)",
+            path=path,
+            fix="remove recursive anchors and aliases",
+        ) from None
+    codebook.fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return codebook
+
+
+class _CodebookBuilder:
+    def __init__(self, path: Path, loader: yaml.SafeLoader) -> None:
+        self.path = path
+        self.loader = loader
+        self.codes: dict[str, Code] = {}
+        self.child_refs: list[tuple[str, str, yaml.Node, str]] = []
+
+    def error(self, message: str, node: yaml.Node | None, key_path: str, fix: str | None = None) -> CodebookError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return CodebookError(message, path=self.path, line=line, key_path=key_path or None, fix=fix)
+
+    def build(self, root: yaml.Node | None) -> Codebook:
+        if root is None:
+            raise self.error("the codebook is empty", None, "", fix="add a 'codes:' list (see README)")
+        top = self.mapping(root, "", TOP_KEYS)
+        if "codes" not in top:
+            raise self.error("missing 'codes'", root, "", fix="add a 'codes:' list of codes")
+        name = self.string(top["name"], "name") if "name" in top else self.path.stem
+        description = self.string(top["description"], "description") if "description" in top else ""
+        if "version" in top:
+            self.scalar(top["version"][1], "version")
+        codes_node = top["codes"][1]
+        items = self.sequence(codes_node, "codes")
+        if not items:
+            raise self.error("'codes' is empty", codes_node, "codes", fix="add at least one code")
+        for index, item in enumerate(items):
+            self.code(item, f"codes[{index}]", parent=None)
+        self.resolve_child_references()
+        self.check_cycles()
+        for code in self.codes.values():
+            if not code.has_rules and not code.children and not code.manual:
+                raise CodebookError(
+                    f"code '{code.id}' has nothing to match",
+                    path=self.path,
+                    line=code.line,
+                    key_path=code.key_path,
+                    fix="add keywords, phrases or patterns, or children, or set 'manual: true' for a code applied only by hand",
+                )
+        return Codebook(self.path, name, description, self.codes, fingerprint="")
+
+    # -- node helpers -----------------------------------------------------------------
+
+    def mapping(self, node: yaml.Node, key_path: str, allowed: tuple[str, ...]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(f"expected a mapping (key: value), found {self.kind(node)}", node, key_path)
+        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.error("keys must be plain words", key_node, key_path)
+            key = key_node.value
+            where = f"{key_path}.{key}" if key_path else key
+            if key == "<<":
+                raise self.error("merge keys ('<<') are not supported", key_node, where, fix="write the keys out")
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"allowed keys are: {', '.join(allowed)}"
+                raise self.error(f"unknown key '{key}'", key_node, where, fix=hint)
+            if key in entries:
+                raise self.error(f"duplicate key '{key}'", key_node, where, fix="keep only one of them")
+            entries[key] = (key_node, value_node)
+        return entries
+
+    def sequence(self, node: yaml.Node, key_path: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(f"expected a list, found {self.kind(node)}", node, key_path, fix="write one item per line starting with '- '")
+        return list(node.value)
+
+    def scalar(self, node: yaml.Node, key_path: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(f"expected a single value, found {self.kind(node)}", node, key_path)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.error(f"invalid value: {exc}", node, key_path) from None
+
+    def string(self, entry: tuple[yaml.Node, yaml.Node] | yaml.Node, key_path: str) -> str:
+        node = entry[1] if isinstance(entry, tuple) else entry
+        value = self.scalar(node, key_path)
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)) or isinstance(value, bytes):
+            raise self.error("expected text", node, key_path)
+        return str(value).strip()
+
+    def strings(self, node: yaml.Node, key_path: str) -> list[str]:
+        values = []
+        for index, item in enumerate(self.sequence(node, key_path)):
+            value = self.string(item, f"{key_path}[{index}]")
+            if not value:
+                raise self.error("empty entry", item, f"{key_path}[{index}]", fix="remove it or write the term")
+            values.append(value)
+        return values
+
+    @staticmethod
+    def kind(node: yaml.Node) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        return f"'{node.value}'" if node.value != "" else "nothing"
+
+    # -- codes ------------------------------------------------------------------------
+
+    def code(self, node: yaml.Node, key_path: str, parent: str | None) -> str:
+        entries = self.mapping(node, key_path, CODE_KEYS)
+        if "id" not in entries:
+            raise self.error("code without an 'id'", node, key_path, fix="add 'id: some-slug' (lower case letters, digits, - and _)")
+        id_node = entries["id"][1]
+        code_id = self.string(id_node, f"{key_path}.id")
+        if not ID_PATTERN.match(code_id):
+            raise self.error(
+                f"malformed id '{code_id}'",
+                id_node,
+                f"{key_path}.id",
+                fix="use a slug: a lower-case letter, then lower-case letters, digits, '-' or '_' (at most 64)",
+            )
+        if code_id in self.codes:
+            first = self.codes[code_id]
+            raise self.error(
+                f"duplicate id '{code_id}' (first defined at line {first.line})",
+                id_node,
+                f"{key_path}.id",
+                fix="give each code its own id",
+            )
+        code = Code(id=code_id, label=code_id.replace("_", " ").replace("-", " ").capitalize(), parent=parent,
+                    line=node.start_mark.line + 1, key_path=key_path)
+        self.codes[code_id] = code
+        for key in ("label", "description", "include", "exclude"):
+            if key in entries:
+                value = self.string(entries[key], f"{key_path}.{key}")
+                if key == "label" and not value:
+                    raise self.error("empty label", entries[key][1], f"{key_path}.label", fix="write a label or remove the key")
+                setattr(code, key, value)
+        for key in ("keywords", "phrases", "examples"):
+            if key in entries:
+                setattr(code, key, self.strings(entries[key][1], f"{key_path}.{key}"))
+        if "manual" in entries:
+            value = self.scalar(entries["manual"][1], f"{key_path}.manual")
+            if not isinstance(value, bool):
+                raise self.error("expected true or false", entries["manual"][1], f"{key_path}.manual")
+            code.manual = value
+        if "patterns" in entries:
+            self.patterns(code, entries["patterns"][1], f"{key_path}.patterns")
+        if "children" in entries:
+            for index, child in enumerate(self.sequence(entries["children"][1], f"{key_path}.children")):
+                child_path = f"{key_path}.children[{index}]"
+                if isinstance(child, yaml.ScalarNode):
+                    # A child given by id refers to a code defined elsewhere in the file.
+                    self.child_refs.append((code_id, self.string(child, child_path), child, child_path))
+                else:
+                    code.children.append(self.code(child, child_path, parent=code_id))
+        return code_id
+
+    def patterns(self, code: Code, node: yaml.Node, key_path: str) -> None:
+        for index, pattern_node in enumerate(self.sequence(node, key_path)):
+            where = f"{key_path}[{index}]"
+            tokens = self.sequence(pattern_node, where)
+            if not tokens:
+                raise self.error("empty pattern", pattern_node, where, fix="a pattern is a list of token specs like {LEMMA: deadline}")
+            pattern = []
+            for token_index, token_node in enumerate(tokens):
+                token_where = f"{where}[{token_index}]"
+                if not isinstance(token_node, yaml.MappingNode) or not token_node.value:
+                    raise self.error(
+                        "a pattern token must be a mapping like {LOWER: tight}",
+                        token_node,
+                        token_where,
+                        fix="see spaCy's Matcher token patterns",
+                    )
+                pattern.append(self.loader.construct_object(token_node, deep=True))
+            code.patterns.append(pattern)
+            code.pattern_lines.append(pattern_node.start_mark.line + 1)
+
+    def resolve_child_references(self) -> None:
+        for parent_id, child_id, node, key_path in self.child_refs:
+            if child_id not in self.codes:
+                raise self.error(f"child '{child_id}' is not defined", node, key_path, fix="define a code with this id or fix the spelling")
+            child = self.codes[child_id]
+            if child.parent is not None and child.parent != parent_id:
+                raise self.error(
+                    f"code '{child_id}' already has parent '{child.parent}'",
+                    node,
+                    key_path,
+                    fix="a code has one parent: remove one of the references",
+                )
+            if child_id in self.codes[parent_id].children:
+                raise self.error(f"child '{child_id}' is listed twice", node, key_path, fix="remove the repeat")
+            child.parent = parent_id
+            self.codes[parent_id].children.append(child_id)
+
+    def check_cycles(self) -> None:
+        for code in self.codes.values():
+            seen = [code.id]
+            parent = code.parent
+            while parent is not None:
+                if parent in seen:
+                    cycle = " -> ".join(reversed(seen + [parent]))
+                    raise CodebookError(
+                        f"child cycle: {cycle}",
+                        path=self.path,
+                        line=code.line,
+                        key_path=code.key_path,
+                        fix="a code cannot be its own ancestor: remove one of the children references",
+                    )
+                seen.append(parent)
+                parent = self.codes[parent].parent

@@ -1,0 +1,339 @@
+"""A qualcode project: a folder with codebook.yaml, transcripts/, exports/, an optional
+qualcode.yaml of settings and the database in .qualcode/project.db.
+
+``code()`` is the library side of ``qualcode code``: it imports new or changed
+transcripts and (re)computes suggestions.
+"""
+
+from __future__ import annotations
+
+import getpass
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import yaml
+
+from qualcode.codebook import Codebook, load_codebook
+from qualcode.errors import ProjectError, SettingsError, TranscriptError
+from qualcode.store import Store
+from qualcode.transcripts import (
+    DEFAULT_INTERVIEWER_LABELS,
+    METADATA_FILE,
+    SegmentOptions,
+    Transcript,
+    content_hash,
+    discover,
+    load_metadata,
+    merge_metadata,
+    read_transcript,
+)
+
+SETTINGS_FILE = "qualcode.yaml"
+CODEBOOK_FILE = "codebook.yaml"
+DATABASE = Path(".qualcode") / "project.db"
+# Below this many bytes to process, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 1_500_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    interviewer_labels: tuple[str, ...] = DEFAULT_INTERVIEWER_LABELS
+    segment_words: int = 120
+    pipeline: str | None = None
+    language: str = "en"
+    coder: str | None = None
+    min_confidence: float = 0.0
+    transcripts: str = "transcripts"
+    exports: str = "exports"
+    workers: int = 0  # 0: decide from the machine and the amount of work
+
+    @property
+    def segment_options(self) -> SegmentOptions:
+        return SegmentOptions(interviewer_labels=self.interviewer_labels, max_words=self.segment_words)
+
+
+_SETTING_TYPES: dict[str, Any] = {
+    "interviewer_labels": list,
+    "segment_words": int,
+    "pipeline": str,
+    "language": str,
+    "coder": str,
+    "min_confidence": float,
+    "transcripts": str,
+    "exports": str,
+    "workers": int,
+}
+
+
+def load_settings(project_dir: str | Path) -> Settings:
+    path = Path(project_dir) / SETTINGS_FILE
+    if not path.exists():
+        return Settings()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise SettingsError(f"YAML syntax error: {exc.problem}", path=path, line=mark.line + 1 if mark else None) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read settings ({exc})", path=path) from None
+    if node is None:
+        return Settings()
+    if not isinstance(node, yaml.MappingNode):
+        raise SettingsError("expected 'key: value' settings", path=path, line=node.start_mark.line + 1)
+    values: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value
+        line = key_node.start_mark.line + 1
+        if key not in _SETTING_TYPES:
+            raise SettingsError(f"unknown setting '{key}'", path=path, line=line, key_path=key, fix=f"known settings: {', '.join(_SETTING_TYPES)}")
+        value = _construct(value_node)
+        expected = _SETTING_TYPES[key]
+        if value is None:
+            continue
+        if expected is list:
+            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+                raise SettingsError("expected a list of labels", path=path, line=line, key_path=key, fix="e.g. [Interviewer, I, Q]")
+            value = tuple(item.strip() for item in value)
+        elif expected is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise SettingsError("expected a number from 0 to 1", path=path, line=line, key_path=key)
+            value = float(value)
+        elif expected is int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "workers" else 10):
+                raise SettingsError("expected a whole number" + (" of at least 10" if key == "segment_words" else ""), path=path, line=line, key_path=key)
+        elif not isinstance(value, str):
+            value = str(value)
+        values[key] = value
+    return Settings(**values)
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def default_coder(settings: Settings) -> str:
+    if settings.coder:
+        return settings.coder
+    try:
+        return getpass.getuser()
+    except Exception:  # getuser raises various errors when no user name is set
+        return "coder"
+
+
+@dataclass
+class Project:
+    root: Path
+    settings: Settings
+
+    @classmethod
+    def open(cls, project_dir: str | Path = ".") -> "Project":
+        root = Path(project_dir).resolve()
+        if not root.is_dir():
+            raise ProjectError("no such project folder", path=root, fix="pass --project with the folder holding codebook.yaml")
+        return cls(root, load_settings(root))
+
+    @property
+    def codebook_path(self) -> Path:
+        return self.root / CODEBOOK_FILE
+
+    @property
+    def transcripts_dir(self) -> Path:
+        return self.root / self.settings.transcripts
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / self.settings.exports
+
+    @property
+    def database_path(self) -> Path:
+        return self.root / DATABASE
+
+    def codebook(self) -> Codebook:
+        return load_codebook(self.codebook_path)
+
+    def store(self) -> Store:
+        return Store(self.database_path)
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path.resolve())
+
+
+# -- coding ------------------------------------------------------------------------------
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class CodeResult:
+    imported: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    resuggested: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    words: int = 0
+    segments: int = 0
+    retired_with_decisions: int = 0
+    pipeline_version: str = ""
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+# Per-process pipeline, built once in each worker (and in the main process when serial).
+_worker_state: dict[str, Any] = {}
+
+
+def _init_worker(codebook: Codebook, settings: Settings) -> None:
+    from qualcode.pipeline import build_pipeline
+
+    _worker_state["nlp"] = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
+    _worker_state["settings"] = settings
+
+
+def _process_file(job: tuple[Path, bytes]) -> tuple[Path, Transcript | None, list | None, str | None]:
+    from qualcode.pipeline import suggest
+
+    path, data = job
+    settings: Settings = _worker_state["settings"]
+    try:
+        transcript = read_transcript(path, settings.segment_options, data=data)
+    except TranscriptError as exc:
+        return path, None, None, str(exc)
+    texts = [segment.text for segment in transcript.segments if segment.coded]
+    suggestions = suggest(_worker_state["nlp"], texts, min_confidence=settings.min_confidence)
+    return path, transcript, suggestions, None
+
+
+def _worker_count(settings: Settings, total_bytes: int) -> int:
+    if settings.workers:
+        return settings.workers
+    if total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _run_jobs(jobs: list[tuple[Path, bytes]], codebook: Codebook, settings: Settings) -> Iterator[tuple]:
+    workers = _worker_count(settings, sum(len(data) for _path, data in jobs))
+    if workers <= 1 or len(jobs) < 2:
+        _init_worker(codebook, settings)
+        for job in jobs:
+            yield _process_file(job)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(codebook, settings)) as pool:
+        yield from pool.map(_process_file, jobs, chunksize=4)
+
+
+def code(
+    *,
+    project_dir: str | Path = ".",
+    paths: Iterable[str | Path] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> CodeResult:
+    """Import new or changed transcripts, then (re)suggest codes where the rules changed."""
+    from qualcode.pipeline import pipeline_version
+
+    project = Project.open(project_dir)
+    settings = project.settings
+    codebook = project.codebook()
+    version = pipeline_version(codebook, settings.pipeline)
+    result = CodeResult(pipeline_version=version)
+    given = [Path(p) if Path(p).is_absolute() else project.root / p for p in (paths or [project.transcripts_dir])]
+    files, unsupported = discover(given)
+    result.skipped.extend(Skipped(project.relative(path), reason) for path, reason in unsupported)
+
+    csv_metadata: dict[str, dict[str, str]] = {}
+    metadata_files = {project.transcripts_dir / METADATA_FILE}
+    metadata_files.update((path if path.is_dir() else path.parent) / METADATA_FILE for path in given)
+    for metadata_file in sorted(metadata_files):
+        rows, warnings = load_metadata(metadata_file)
+        result.warnings.extend(warnings)
+        for transcript_id, values in rows.items():
+            csv_metadata.setdefault(transcript_id, {}).update(values)
+
+    with project.store() as store:
+        known = store.transcripts()
+        jobs: list[tuple[Path, bytes]] = []
+        seen_ids: dict[str, Path] = {}
+        for path in files:
+            transcript_id = path.stem
+            relative = project.relative(path)
+            if transcript_id in seen_ids:
+                result.skipped.append(
+                    Skipped(relative, f"same transcript id '{transcript_id}' as {project.relative(seen_ids[transcript_id])}; rename one of them")
+                )
+                continue
+            seen_ids[transcript_id] = path
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                result.skipped.append(Skipped(relative, f"cannot read ({exc.strerror})"))
+                continue
+            stored = known.get(transcript_id)
+            if stored is not None and stored.content_hash == content_hash(data):
+                merged = merge_metadata(stored.file_metadata, csv_metadata.get(transcript_id))
+                if merged != stored.metadata:
+                    store.set_metadata(transcript_id, merged)
+                result.unchanged.append(transcript_id)
+                continue
+            jobs.append((path, data))
+
+        total = len(jobs)
+        if on_progress:
+            on_progress("import", 0, total)
+        for done, (path, transcript, suggestions, error) in enumerate(_run_jobs(jobs, codebook, settings) if jobs else [], start=1):
+            relative = project.relative(path)
+            if transcript is None:
+                result.skipped.append(Skipped(relative, error.split(": ", 1)[-1] if error else "unreadable"))
+            else:
+                transcript.metadata = merge_metadata(transcript.file_metadata, csv_metadata.get(transcript.id))
+                if "role" not in transcript.metadata:
+                    result.warnings.append(f"{relative}: no 'role' in front matter or {METADATA_FILE}; counted as 'unknown'")
+                result.warnings.extend(transcript.warnings)
+                existed = transcript.id in known
+                outcome = store.save_transcript(transcript, suggestions, pipeline_version=version, path=relative)
+                result.retired_with_decisions += outcome.retired_with_decisions
+                (result.updated if existed else result.imported).append(transcript.id)
+                result.words += transcript.words
+            if on_progress:
+                on_progress("import", done, total)
+
+        fresh = set(result.imported) | set(result.updated)
+        stale = [transcript_id for transcript_id in store.stale_transcripts(version) if transcript_id not in fresh]
+        if stale:
+            _resuggest(store, stale, codebook, settings, version, on_progress)
+            result.resuggested = stale
+        store.set_meta("pipeline_version", version)
+        result.segments = store.counts()["segments"]
+    return result
+
+
+def _resuggest(store: Store, transcript_ids: list[str], codebook: Codebook, settings: Settings, version: str,
+               on_progress: ProgressCallback | None) -> None:
+    from qualcode.pipeline import build_pipeline, suggest
+
+    nlp = _worker_state.get("nlp") if _worker_state.get("settings") == settings else None
+    if nlp is None or nlp.get_pipe("qualcode_suggester").codebook_fingerprint != codebook.fingerprint:
+        nlp = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
+    for done, transcript_id in enumerate(transcript_ids, start=1):
+        rows = store.coded_segments(transcript_id)
+        suggestions = suggest(nlp, [row["text"] for row in rows], min_confidence=settings.min_confidence)
+        store.replace_suggestions(transcript_id, list(zip([row["id"] for row in rows], suggestions)), pipeline_version=version)
+        if on_progress:
+            on_progress("resuggest", done, len(transcript_ids))

@@ -1,0 +1,366 @@
+"""The project database: one SQLite file behind one class.
+
+Machine suggestions and human decisions live in separate tables. Decisions are
+append-only (an undo is a new row pointing at the one it undoes) and every one
+carries a coder and a timestamp. Each transcript is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from qualcode.errors import ProjectError
+
+if TYPE_CHECKING:
+    from qualcode.pipeline import Suggestion
+    from qualcode.transcripts import Segment, Transcript
+
+SCHEMA_VERSION = 1
+VERDICTS = ("accepted", "rejected", "added")
+
+# Each entry upgrades the schema from version (index) to version (index + 1).
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE transcripts (
+        id TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        format TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        text TEXT NOT NULL,
+        file_metadata TEXT NOT NULL DEFAULT '{}',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        imported_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE segments (
+        id INTEGER PRIMARY KEY,
+        transcript_id TEXT NOT NULL REFERENCES transcripts(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        speaker TEXT,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        coded INTEGER NOT NULL,
+        retired_at TEXT
+    );
+    CREATE INDEX segments_by_transcript ON segments (transcript_id, position);
+    CREATE TABLE suggestions (
+        segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+        code TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        evidence TEXT NOT NULL,
+        source TEXT NOT NULL,
+        pipeline_version TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (segment_id, code)
+    );
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        segment_id INTEGER NOT NULL REFERENCES segments(id),
+        code TEXT,
+        verdict TEXT NOT NULL,
+        coder TEXT NOT NULL,
+        method TEXT NOT NULL DEFAULT 'manual',
+        note TEXT,
+        undoes INTEGER REFERENCES decisions(id),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX decisions_by_segment ON decisions (segment_id, coder);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class StoredTranscript:
+    id: str
+    path: str
+    format: str
+    content_hash: str
+    file_metadata: dict[str, str]
+    metadata: dict[str, str]
+
+
+@dataclass
+class ImportOutcome:
+    segments: int
+    kept_segments: int
+    retired_with_decisions: int
+
+
+class Store:
+    """The project's SQLite database."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(
+                f"cannot open the project database ({exc})",
+                path=self.path,
+                fix="restore it from a backup, or move it away to start the project afresh",
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise ProjectError(
+                f"the project database has schema version {version}, newer than this qualcode understands ({SCHEMA_VERSION})",
+                path=self.path,
+                fix="upgrade qualcode",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- meta -----------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- transcripts ----------------------------------------------------------------
+
+    def transcripts(self) -> dict[str, StoredTranscript]:
+        rows = self.db.execute("SELECT id, path, format, content_hash, file_metadata, metadata FROM transcripts ORDER BY id")
+        return {
+            row["id"]: StoredTranscript(
+                row["id"], row["path"], row["format"], row["content_hash"], json.loads(row["file_metadata"]), json.loads(row["metadata"])
+            )
+            for row in rows
+        }
+
+    def transcript_text(self, transcript_id: str) -> str:
+        row = self.db.execute("SELECT text FROM transcripts WHERE id = ?", (transcript_id,)).fetchone()
+        if row is None:
+            raise KeyError(transcript_id)
+        return row[0]
+
+    def set_metadata(self, transcript_id: str, metadata: dict[str, str]) -> None:
+        self.db.execute(
+            "UPDATE transcripts SET metadata = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(metadata, ensure_ascii=False, sort_keys=True), now(), transcript_id),
+        )
+
+    def save_transcript(
+        self,
+        transcript: "Transcript",
+        suggestions: Sequence[Sequence["Suggestion"]],
+        *,
+        pipeline_version: str,
+        path: str,
+    ) -> ImportOutcome:
+        """Insert or replace a transcript, its segments and their suggestions in one transaction.
+
+        A segment whose text is unchanged keeps its id, so the decisions on it stay.
+        A vanished segment that has decisions is retired (kept, hidden), not deleted.
+        """
+        stamp = now()
+        metadata = json.dumps(transcript.metadata, ensure_ascii=False, sort_keys=True)
+        file_metadata = json.dumps(transcript.file_metadata, ensure_ascii=False, sort_keys=True)
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO transcripts (id, path, format, content_hash, text, file_metadata, metadata, imported_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET path = excluded.path, format = excluded.format,
+                       content_hash = excluded.content_hash, text = excluded.text,
+                       file_metadata = excluded.file_metadata, metadata = excluded.metadata,
+                       updated_at = excluded.updated_at""",
+                (transcript.id, path, transcript.format, transcript.content_hash, transcript.text, file_metadata, metadata, stamp, stamp),
+            )
+            old: dict[str, list[int]] = defaultdict(list)
+            for row in db.execute(
+                "SELECT id, text FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position", (transcript.id,)
+            ):
+                old[row["text"]].append(row["id"])
+            ids: list[int] = []
+            kept = 0
+            for segment in transcript.segments:
+                reusable = old.get(segment.text)
+                if reusable:
+                    segment_id = reusable.pop(0)
+                    kept += 1
+                    db.execute(
+                        "UPDATE segments SET position = ?, speaker = ?, start = ?, end = ?, coded = ? WHERE id = ?",
+                        (segment.position, segment.speaker, segment.start, segment.end, int(segment.coded), segment_id),
+                    )
+                else:
+                    segment_id = db.execute(
+                        "INSERT INTO segments (transcript_id, position, speaker, start, end, text, coded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (transcript.id, segment.position, segment.speaker, segment.start, segment.end, segment.text, int(segment.coded)),
+                    ).lastrowid
+                ids.append(segment_id)
+            retired = 0
+            for leftover in (segment_id for group in old.values() for segment_id in group):
+                db.execute("DELETE FROM suggestions WHERE segment_id = ?", (leftover,))
+                if db.execute("SELECT 1 FROM decisions WHERE segment_id = ? LIMIT 1", (leftover,)).fetchone():
+                    db.execute("UPDATE segments SET retired_at = ? WHERE id = ?", (stamp, leftover))
+                    retired += 1
+                else:
+                    db.execute("DELETE FROM segments WHERE id = ?", (leftover,))
+            db.execute(
+                f"DELETE FROM suggestions WHERE segment_id IN (SELECT id FROM segments WHERE transcript_id = ?)", (transcript.id,)
+            )
+            coded_ids = [segment_id for segment_id, segment in zip(ids, transcript.segments) if segment.coded]
+            self._insert_suggestions(db, zip(coded_ids, suggestions), pipeline_version, stamp)
+        return ImportOutcome(len(ids), kept, retired)
+
+    def _insert_suggestions(self, db: sqlite3.Connection, rows: Any, pipeline_version: str, stamp: str) -> None:
+        db.executemany(
+            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    segment_id,
+                    item.code,
+                    item.confidence,
+                    json.dumps([evidence.to_json() for evidence in item.evidence], ensure_ascii=False),
+                    item.source,
+                    pipeline_version,
+                    stamp,
+                )
+                for segment_id, items in rows
+                for item in items
+            ),
+        )
+
+    def replace_suggestions(self, transcript_id: str, rows: Sequence[tuple[int, Sequence["Suggestion"]]], *, pipeline_version: str) -> None:
+        """Replace the suggestions of one transcript's segments in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM suggestions WHERE segment_id IN (SELECT id FROM segments WHERE transcript_id = ?)", (transcript_id,)
+            )
+            self._insert_suggestions(db, rows, pipeline_version, now())
+
+    # -- segments and suggestions -------------------------------------------------------
+
+    def coded_segments(self, transcript_id: str | None = None) -> list[sqlite3.Row]:
+        sql = "SELECT id, transcript_id, position, speaker, start, end, text FROM segments WHERE coded = 1 AND retired_at IS NULL"
+        params: tuple[Any, ...] = ()
+        if transcript_id is not None:
+            sql += " AND transcript_id = ?"
+            params = (transcript_id,)
+        return self.db.execute(sql + " ORDER BY transcript_id, position", params).fetchall()
+
+    def segments(self, transcript_id: str) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT id, position, speaker, start, end, text, coded FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position",
+            (transcript_id,),
+        ).fetchall()
+
+    def suggestion_rows(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            """SELECT s.segment_id, s.code, s.confidence, s.evidence, s.source, g.transcript_id
+               FROM suggestions s JOIN segments g ON g.id = s.segment_id
+               WHERE g.retired_at IS NULL ORDER BY g.transcript_id, g.position, s.code"""
+        ).fetchall()
+
+    def stale_transcripts(self, pipeline_version: str) -> list[str]:
+        """Transcripts with any suggestion made by another pipeline version, or never suggested."""
+        rows = self.db.execute(
+            """SELECT DISTINCT g.transcript_id FROM suggestions s JOIN segments g ON g.id = s.segment_id
+               WHERE s.pipeline_version != ?""",
+            (pipeline_version,),
+        ).fetchall()
+        stale = {row[0] for row in rows}
+        if self.get_meta("pipeline_version") != pipeline_version:
+            stale.update(self.transcripts())
+        return sorted(stale)
+
+    def counts(self) -> dict[str, int]:
+        one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "transcripts": one("SELECT COUNT(*) FROM transcripts"),
+            "segments": one("SELECT COUNT(*) FROM segments WHERE coded = 1 AND retired_at IS NULL"),
+            "suggestions": one("SELECT COUNT(*) FROM suggestions"),
+            "decisions": one("SELECT COUNT(*) FROM decisions"),
+        }
+
+    # -- decisions ------------------------------------------------------------------
+
+    def add_decision(
+        self,
+        segment_id: int,
+        code: str | None,
+        verdict: str,
+        *,
+        coder: str,
+        method: str = "manual",
+        note: str | None = None,
+        undoes: int | None = None,
+    ) -> int:
+        """Append one decision and commit it at once."""
+        if not coder:
+            raise ValueError("a decision needs a coder name")
+        cursor = self.db.execute(
+            "INSERT INTO decisions (segment_id, code, verdict, coder, method, note, undoes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (segment_id, code, verdict, coder, method, note, undoes, now()),
+        )
+        return int(cursor.lastrowid)
+
+    def latest_decisions(self, coder: str | None = None) -> dict[tuple[int, str, str], sqlite3.Row]:
+        """Each coder's latest standing verdict per (segment, code), undone rows excluded."""
+        undone = {row[0] for row in self.db.execute("SELECT undoes FROM decisions WHERE undoes IS NOT NULL")}
+        sql = """SELECT d.id, d.segment_id, d.code, d.verdict, d.coder, d.method, d.created_at
+                 FROM decisions d JOIN segments g ON g.id = d.segment_id
+                 WHERE d.code IS NOT NULL AND d.verdict IN ('accepted', 'rejected', 'added') AND g.retired_at IS NULL"""
+        params: tuple[Any, ...] = ()
+        if coder is not None:
+            sql += " AND d.coder = ?"
+            params = (coder,)
+        latest: dict[tuple[int, str, str], sqlite3.Row] = {}
+        for row in self.db.execute(sql + " ORDER BY d.id", params):
+            if row["id"] in undone:
+                continue
+            latest[(row["segment_id"], row["code"], row["coder"])] = row
+        return latest

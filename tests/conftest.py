@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+SMALL_CODEBOOK = """\
+name: Test codebook
+codes:
+  - id: challenges
+    label: Challenges
+    children:
+      - id: timescale
+        label: Timescale
+        description: Time pressure.
+        keywords: [deadline, rush]
+        phrases: [short timescale, not enough time]
+      - id: sustainability
+        label: Sustainability
+        keywords: [mainstream]
+        phrases: [when the funding end]
+        patterns:
+          - [{NORM: who}, {NORM: will}, {NORM: pay}]
+  - id: other
+    label: Other
+    manual: true
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_project(tmp_path: Path) -> Path:
+    """A project with a tiny codebook and two transcripts with known content."""
+    write(tmp_path / "codebook.yaml", SMALL_CODEBOOK)
+    write(
+        tmp_path / "transcripts" / "lead-01.txt",
+        """\
+        ---
+        role: lead
+        sector: third sector
+        ---
+        Interviewer: How was the deadline?
+
+        Respondent: The deadline was brutal, we had to rush everything.
+
+        Interviewer: And afterwards?
+
+        Respondent: Honestly I do not know who will pay when the funding ends.
+        """,
+    )
+    write(
+        tmp_path / "transcripts" / "partner-01.txt",
+        """\
+        Interviewer: Tell me about your organisation.
+
+        Respondent: We are a housing association with two thousand homes.
+        """,
+    )
+    write(tmp_path / "transcripts" / "metadata.csv", "transcript,role\npartner-01,partner\n")
+    return tmp_path
+
+
+@pytest.fixture
+def sample_project(tmp_path: Path) -> Path:
+    """A copy of the repository's sample project (codebook.yaml and transcripts/)."""
+    shutil.copy(REPO / "codebook.yaml", tmp_path / "codebook.yaml")
+    shutil.copytree(REPO / "transcripts", tmp_path / "transcripts")
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def sample_nlp():
+    from qualcode.codebook import load_codebook
+    from qualcode.pipeline import build_pipeline
+
+    return build_pipeline(load_codebook(REPO / "codebook.yaml"))

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from qualcode.cli import app
+from qualcode.project import Project
+
+from conftest import REPO, write
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "100"})
+
+
+@pytest.mark.parametrize("command", [[], ["code"], ["codebook"], ["export"]])
+def test_every_help_shows_an_example(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Example: qualcode" in result.output
+    if command:
+        assert "--project" in result.output
+
+
+def test_code_prints_summary_table(small_project):
+    result = run("code", "--project", str(small_project))
+    assert result.exit_code == 0, result.output
+    lines = [line.rstrip() for line in result.output.splitlines()]
+    assert lines[0] == "Transcripts: 2 imported, 0 updated, 0 unchanged, 0 skipped. 3 respondent segments in the project."
+    table = "\n".join(lines)
+    assert "│ N (respondents)  │          │    1 │       1 │   2 │" in table
+    assert "│ challenges       │        2 │    1 │       0 │   1 │" in table
+    assert "│   timescale      │        1 │    1 │       0 │   1 │" in table
+    assert "│   sustainability │        1 │    1 │       0 │   1 │" in table
+    assert "│ other            │        0 │    0 │       0 │   0 │" in table
+
+    again = run("code", "--project", str(small_project))
+    assert again.output.splitlines()[0] == "Transcripts: 0 imported, 0 updated, 2 unchanged, 0 skipped. 3 respondent segments in the project."
+
+
+def test_code_exits_3_when_files_were_skipped_and_names_them(small_project):
+    (small_project / "transcripts" / "broken.docx").write_bytes(b"not a zip")
+    result = run("code", "--project", str(small_project))
+    assert result.exit_code == 3
+    assert "Skipped transcripts/broken.docx: not a readable .docx (it is not a Word package; perhaps an old .doc or another file renamed). Fix: open it in Word or LibreOffice and save it again as .docx" in result.output
+    assert "2 imported" in result.output
+    with Project.open(small_project).store() as store:
+        assert sorted(store.transcripts()) == ["lead-01", "partner-01"]
+
+
+def test_code_with_explicit_paths(small_project):
+    result = run("code", "--project", str(small_project), "transcripts/partner-01.txt")
+    assert result.exit_code == 0
+    with Project.open(small_project).store() as store:
+        assert list(store.transcripts()) == ["partner-01"]
+        assert store.transcripts()["partner-01"].metadata == {"role": "partner"}
+
+
+def test_bad_codebook_is_one_message_and_exit_1(small_project):
+    write(small_project / "codebook.yaml", "codes:\n  - id: a\n    keyword: [x]\n")
+    for command in ("code", "codebook"):
+        result = run(command, "--project", str(small_project))
+        assert result.exit_code == 1
+        assert result.output.strip() == (
+            f"Error: {small_project / 'codebook.yaml'}:3: codes[0].keyword: unknown key 'keyword'. Fix: did you mean 'keywords'?"
+        )
+        assert "Traceback" not in result.output
+
+
+def test_missing_project_folder(tmp_path):
+    result = run("code", "--project", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {tmp_path / 'nowhere'}: no such project folder. Fix: pass --project")
+
+
+def test_codebook_tree_and_check():
+    result = run("codebook", "--project", str(REPO))
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "PSP development challenges (7 codes)"
+    assert any(line.startswith("├── challenges  Challenges") for line in lines)
+    assert any("│   ├── timescale  Timescale" in line for line in lines)
+    assert any(line.startswith("└── other  Other notable (manual)") for line in lines)
+    check = run("codebook", "--check", "--project", str(REPO))
+    assert check.output == "codebook.yaml: OK, 7 codes (6 without children)\n"
+
+
+def test_codebook_terms_lists_keywords():
+    result = run("codebook", "--terms", "--project", str(REPO))
+    assert "keywords: deadline, timescale" in result.output
+
+
+def test_export_csv_writes_codings(small_project):
+    assert run("code", "--project", str(small_project)).exit_code == 0
+    result = run("export", "--format", "csv", "--project", str(small_project))
+    assert result.exit_code == 0
+    path = small_project / "exports" / "codings.csv"
+    assert result.output.replace("\n", "") == f"Wrote {path} (2 rows)"
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["transcript", "segment", "speaker", "start", "end", "text", "code", "status", "confidence", "coder", "role", "sector"]
+    assert [(r["transcript"], r["segment"], r["code"], r["status"], r["coder"], r["role"]) for r in rows] == [
+        ("lead-01", "1", "timescale", "suggested", "", "lead"),
+        ("lead-01", "2", "sustainability", "suggested", "", "lead"),
+    ]
+
+
+def test_export_unknown_format_and_before_coding(small_project):
+    result = run("export", "--format", "pdf", "--project", str(small_project))
+    assert result.exit_code == 1 and "unknown export format 'pdf'. Fix: use one of: csv" in result.output
+    result = run("export", "--project", str(small_project))
+    assert result.exit_code == 1 and "nothing to export yet. Fix: run 'qualcode code' first" in result.output
+
+
+def test_python_dash_m_runs_the_cli():
+    completed = subprocess.run([sys.executable, "-m", "qualcode", "--help"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0 and "Usage" in completed.stdout

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+import spacy
+from spacy.language import Language
+
+from qualcode.codebook import parse_codebook
+from qualcode.errors import PipelineError
+from qualcode.pipeline import Evidence, build_pipeline, rule_confidence, suggest, suggestions_from_doc
+
+from conftest import SMALL_CODEBOOK
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return build_pipeline(parse_codebook(SMALL_CODEBOOK))
+
+
+def test_component_is_registered_and_pipeline_is_blank_english_with_lookup_lemmatizer(nlp):
+    assert Language.has_factory("qualcode_suggester")
+    assert nlp.pipe_names == ["lemmatizer", "qualcode_suggester"]
+    assert nlp.get_pipe("lemmatizer").mode == "lookup"
+    assert nlp.meta["name"] == "pipeline"  # spacy.blank, nothing downloaded
+
+
+def test_suggestions_are_written_to_doc_spans_with_evidence_offsets(nlp):
+    text = "DEADLINES everywhere, and we were Rushing. Not enough time!"
+    doc = nlp(text)
+    group = doc.spans["qualcode"]
+    assert [span.label_ for span in group] == ["timescale"]
+    assert group[0].text == "DEADLINES everywhere, and we were Rushing. Not enough time"
+    evidence = group.attrs["evidence"]["timescale"]
+    assert [(item["term"], item["kind"], text[item["start"] : item["end"]]) for item in evidence] == [
+        ("deadline", "keyword", "DEADLINES"),
+        ("rush", "keyword", "Rushing"),
+        ("not enough time", "phrase", "Not enough time"),
+    ]
+    assert [span.text for span in doc.spans["qualcode_evidence"]] == ["DEADLINES", "Rushing", "Not enough time"]
+    assert group.attrs["confidence"]["timescale"] == rule_confidence([Evidence(**item) for item in evidence])
+
+
+def test_token_patterns_and_inflected_phrases(nlp):
+    [suggestion] = suggestions_from_doc(nlp("When the funding ends, who will pay?"))
+    assert suggestion.code == "sustainability"
+    assert [(e.term, e.kind) for e in suggestion.evidence] == [
+        ("when the funding end", "phrase"),
+        ("who will pay", "pattern"),
+    ]
+    assert suggestion.source == "rules"
+    assert suggestion.reason() == "rules: 'when the funding end', 'who will pay'"
+
+
+def test_no_evidence_no_suggestion(nlp):
+    assert suggestions_from_doc(nlp("We are a housing association.")) == []
+    assert suggestions_from_doc(nlp("")) == []
+
+
+def test_confidence_grows_with_distinct_evidence_and_stays_in_unit_interval():
+    keyword = Evidence("deadline", "keyword", 0, 8)
+    phrase = Evidence("short timescale", "phrase", 10, 25)
+    assert rule_confidence([keyword]) == 0.381
+    assert rule_confidence([phrase]) == 0.551
+    assert rule_confidence([keyword, phrase]) > rule_confidence([phrase]) > rule_confidence([keyword])
+    repeated = [Evidence("deadline", "keyword", i, i + 8) for i in range(0, 100, 10)]
+    assert rule_confidence([keyword]) < rule_confidence(repeated) < rule_confidence([keyword, phrase])
+    assert 0 <= rule_confidence([phrase] * 50) <= 1
+
+
+def test_negated_mentions_are_flagged_and_weigh_less(nlp):
+    [plain] = suggestions_from_doc(nlp("The deadline was hard."))
+    [negated] = suggestions_from_doc(nlp("There was no deadline at all."))
+    assert negated.evidence[0].negated and not plain.evidence[0].negated
+    assert negated.confidence < plain.confidence
+    assert "(negated)" in negated.reason()
+
+
+def test_nested_match_counts_once(nlp):
+    [suggestion] = suggestions_from_doc(nlp("It was a short timescale."))
+    assert [e.term for e in suggestion.evidence] == ["short timescale"]
+
+
+def test_suggest_processes_batches_in_order(nlp):
+    texts = ["nothing here", "deadline", "we will mainstream it"] * 200
+    results = suggest(nlp, texts, batch_size=64)
+    assert len(results) == 600
+    assert [[s.code for s in r] for r in results[:3]] == [[], ["timescale"], ["sustainability"]]
+    assert suggest(nlp, texts[:3], min_confidence=0.5) == [[], [], []]
+
+
+def test_named_pipeline_that_is_not_installed_is_a_clear_error():
+    with pytest.raises(PipelineError) as raised:
+        build_pipeline(parse_codebook(SMALL_CODEBOOK), pipeline_name="en_core_web_nonexistent")
+    assert str(raised.value) == (
+        "qualcode.yaml: pipeline: spaCy pipeline 'en_core_web_nonexistent' is not installed. "
+        "Fix: install it into qualcode's environment (pip install en_core_web_nonexistent) "
+        "or remove 'pipeline' to use the built-in lemmatizer"
+    )
+
+
+def test_trained_pipeline_path_uses_its_own_lemmas(tmp_path):
+    # A pipeline saved to disk stands in for an installed trained package.
+    trained = spacy.blank("en")
+    trained.add_pipe("lemmatizer", config={"mode": "lookup"})
+    trained.initialize()
+    trained.to_disk(tmp_path / "trained")
+    nlp = build_pipeline(parse_codebook(SMALL_CODEBOOK), pipeline_name=str(tmp_path / "trained"))
+    assert [s.code for s in suggestions_from_doc(nlp("deadlines"))] == ["timescale"]
