@@ -68,3 +68,7 @@ class ProjectError(QualcodeError):
 
 class PipelineError(QualcodeError):
     """The spaCy pipeline named in the settings cannot be loaded."""
+
+
+class ReviewError(QualcodeError):
+    """A review filter or action that cannot be carried out."""

@@ -11,10 +11,10 @@ import json
 import sqlite3
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from qualcode.errors import ProjectError
 
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 VERDICTS = ("accepted", "rejected", "added")
+# Rows with no code: "reviewed" marks a segment done by a coder, "note" carries a memo,
+# "undo" cancels the row named in ``undoes``.
+SEGMENT_VERDICTS = ("reviewed", "note", "undo")
 
 # Each entry upgrades the schema from version (index) to version (index + 1).
 MIGRATIONS: list[str] = [
@@ -70,9 +73,11 @@ MIGRATIONS: list[str] = [
         method TEXT NOT NULL DEFAULT 'manual',
         note TEXT,
         undoes INTEGER REFERENCES decisions(id),
+        batch INTEGER NOT NULL,
         created_at TEXT NOT NULL
     );
     CREATE INDEX decisions_by_segment ON decisions (segment_id, coder);
+    CREATE INDEX decisions_by_coder ON decisions (coder, batch);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 ]
@@ -90,6 +95,25 @@ class StoredTranscript:
     content_hash: str
     file_metadata: dict[str, str]
     metadata: dict[str, str]
+
+
+@dataclass
+class Entry:
+    """One decision to append: a verdict on a code, or a segment-level row (code None)."""
+
+    segment_id: int
+    code: str | None
+    verdict: str
+    note: str | None = None
+    undoes: int | None = None
+
+
+@dataclass
+class SegmentState:
+    codes: dict[str, str] = field(default_factory=dict)
+    methods: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    reviewed: bool = False
 
 
 @dataclass
@@ -340,17 +364,85 @@ class Store:
         undoes: int | None = None,
     ) -> int:
         """Append one decision and commit it at once."""
-        if not coder:
+        return self.record([Entry(segment_id, code, verdict, note, undoes)], coder=coder, method=method)[0]
+
+    def record(self, entries: Sequence["Entry"], *, coder: str, method: str = "manual") -> list[int]:
+        """Append the decisions of one action in one transaction; they share a batch id, so one undo reverts them all."""
+        if not coder or not coder.strip():
             raise ValueError("a decision needs a coder name")
-        cursor = self.db.execute(
-            "INSERT INTO decisions (segment_id, code, verdict, coder, method, note, undoes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (segment_id, code, verdict, coder, method, note, undoes, now()),
-        )
-        return int(cursor.lastrowid)
+        for entry in entries:
+            if entry.verdict in VERDICTS and not entry.code:
+                raise ValueError(f"a '{entry.verdict}' decision needs a code")
+            if entry.verdict not in VERDICTS and entry.verdict not in SEGMENT_VERDICTS:
+                raise ValueError(f"unknown verdict '{entry.verdict}'")
+        if not entries:
+            return []
+        stamp = now()
+        ids = []
+        with self.transaction() as db:
+            batch = db.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM decisions").fetchone()[0]
+            for entry in entries:
+                cursor = db.execute(
+                    "INSERT INTO decisions (segment_id, code, verdict, coder, method, note, undoes, batch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (entry.segment_id, entry.code, entry.verdict, coder, method, entry.note, entry.undoes, batch, stamp),
+                )
+                ids.append(int(cursor.lastrowid))
+        return ids
+
+    def _undone(self, coder: str | None = None) -> set[int]:
+        sql = "SELECT undoes FROM decisions WHERE undoes IS NOT NULL"
+        params: tuple[Any, ...] = ()
+        if coder is not None:
+            sql += " AND coder = ?"
+            params = (coder,)
+        return {row[0] for row in self.db.execute(sql, params)}
+
+    def coder_states(self, coder: str, segment_ids: Iterable[int] | None = None) -> dict[int, "SegmentState"]:
+        """What one coder has decided on each segment, undone rows left out."""
+        undone = self._undone(coder)
+        sql = "SELECT id, segment_id, code, verdict, method, note FROM decisions WHERE coder = ? AND verdict != 'undo'"
+        params: list[Any] = [coder]
+        if segment_ids is not None:
+            ids = list(segment_ids)
+            if not ids:
+                return {}
+            sql += f" AND segment_id IN ({','.join('?' * len(ids))})"
+            params.extend(ids)
+        states: dict[int, SegmentState] = {}
+        for row in self.db.execute(sql + " ORDER BY id", params):
+            if row["id"] in undone:
+                continue
+            state = states.setdefault(row["segment_id"], SegmentState())
+            if row["verdict"] == "reviewed":
+                state.reviewed = True
+            elif row["verdict"] == "note":
+                state.notes.append(row["note"] or "")
+            else:
+                state.codes[row["code"]] = row["verdict"]
+                state.methods[row["code"]] = row["method"]
+        return states
+
+    def last_batch(self, coder: str) -> list[sqlite3.Row]:
+        """The coder's most recent action that has not been undone (its decisions), or []."""
+        undone = self._undone(coder)
+        for (batch,) in self.db.execute(
+            "SELECT DISTINCT batch FROM decisions WHERE coder = ? AND verdict != 'undo' ORDER BY batch DESC", (coder,)
+        ):
+            rows = self.db.execute(
+                "SELECT id, segment_id, code, verdict FROM decisions WHERE batch = ? AND coder = ? AND verdict != 'undo' ORDER BY id",
+                (batch, coder),
+            ).fetchall()
+            live = [row for row in rows if row["id"] not in undone]
+            if live:
+                return live
+        return []
+
+    def coders(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT DISTINCT coder FROM decisions ORDER BY coder")]
 
     def latest_decisions(self, coder: str | None = None) -> dict[tuple[int, str, str], sqlite3.Row]:
         """Each coder's latest standing verdict per (segment, code), undone rows excluded."""
-        undone = {row[0] for row in self.db.execute("SELECT undoes FROM decisions WHERE undoes IS NOT NULL")}
+        undone = self._undone()
         sql = """SELECT d.id, d.segment_id, d.code, d.verdict, d.coder, d.method, d.created_at
                  FROM decisions d JOIN segments g ON g.id = d.segment_id
                  WHERE d.code IS NOT NULL AND d.verdict IN ('accepted', 'rejected', 'added') AND g.retired_at IS NULL"""

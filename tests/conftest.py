@@ -83,3 +83,23 @@ def sample_nlp():
     from qualcode.pipeline import build_pipeline
 
     return build_pipeline(load_codebook(REPO / "codebook.yaml"))
+
+
+@pytest.fixture
+def review_project(small_project):
+    write(
+        small_project / "transcripts" / "partner-01.txt",
+        """\
+        Interviewer: Tell me about your organisation.
+
+        Respondent: We are a housing association with two thousand homes.
+
+        Interviewer: And the bid?
+
+        Respondent: There was a deadline, and nobody knows who will pay when the funding ends.
+        """,
+    )
+    from qualcode.project import code
+
+    code(project_dir=small_project)
+    return small_project

@@ -19,7 +19,7 @@ def run(*args: str):
     return runner.invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "100"})
 
 
-@pytest.mark.parametrize("command", [[], ["code"], ["codebook"], ["export"]])
+@pytest.mark.parametrize("command", [[], ["code"], ["codebook"], ["export"], ["review"], ["status"]])
 def test_every_help_shows_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0
@@ -121,3 +121,39 @@ def test_export_unknown_format_and_before_coding(small_project):
 def test_python_dash_m_runs_the_cli():
     completed = subprocess.run([sys.executable, "-m", "qualcode", "--help"], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0 and "Usage" in completed.stdout
+
+
+def test_review_with_piped_keys_prints_screens_and_a_closing_line(review_project):
+    result = runner.invoke(app, ["review", "--project", str(review_project), "--coder", "ann", "--plain"], input="a\nx\nq", env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert "segment 1/2 of lead-01" in result.output and "Respondent: The [deadline] was brutal" in result.output
+    assert result.output.splitlines()[-1] == "Review quit: 2 decisions this session as ann; reviewed 2/3. Everything is saved."
+    with Project.open(review_project).store() as store:
+        assert [(key[1], row["verdict"]) for key, row in store.latest_decisions("ann").items()] == [
+            ("timescale", "accepted"),
+            ("sustainability", "rejected"),
+        ]
+
+
+def test_review_accept_above_and_status(review_project):
+    result = run("review", "--project", str(review_project), "--coder", "ann", "--accept-above", "0.7")
+    assert result.output == "Accepted 2 suggestions at or above 0.7 as ann (batch).\n"
+    status = run("status", "--project", str(review_project))
+    assert status.exit_code == 0
+    assert "│ lead-01    │ lead    │        2 │         2 │ 0/2 │" in status.output
+    assert "│   sustainability │         2 │ 2/0/0 │" in status.output
+
+
+def test_review_errors_are_one_line(review_project):
+    result = run("review", "--project", str(review_project), "--code", "nope")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: no code 'nope' in the codebook. Fix: see 'qualcode codebook' for the ids"
+    result = run("review", "--project", str(review_project), "--order", "random")
+    assert result.output.strip() == "Error: unknown order 'random'. Fix: use one of: transcript, uncertain"
+    result = run("review", "--project", str(review_project), "--role", "funder")
+    assert result.output.strip() == "Nothing to review with these filters. (--all includes segments without suggestions)"
+
+
+def test_status_before_coding(small_project):
+    result = run("status", "--project", str(small_project))
+    assert result.exit_code == 1 and "no project database yet. Fix: run 'qualcode code' first" in result.output

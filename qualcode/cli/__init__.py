@@ -4,6 +4,8 @@ from qualcode.cli._common import app
 from qualcode.cli import code as _code  # noqa: F401  (registers the command)
 from qualcode.cli import codebook as _codebook  # noqa: F401
 from qualcode.cli import export as _export  # noqa: F401
+from qualcode.cli import review as _review  # noqa: F401
+from qualcode.cli import status as _status  # noqa: F401
 
 
 def main() -> None:

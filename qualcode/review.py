@@ -1,0 +1,447 @@
+"""Human review of suggestions: a queue of segments and the decisions a coder makes on them.
+
+``ReviewSession`` holds no decision that is not already in the store: every action
+writes its rows (in one transaction) before it returns, so a crash loses nothing.
+The CLI maps keys to these actions; tests drive them with scripted keys.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
+
+from qualcode.codebook import Code, Codebook
+from qualcode.errors import ReviewError
+from qualcode.pipeline import Evidence
+from qualcode.store import Entry, SegmentState, Store
+from qualcode.transcripts import UNKNOWN_ROLE
+
+ORDERS = ("transcript", "uncertain")
+MAX_SHOWN_CODES = 9
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    code: str | None = None
+    transcript: str | None = None
+    role: str | None = None
+    min_confidence: float = 0.0
+    include_unsuggested: bool = False
+    order: str = "transcript"
+
+
+@dataclass
+class SuggestedCode:
+    code: str
+    confidence: float
+    source: str
+    evidence: list[Evidence]
+
+    def reason(self, text: str | None = None) -> str:
+        """Which rules fired: the words matched in ``text`` when given, else the codebook terms."""
+        terms: list[str] = []
+        for item in self.evidence:
+            shown = text[item.start : item.end] if text is not None and item.kind == "pattern" else item.term
+            label = f"'{shown}'" + (" (negated)" if item.negated else "")
+            if label not in terms:
+                terms.append(label)
+        return f"{self.source}: {', '.join(terms)}" if terms else self.source
+
+
+@dataclass
+class ReviewItem:
+    segment_id: int
+    transcript_id: str
+    number: int  # 1-based among the transcript's respondent segments
+    of: int
+    position: int
+    speaker: str | None
+    text: str
+    metadata: dict[str, str]
+    suggestions: list[SuggestedCode]
+
+    def uncertainty(self) -> float:
+        if not self.suggestions:
+            return 1.0
+        return min(abs(item.confidence - 0.5) for item in self.suggestions)
+
+
+@dataclass
+class ShownCode:
+    number: int
+    code: str
+    label: str
+    verdict: str | None  # this coder's standing verdict: accepted, rejected, added or None
+    suggestion: SuggestedCode | None
+    method: str | None = None
+
+
+@dataclass
+class Turn:
+    speaker: str | None
+    text: str
+    coded: bool
+
+
+@dataclass
+class ReviewProgress:
+    reviewed: int
+    total: int
+    accepted: int
+    rejected: int
+    added: int
+    session_decisions: int
+    per_minute: float | None  # None until the session is long enough for a meaningful rate
+
+
+@dataclass
+class ActionResult:
+    message: str = ""
+    moved: bool = False
+
+
+class ReviewSession:
+    """One coder's pass over a filtered queue of segments."""
+
+    def __init__(
+        self,
+        store: Store,
+        codebook: Codebook,
+        *,
+        coder: str,
+        filters: ReviewFilter = ReviewFilter(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not coder or not coder.strip():
+            raise ReviewError("no coder name", fix="pass --coder NAME or set 'coder' in qualcode.yaml")
+        self.store = store
+        self.codebook = codebook
+        self.coder = coder
+        self.filters = filters
+        self.clock = clock
+        self.started = clock()
+        self.session_decisions = 0
+        self._turns: dict[str, list] = {}
+        self.items = load_queue(store, codebook, filters)
+        self.states: dict[int, SegmentState] = store.coder_states(coder, [item.segment_id for item in self.items])
+        self.index = self._next_unreviewed(0, wrap=True)
+        if self.index is None:
+            self.index = 0
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def current(self) -> ReviewItem | None:
+        return self.items[self.index] if self.items else None
+
+    @property
+    def finished(self) -> bool:
+        return all(self.state(item).reviewed for item in self.items)
+
+    def state(self, item: ReviewItem) -> SegmentState:
+        return self.states.get(item.segment_id) or SegmentState()
+
+    def shown_codes(self, item: ReviewItem | None = None) -> list[ShownCode]:
+        """The suggested codes, then codes this coder added, numbered for the keys 1-9."""
+        item = item or self.current
+        if item is None:
+            return []
+        state = self.state(item)
+        shown: list[ShownCode] = []
+        for suggestion in item.suggestions:
+            shown.append(ShownCode(0, suggestion.code, self._label(suggestion.code), state.codes.get(suggestion.code), suggestion,
+                                   state.methods.get(suggestion.code)))
+        suggested = {suggestion.code for suggestion in item.suggestions}
+        for code, verdict in state.codes.items():
+            if code not in suggested:
+                shown.append(ShownCode(0, code, self._label(code), verdict, None, state.methods.get(code)))
+        for number, entry in enumerate(shown, start=1):
+            entry.number = number
+        return shown
+
+    def _label(self, code: str) -> str:
+        return self.codebook[code].label if code in self.codebook else code
+
+    def context(self, item: ReviewItem | None = None, *, widen: bool = False) -> tuple[list[Turn], list[Turn]]:
+        """The turns before the segment (the interviewer's question, or the previous turn) and, widened, after it."""
+        item = item or self.current
+        if item is None:
+            return [], []
+        turns = self._turns.get(item.transcript_id)
+        if turns is None:
+            turns = self._turns[item.transcript_id] = [
+                (row["position"], Turn(row["speaker"], row["text"], bool(row["coded"]))) for row in self.store.segments(item.transcript_id)
+            ]
+        before = [turn for position, turn in turns if position < item.position]
+        after = [turn for position, turn in turns if position > item.position]
+        if widen:
+            return before[-2:], after[:2]
+        return before[-1:], []
+
+    def progress(self) -> ReviewProgress:
+        reviewed = sum(1 for item in self.items if self.state(item).reviewed)
+        counts = {"accepted": 0, "rejected": 0, "added": 0}
+        for item in self.items:
+            for verdict in self.state(item).codes.values():
+                counts[verdict] += 1
+        minutes = (self.clock() - self.started) / 60.0
+        rate = self.session_decisions / minutes if minutes >= 0.25 else None
+        return ReviewProgress(reviewed, len(self.items), counts["accepted"], counts["rejected"], counts["added"],
+                              self.session_decisions, rate)
+
+    # -- actions ------------------------------------------------------------------------
+
+    def _write(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        self.store.record(entries, coder=self.coder)
+        # A segment reviewed with no code to decide is still one decision ("nothing applies").
+        self.session_decisions += max(1, sum(1 for entry in entries if entry.code is not None))
+        for segment_id in {entry.segment_id for entry in entries}:
+            self._refresh(segment_id)
+
+    def _refresh(self, segment_id: int) -> None:
+        self.states[segment_id] = self.store.coder_states(self.coder, [segment_id]).get(segment_id, SegmentState())
+
+    def accept_all(self) -> ActionResult:
+        """Accept every shown suggestion not yet decided, mark the segment reviewed, move on."""
+        return self._settle("accepted")
+
+    def reject_all(self) -> ActionResult:
+        """Reject every shown suggestion not yet decided, mark the segment reviewed, move on."""
+        return self._settle("rejected")
+
+    def _settle(self, verdict: str) -> ActionResult:
+        item = self.current
+        if item is None:
+            return ActionResult("Nothing to review.")
+        state = self.state(item)
+        entries = [Entry(item.segment_id, s.code, verdict) for s in item.suggestions if s.code not in state.codes]
+        entries.append(Entry(item.segment_id, None, "reviewed"))
+        self._write(entries)
+        decided = len(entries) - 1
+        message = f"{verdict.capitalize()} {decided} code{'s' if decided != 1 else ''}." if decided else "Reviewed."
+        return ActionResult(message, self._advance())
+
+    def toggle(self, number: int) -> ActionResult:
+        shown = self.shown_codes()
+        if not 1 <= number <= len(shown):
+            return ActionResult(f"No code {number} here.")
+        entry = shown[number - 1]
+        if entry.verdict in ("accepted", "added"):
+            verdict = "rejected"
+        else:
+            verdict = "accepted" if entry.suggestion is not None else "added"
+        self._write([Entry(self.current.segment_id, entry.code, verdict)])
+        return ActionResult(f"{entry.code}: {verdict}.")
+
+    def add_code(self, code_id: str) -> ActionResult:
+        item = self.current
+        if item is None:
+            return ActionResult("Nothing to review.")
+        if code_id not in self.codebook:
+            return ActionResult(f"No code '{code_id}' in the codebook.")
+        if self.state(item).codes.get(code_id) in ("accepted", "added"):
+            return ActionResult(f"{code_id} is already applied.")
+        suggested = any(s.code == code_id for s in item.suggestions)
+        verdict = "accepted" if suggested else "added"
+        self._write([Entry(item.segment_id, code_id, verdict)])
+        return ActionResult(f"{code_id}: {verdict}.")
+
+    def note(self, text: str) -> ActionResult:
+        item = self.current
+        if item is None or not text.strip():
+            return ActionResult("No note written.")
+        self._write([Entry(item.segment_id, None, "note", note=text.strip())])
+        return ActionResult("Note saved.")
+
+    def skip(self) -> ActionResult:
+        if not self.items:
+            return ActionResult("Nothing to review.")
+        following = self._next_unreviewed(self.index + 1, wrap=True, exclude_current=True)
+        if following is None:
+            return ActionResult("No other segment left to review.")
+        self.index = following
+        return ActionResult("Skipped.", True)
+
+    def undo(self) -> ActionResult:
+        """Undo this coder's most recent action, even one from an earlier session."""
+        rows = self.store.last_batch(self.coder)
+        if not rows:
+            return ActionResult("Nothing to undo.")
+        self.store.record([Entry(row["segment_id"], None, "undo", undoes=row["id"]) for row in rows], coder=self.coder)
+        segment_id = rows[0]["segment_id"]
+        for affected in {row["segment_id"] for row in rows}:
+            if affected in self.states or any(item.segment_id == affected for item in self.items):
+                self._refresh(affected)
+        moved = False
+        for index, item in enumerate(self.items):
+            if item.segment_id == segment_id:
+                moved = index != self.index
+                self.index = index
+                break
+        described = ", ".join(f"{row['code']} {row['verdict']}" if row["code"] else row["verdict"] for row in rows)
+        return ActionResult(f"Undone: {described}.", moved)
+
+    def _advance(self) -> bool:
+        following = self._next_unreviewed(self.index + 1, wrap=True)
+        if following is None:
+            return False
+        self.index = following
+        return True
+
+    def _next_unreviewed(self, start: int, *, wrap: bool, exclude_current: bool = False) -> int | None:
+        count = len(self.items)
+        order = list(range(start, count)) + (list(range(0, min(start, count))) if wrap else [])
+        for index in order:
+            if exclude_current and index == self.index:
+                continue
+            if not self.state(self.items[index]).reviewed:
+                return index
+        return None
+
+    def find_codes(self, text: str) -> list[Code]:
+        """Codes matching what the coder typed: a number from the listed codebook, or the start of an id or label."""
+        text = text.strip().lower()
+        codes = [code for code, _depth in self.codebook.walk()]
+        if not text:
+            return []
+        if text.isdigit():
+            index = int(text) - 1
+            return [codes[index]] if 0 <= index < len(codes) else []
+        exact = [code for code in codes if code.id == text or code.label.lower() == text]
+        if exact:
+            return exact
+        return [code for code in codes if code.id.startswith(text) or code.label.lower().startswith(text)]
+
+
+def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[ReviewItem]:
+    """The segments to review under the filters, in the requested order."""
+    if filters.order not in ORDERS:
+        raise ReviewError(f"unknown order '{filters.order}'", fix=f"use one of: {', '.join(ORDERS)}")
+    transcripts = store.transcripts()
+    if filters.transcript is not None and filters.transcript not in transcripts:
+        known = ", ".join(list(transcripts)[:8])
+        raise ReviewError(f"no transcript '{filters.transcript}' in the project", fix=f"use one of: {known}" if known else "run 'qualcode code' first")
+    if filters.code is not None and filters.code not in codebook:
+        raise ReviewError(f"no code '{filters.code}' in the codebook", fix="see 'qualcode codebook' for the ids")
+    wanted_codes = None
+    if filters.code is not None:
+        wanted_codes = {filters.code, *codebook.descendants(filters.code)}
+    suggestions: dict[int, list[SuggestedCode]] = defaultdict(list)
+    for row in store.suggestion_rows():
+        if row["confidence"] < filters.min_confidence:
+            continue
+        suggestions[row["segment_id"]].append(
+            SuggestedCode(row["code"], row["confidence"], row["source"], [Evidence(**item) for item in json.loads(row["evidence"])])
+        )
+    items: list[ReviewItem] = []
+    for transcript_id, stored in transcripts.items():
+        if filters.transcript is not None and transcript_id != filters.transcript:
+            continue
+        role = stored.metadata.get("role") or UNKNOWN_ROLE
+        if filters.role is not None and role != filters.role.lower():
+            continue
+        segments = store.coded_segments(transcript_id)
+        for number, row in enumerate(segments, start=1):
+            shown = sorted(suggestions.get(row["id"], []), key=lambda s: -s.confidence)[:MAX_SHOWN_CODES]
+            if wanted_codes is not None:
+                if not any(s.code in wanted_codes for s in shown):
+                    continue
+            elif not shown and not filters.include_unsuggested:
+                continue
+            items.append(
+                ReviewItem(row["id"], transcript_id, number, len(segments), row["position"], row["speaker"], row["text"], stored.metadata, shown)
+            )
+    if filters.order == "uncertain":
+        items.sort(key=lambda item: item.uncertainty())
+    return items
+
+
+def accept_above(store: Store, codebook: Codebook, *, coder: str, threshold: float, filters: ReviewFilter = ReviewFilter()) -> int:
+    """Record 'accepted' (method 'batch') for every suggestion at or above the threshold this coder has not decided."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ReviewError(f"threshold {threshold} is outside 0 to 1", fix="pass e.g. --accept-above 0.9")
+    items = load_queue(store, codebook, filters)
+    states = store.coder_states(coder, [item.segment_id for item in items])
+    entries = [
+        Entry(item.segment_id, suggestion.code, "accepted")
+        for item in items
+        for suggestion in item.suggestions
+        if suggestion.confidence >= threshold and suggestion.code not in (states.get(item.segment_id) or SegmentState()).codes
+    ]
+    store.record(entries, coder=coder, method="batch")
+    return len(entries)
+
+
+@dataclass
+class CoderProgress:
+    reviewed: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    added: int = 0
+
+
+@dataclass
+class TranscriptStatus:
+    transcript: str
+    role: str
+    segments: int
+    suggested: int
+    coders: dict[str, CoderProgress] = field(default_factory=dict)
+
+
+@dataclass
+class CodeStatus:
+    code: str
+    depth: int
+    suggested: int
+    coders: dict[str, CoderProgress] = field(default_factory=dict)
+
+
+@dataclass
+class StatusReport:
+    coders: list[str]
+    transcripts: list[TranscriptStatus]
+    codes: list[CodeStatus]
+
+
+def review_status(store: Store, codebook: Codebook) -> StatusReport:
+    """How much is reviewed, per transcript and per code, and by whom."""
+    coders = store.coders()
+    states = {coder: store.coder_states(coder) for coder in coders}
+    suggested_segments: dict[str, set[int]] = defaultdict(set)
+    suggested_by_transcript: dict[str, set[int]] = defaultdict(set)
+    for row in store.suggestion_rows():
+        suggested_segments[row["code"]].add(row["segment_id"])
+        suggested_by_transcript[row["transcript_id"]].add(row["segment_id"])
+    transcripts = []
+    for transcript_id, stored in store.transcripts().items():
+        segment_ids = [row["id"] for row in store.coded_segments(transcript_id)]
+        status = TranscriptStatus(transcript_id, stored.metadata.get("role") or UNKNOWN_ROLE, len(segment_ids), len(suggested_by_transcript[transcript_id]))
+        for coder in coders:
+            progress = CoderProgress()
+            for segment_id in segment_ids:
+                state = states[coder].get(segment_id)
+                if state is None:
+                    continue
+                progress.reviewed += state.reviewed
+                for verdict in state.codes.values():
+                    setattr(progress, verdict, getattr(progress, verdict) + 1)
+            status.coders[coder] = progress
+        transcripts.append(status)
+    codes = []
+    for code, depth in codebook.walk():
+        status = CodeStatus(code.id, depth, len(suggested_segments[code.id]))
+        for coder in coders:
+            progress = CoderProgress()
+            for state in states[coder].values():
+                verdict = state.codes.get(code.id)
+                if verdict:
+                    setattr(progress, verdict, getattr(progress, verdict) + 1)
+            status.coders[coder] = progress
+        codes.append(status)
+    return StatusReport(coders, transcripts, codes)

@@ -1,0 +1,69 @@
+"""`qualcode review` in a real pseudo-terminal: single keys without Enter, then the store."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from qualcode.project import Project
+
+pexpect = pytest.importorskip("pexpect")
+
+
+def test_review_in_a_pseudo_terminal(review_project):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "tty-ann"],
+        env={"TERM": "xterm", "COLUMNS": "80", "LINES": "24", "PATH": "/usr/bin:/bin"},
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 80),
+    )
+    child.expect("segment 1/2 of lead-01")
+    child.expect("q:quit")
+    child.send("a")  # one key, no Enter
+    child.expect("segment 2/2 of lead-01")
+    child.expect("q:quit")
+    child.send("2")  # nothing numbered 2 here
+    child.expect("No code 2 here")
+    child.send("x")
+    child.expect("segment 2/2 of partner-01")
+    child.expect("q:quit")
+    child.send("n")
+    child.expect("Note")
+    child.sendline("said with a laugh")
+    child.expect("note: said with a laugh")
+    child.send("q")
+    child.expect("Review quit: 3 decisions this session as tty-ann")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    with Project.open(review_project).store() as store:
+        got = [(r["code"], r["verdict"], r["note"]) for r in store.db.execute("SELECT code, verdict, note FROM decisions WHERE coder = 'tty-ann' ORDER BY id")]
+    assert got == [
+        ("timescale", "accepted", None),
+        (None, "reviewed", None),
+        ("sustainability", "rejected", None),
+        (None, "reviewed", None),
+        (None, "note", "said with a laugh"),
+    ]
+
+
+def test_killed_review_keeps_acknowledged_decisions(review_project):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "kim"],
+        env={"TERM": "xterm", "PATH": "/usr/bin:/bin"},
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 80),
+    )
+    child.expect("segment 1/2 of lead-01")
+    child.send("a")
+    child.expect("segment 2/2 of lead-01")  # the screen after the key: the decision was acknowledged
+    child.kill(9)
+    child.close()
+    with Project.open(review_project).store() as store:
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert [r[0] for r in store.db.execute("SELECT verdict FROM decisions WHERE coder = 'kim' ORDER BY id")] == ["accepted", "reviewed"]
