@@ -97,6 +97,8 @@ class CodeSuggester:
         self.vocab = nlp.vocab
         self.phrase_matcher = PhraseMatcher(nlp.vocab, attr="NORM")
         self.matcher = Matcher(nlp.vocab, validate=True)
+        # One matcher per token pattern, run only on docs holding all of its required words.
+        self.gated_patterns: list[tuple[list[tuple[str, frozenset[int]]], Any]] = []
         self.rules: dict[int, tuple[str, str, str]] = {}
         self.codebook_fingerprint = ""
         self._norms: dict[int, int] = {}
@@ -107,6 +109,7 @@ class CodeSuggester:
 
     def set_codebook(self, codebook: Codebook) -> None:
         from spacy.errors import MatchPatternError
+        from spacy.matcher import Matcher
 
         self._lookup = _lookup_table(self.nlp)
         for code in codebook.suggestible():
@@ -123,6 +126,9 @@ class CodeSuggester:
                 key = self._rule_key(code.id, "pattern", _pattern_text(pattern))
                 try:
                     self.matcher.add(key, [pattern])
+                    matcher = Matcher(self.vocab)
+                    matcher.add(key, [pattern])
+                    self.gated_patterns.append((self._requirements(pattern), matcher))
                 except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
                     line = code.pattern_lines[index] if index < len(code.pattern_lines) else code.line
                     first = str(exc).strip().splitlines()
@@ -134,6 +140,33 @@ class CodeSuggester:
                         fix="use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP",
                     ) from None
         self.codebook_fingerprint = codebook.fingerprint
+
+    def _requirements(self, pattern: list[dict[str, Any]]) -> list[tuple[str, frozenset[int]]]:
+        """For each token the pattern cannot match without, the words (NORM or LOWER ids) it accepts.
+
+        Optional tokens and constraints other than exact values or IN lists are left out,
+        so the check only ever skips docs the pattern could not match.
+        """
+        required = []
+        for token in pattern:
+            op = str(token.get("OP", ""))
+            if op in ("?", "*", "!") or (op.startswith("{") and op[1:].split(",")[0].strip() in ("", "0")):
+                continue
+            for key, value in token.items():
+                name = str(key).upper()
+                if name not in ("NORM", "LOWER", "ORTH", "TEXT"):
+                    continue
+                if isinstance(value, str):
+                    words = [value]
+                elif isinstance(value, dict) and list(value) == ["IN"] and all(isinstance(item, str) for item in value["IN"]):
+                    words = value["IN"]
+                else:
+                    continue
+                attr = "NORM" if name == "NORM" else "LOWER"
+                values = words if attr == "NORM" else [word.lower() for word in words]
+                required.append((attr, frozenset(self.vocab.strings.add(word) for word in values)))
+                break
+        return required
 
     def _rule_key(self, code: str, kind: str, term: str) -> str:
         key = f"{code}\x1f{kind}\x1f{term}"
@@ -152,19 +185,23 @@ class CodeSuggester:
 
     # -- matching -----------------------------------------------------------------
 
-    def _set_norms(self, doc: "Doc") -> None:
-        """Write each token's lower-cased lemma to NORM, the attribute the PhraseMatcher reads."""
+    def _set_norms(self, doc: "Doc") -> tuple[list[int], list[int]]:
+        """Write each token's lower-cased lemma to NORM, the attribute the PhraseMatcher reads.
+
+        Returns the NORM and LOWER ids of the tokens.
+        """
         import numpy
         from spacy.attrs import LOWER, NORM
 
         if not len(doc):
-            return
+            return [], []
         strings = self.vocab.strings
+        lowers = doc.to_array(LOWER).tolist()
         if self._lookup is not None:
             norms = self._norms
             lookup = self._lookup
             values = []
-            for lower in doc.to_array(LOWER).tolist():
+            for lower in lowers:
                 norm = norms.get(lower)
                 if norm is None:
                     # The table is keyed by string hashes, the same ids as LOWER.
@@ -174,15 +211,19 @@ class CodeSuggester:
         else:
             values = [strings.add(token.lemma_.lower() or token.lower_) for token in doc]
         doc.from_array([NORM], numpy.array(values, dtype="uint64").reshape(-1, 1))
+        return values, lowers
 
     def __call__(self, doc: "Doc") -> "Doc":
         from spacy.tokens import Span, SpanGroup
 
-        self._set_norms(doc)
+        norms, lowers = self._set_norms(doc)
         found: dict[str, list[tuple[Evidence, int, int]]] = {}
         matches = list(self.phrase_matcher(doc))
-        if len(self.matcher):
-            matches.extend(self.matcher(doc))
+        if self.gated_patterns:
+            present = {"NORM": set(norms), "LOWER": set(lowers)}
+            for required, matcher in self.gated_patterns:
+                if all(not present[attr].isdisjoint(words) for attr, words in required):
+                    matches.extend(matcher(doc))
         for match_id, start, end in matches:
             code, kind, term = self.rules[match_id]
             negated = any(

@@ -105,3 +105,39 @@ def test_trained_pipeline_path_uses_its_own_lemmas(tmp_path):
     trained.to_disk(tmp_path / "trained")
     nlp = build_pipeline(parse_codebook(SMALL_CODEBOOK), pipeline_name=str(tmp_path / "trained"))
     assert [s.code for s in suggestions_from_doc(nlp("deadlines"))] == ["timescale"]
+
+
+GATE_CODEBOOK = """\
+codes:
+  - id: a
+    patterns:
+      - [{LOWER: very}, {ORTH: Tight, OP: "?"}, {NORM: {IN: [deadline, timescale]}}]
+      - [{NORM: who}, {IS_PUNCT: false, OP: "{0,3}"}, {NORM: {IN: [pay, fund]}}]
+      - [{TEXT: {REGEX: "^[Ff]und"}}, {NORM: {IN: [end, finish]}}]
+      - [{NORM: time, OP: "+"}, {LEMMA: {NOT_IN: [x]}}, {NORM: short}]
+      - [{ORTH: NHS}, {NORM: board, OP: "*"}, {LOWER: {IN: [budget, money]}}]
+"""
+
+
+@pytest.mark.parametrize(
+    "text, matched",
+    [
+        ("A very Tight deadline.", True),
+        ("a VERY timescale", True),
+        ("Who is going to pay? who will fund", True),
+        ("Funding ends; funds finish.", True),
+        ("time time is short", True),
+        ("The NHS board board money, NHS budget, nhs money", True),
+        ("nothing relevant here at all", False),
+        ("very tight, and who knows", False),
+    ],
+)
+def test_gated_patterns_find_exactly_what_the_full_matcher_finds(text, matched):
+    nlp = build_pipeline(parse_codebook(GATE_CODEBOOK))
+    suggester = nlp.get_pipe("qualcode_suggester")
+    doc = nlp(text)
+    full = sorted(suggester.matcher(doc))
+    gated = sorted(match for _required, matcher in suggester.gated_patterns for match in matcher(doc))
+    assert gated == full
+    assert bool(full) is matched
+    assert bool(doc.spans["qualcode"]) is matched
