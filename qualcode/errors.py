@@ -72,3 +72,11 @@ class PipelineError(QualcodeError):
 
 class ReviewError(QualcodeError):
     """A review filter or action that cannot be carried out."""
+
+
+class AnalysisError(QualcodeError):
+    """An analysis or export option that does not fit the project."""
+
+
+class QdpxError(QualcodeError):
+    """A REFI-QDA archive that cannot or must not be read."""

@@ -260,7 +260,8 @@ def _split_front_matter(path: Path, raw: str, warnings: list[str]) -> tuple[str,
         warnings.append(f"{path}:1: front matter is not closed by a '---' line; read as transcript text")
         return raw, {}
     block = raw[4 : 4 + end.start()]
-    body = raw[4 + end.end() :].lstrip("\n")
+    body = raw[4 + end.end() :]
+    body = body[1:] if body.startswith("\n") else body  # only the closing line's newline: offsets stay exact
     try:
         parsed = yaml.safe_load(block)
     except yaml.YAMLError as exc:

@@ -103,3 +103,36 @@ def review_project(small_project):
 
     code(project_dir=small_project)
     return small_project
+
+
+@pytest.fixture
+def decided_project(tmp_path):
+    """Four respondents with hand-placed decisions (no reliance on the rules):
+
+    lead-01  seg1 timescale accepted (ann); seg2 timescale added + sustainability added (ann)
+    lead-02  seg1 sustainability accepted (ann)
+    partner-01 seg1 timescale rejected (ann), accepted (bob)
+    stakeholder-01 nothing
+    """
+    from qualcode.project import Project, code
+    from qualcode.store import Entry
+
+    write(tmp_path / "codebook.yaml", SMALL_CODEBOOK)
+    bodies = {
+        "lead-01": ("lead", "third sector", ["First answer about things.", "Second answer about more things.", "Third answer."]),
+        "lead-02": ("lead", "public sector", ["Only answer here.", "Another one."]),
+        "partner-01": ("partner", "third sector", ["Partner speaking.", "Partner again."]),
+        "stakeholder-01": ("stakeholder", "public sector", ["Stakeholder view."]),
+    }
+    for tid, (role, sector, answers) in bodies.items():
+        turns = "\n\n".join(f"Interviewer: Question {i}?\n\nRespondent: {answer}" for i, answer in enumerate(answers, start=1))
+        write(tmp_path / "transcripts" / f"{tid}.txt", f"---\nrole: {role}\nsector: {sector}\n---\n{turns}\n")
+    code(project_dir=tmp_path)
+    with Project.open(tmp_path).store() as store:
+        seg = {tid: [row["id"] for row in store.coded_segments(tid)] for tid in bodies}
+        store.record([Entry(seg["lead-01"][0], "timescale", "accepted")], coder="ann")
+        store.record([Entry(seg["lead-01"][1], "timescale", "added"), Entry(seg["lead-01"][1], "sustainability", "added")], coder="ann")
+        store.record([Entry(seg["lead-02"][0], "sustainability", "accepted")], coder="ann")
+        store.record([Entry(seg["partner-01"][0], "timescale", "rejected")], coder="ann")
+        store.record([Entry(seg["partner-01"][0], "timescale", "accepted")], coder="bob")
+    return tmp_path

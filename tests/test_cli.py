@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -19,7 +20,7 @@ def run(*args: str):
     return runner.invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "100"})
 
 
-@pytest.mark.parametrize("command", [[], ["code"], ["codebook"], ["export"], ["review"], ["status"]])
+@pytest.mark.parametrize("command", [[], ["code"], ["codebook"], ["export"], ["review"], ["status"], ["stats"], ["import-qdpx"]])
 def test_every_help_shows_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0
@@ -101,7 +102,8 @@ def test_export_csv_writes_codings(small_project):
     result = run("export", "--format", "csv", "--project", str(small_project))
     assert result.exit_code == 0
     path = small_project / "exports" / "codings.csv"
-    assert result.output.replace("\n", "") == f"Wrote {path} (2 rows)"
+    assert "Warning: No confirmed codings yet: the tables count nothing. Review first, or export with --status suggested." in " ".join(result.output.split())
+    assert f"Wrote {path} (2 rows)" in result.output.replace("\n", "")
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["transcript", "segment", "speaker", "start", "end", "text", "code", "status", "confidence", "coder", "role", "sector"]
@@ -113,7 +115,7 @@ def test_export_csv_writes_codings(small_project):
 
 def test_export_unknown_format_and_before_coding(small_project):
     result = run("export", "--format", "pdf", "--project", str(small_project))
-    assert result.exit_code == 1 and "unknown export format 'pdf'. Fix: use one of: csv" in result.output
+    assert result.exit_code == 1 and "unknown export format 'pdf'. Fix: use one or more of: xlsx, csv, md, qdpx, or all" in result.output
     result = run("export", "--project", str(small_project))
     assert result.exit_code == 1 and "nothing to export yet. Fix: run 'qualcode code' first" in result.output
 
@@ -157,3 +159,37 @@ def test_review_errors_are_one_line(review_project):
 def test_status_before_coding(small_project):
     result = run("status", "--project", str(small_project))
     assert result.exit_code == 1 and "no project database yet. Fix: run 'qualcode code' first" in result.output
+
+
+def test_stats_by_role_and_crossed(decided_project):
+    result = run("stats", "--project", str(decided_project))
+    assert result.exit_code == 0
+    lines = [line.rstrip() for line in result.output.splitlines()]
+    assert lines[0] == "Respondents raising each code, by role (confirmed codings)"
+    table = [[cell.strip() for cell in line.strip("│").split("│")] for line in lines if line.startswith("│")]
+    assert table == [
+        ["", "N=2", "N=1", "N=1", "N=4"],
+        ["challenges", "2 (100%)", "1 (100%)", "0 (0%)", "3 (75%)"],
+        ["timescale", "1 (50%)", "1 (100%)", "0 (0%)", "2 (50%)"],
+        ["sustainability", "2 (100%)", "0 (0%)", "0 (0%)", "2 (50%)"],
+        ["other", "0 (0%)", "0 (0%)", "0 (0%)", "0 (0%)"],
+    ]
+    crossed = run("stats", "--by", "role,sector", "--status", "all", "--project", str(decided_project))
+    assert "by role x sector (all codings)" in crossed.output
+
+
+def test_export_all_formats_and_import_qdpx_cli(decided_project, tmp_path):
+    result = run("export", "--project", str(decided_project))
+    assert result.exit_code == 0
+    written = [line.split()[1] for line in result.output.splitlines() if line.startswith("Wrote ")]
+    assert [Path(p).name for p in written] == [
+        "codings.csv", "summary.csv", "co_occurrence.csv", "respondents.csv", "excerpts.csv", "codebook.csv",
+        "themes.xlsx", "quotes.md", "project.qdpx", "codebook.qdc",
+    ]
+    imported = run("import-qdpx", str(decided_project / "exports" / "project.qdpx"), "--project", str(tmp_path / "copy"))
+    assert imported.exit_code == 0
+    assert "4 coded selections (4 placed on segments, 0 not placed), 5 decisions by ann, bob." in " ".join(imported.output.split())
+    bad = tmp_path / "bad.qdpx"
+    bad.write_text("not a zip")
+    failed = run("import-qdpx", str(bad), "--project", str(tmp_path / "other"))
+    assert failed.exit_code == 1 and failed.output.startswith(f"Error: {bad}: not a REFI-QDA archive")

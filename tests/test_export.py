@@ -63,3 +63,65 @@ def test_write_atomic_failure_keeps_the_old_file(tmp_path, monkeypatch):
         write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["codings.csv"]
+
+
+def test_themes_xlsx_sheets_headers_values_and_formatting(decided_project):
+    from openpyxl import load_workbook
+
+    result = export(project_dir=decided_project, formats="xlsx", by=["sector", "role,sector"])
+    workbook = load_workbook(result.files[0])
+    assert workbook.sheetnames == ["Summary", "By sector", "By role x sector", "Co-occurrence", "Respondents", "Excerpts", "Codebook"]
+    summary = workbook["Summary"]
+    header = [cell.value for cell in summary[1]]
+    assert header[:5] == ["code", "label", "lead: respondents", "lead: %", "lead: segments"]
+    rows = {row[0]: row for row in summary.iter_rows(min_row=2, values_only=True)}
+    assert rows["timescale"][2:5] == (1, 50.0, 2)
+    assert all(isinstance(value, (int, float)) for value in rows["timescale"][2:])  # numbers stored as numbers
+    assert rows["challenges"][header.index("All: respondents")] == 3
+    assert summary.freeze_panes == "B2" and summary["A1"].font.bold
+    assert summary.column_dimensions["B"].width >= len("respondents (N)")
+    heat = [str(rule.sqref) for rule in summary.conditional_formatting]
+    assert "C3:C6" in heat  # codes rows only, N row left plain
+    assert [cell.value for cell in workbook["Codebook"][1]][:7] == ["id", "label", "parent", "level", "definition", "include", "exclude"]
+    excerpts = list(workbook["Excerpts"].iter_rows(min_row=2, values_only=True))
+    assert len(excerpts) == 5 and workbook["Excerpts"].freeze_panes == "A2"
+    respondents = workbook["Respondents"]
+    assert [cell.value for cell in respondents[1]][:3] == ["transcript", "role", "sector"]
+    assert list(respondents.conditional_formatting)
+
+
+def test_csv_tables_are_utf8_one_table_per_file(decided_project):
+    result = export(project_dir=decided_project, formats="csv", by=["sector"])
+    names = [path.name for path in result.files]
+    assert names == ["codings.csv", "summary.csv", "by_sector.csv", "co_occurrence.csv", "respondents.csv", "excerpts.csv", "codebook.csv"]
+    with (decided_project / "exports" / "summary.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:3] == ["code", "label", "lead: respondents"]
+    assert rows[1][:5] == ["N", "respondents (N)", "2", "100.0", "5"]
+    assert rows[3][:5] == ["timescale", "Timescale", "1", "50.0", "2"]
+
+
+def test_quotes_markdown_groups_excerpts_by_respondent_type(decided_project):
+    export(project_dir=decided_project, formats="md")
+    text = (decided_project / "exports" / "quotes.md").read_text(encoding="utf-8")
+    assert text.startswith("# Quotes: Test codebook\n")
+    timescale = text[text.index("### Timescale (`timescale`)") : text.index("### Sustainability")]
+    assert "*Definition:* Time pressure." in timescale
+    assert "**Lead** (1 respondent, 2 excerpts)" in timescale
+    assert "> First answer about things.\n> — lead-01, segment 1" in timescale
+    assert "**Partner** (1 respondent, 1 excerpt)" in timescale
+    assert "## Other (`other`)\n\nNo coded excerpts." in text
+
+
+def test_export_refuses_unknown_breakdown_attribute(decided_project):
+    from qualcode.errors import AnalysisError
+
+    with pytest.raises(AnalysisError, match="no attribute 'region' in the transcripts' metadata. Fix: use one of: role, sector"):
+        export(project_dir=decided_project, formats="xlsx", by=["region"])
+
+
+def test_export_overwrites_atomically(decided_project):
+    first = export(project_dir=decided_project, formats="xlsx").files[0].read_bytes()
+    export(project_dir=decided_project, formats="xlsx")
+    assert sorted(p.name for p in (decided_project / "exports").iterdir()) == ["themes.xlsx"]
+    assert first[:2] == b"PK"

@@ -6,6 +6,8 @@ from qualcode.cli import codebook as _codebook  # noqa: F401
 from qualcode.cli import export as _export  # noqa: F401
 from qualcode.cli import review as _review  # noqa: F401
 from qualcode.cli import status as _status  # noqa: F401
+from qualcode.cli import stats as _stats  # noqa: F401
+from qualcode.cli import import_qdpx as _import_qdpx  # noqa: F401
 
 
 def main() -> None:

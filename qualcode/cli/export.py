@@ -1,13 +1,14 @@
-"""qualcode export: write the codings to files in exports/."""
+"""qualcode export: spreadsheets, CSV tables, a quotes appendix and REFI-QDA files in exports/."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from rich.markup import escape
 
-from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
+from qualcode.analysis import STATUSES
+from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
 from qualcode.export import FORMATS, export
 
 
@@ -15,14 +16,18 @@ from qualcode.export import FORMATS, export
 @user_errors
 def export_cli(
     project: Path = ProjectOpt,
-    format: str = Opt("csv", "--format", "-f", help=f"What to write: {', '.join(FORMATS)}."),
-    output: Optional[Path] = Opt(None, "--output", "-o", help="Folder to write into.", show_default="exports/ in the project"),
+    format: str = Opt("all", "--format", "-f", help=f"What to write, comma-separated: {', '.join(FORMATS)}, or all."),
+    by: Optional[List[str]] = Opt(None, "--by", help="Extra breakdown sheets/tables: an attribute, or attributes crossed with commas. Repeatable."),
+    status: str = Opt("confirmed", "--status", help=f"Which codings count in the tables: {', '.join(STATUSES)}."),
     coder: Optional[str] = Opt(None, "--coder", help="Only this coder's decisions.", show_default="every coder"),
+    output: Optional[Path] = Opt(None, "--output", "-o", help="Folder to write into.", show_default="exports/ in the project"),
 ) -> None:
-    """Export codings: exports/codings.csv has one row per segment and code.
+    """Export themes.xlsx, CSV tables (codings.csv and one per table), quotes.md, project.qdpx and codebook.qdc.
 
-    Example: qualcode export --format csv --project my-study
+    Example: qualcode export --format xlsx,md --by sector --by role,organisation_type
     """
-    result = export(project_dir=project, format=format, output_dir=output, coder=coder)
+    result = export(project_dir=project, formats=format, output_dir=output, status=status, coder=coder, by=by or [])
+    for note in result.notes:
+        warn(note)
     for path in result.files:
-        console.print(f"Wrote {escape(str(path))} ({result.rows} rows)")
+        console.print(f"Wrote {escape(str(path))}" + (f" ({result.rows} rows)" if path.name == "codings.csv" else ""))
