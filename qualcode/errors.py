@@ -80,3 +80,7 @@ class AnalysisError(QualcodeError):
 
 class QdpxError(QualcodeError):
     """A REFI-QDA archive that cannot or must not be read."""
+
+
+class EvaluationError(QualcodeError):
+    """Codings that cannot be compared as asked."""

@@ -383,8 +383,15 @@ def suggestions_from_doc(doc: "Doc", spans_key: str = SPANS_KEY) -> list[Suggest
     return suggestions
 
 
-def suggest(nlp: "Language", texts: Iterable[str], *, batch_size: int = 256, min_confidence: float = 0.0) -> list[list[Suggestion]]:
-    """Suggestions for each text, in order, through ``nlp.pipe``."""
+def suggest(
+    nlp: "Language", texts: Iterable[str], *, batch_size: int = 256, min_confidence: float = 0.0, models: Any = None
+) -> list[list[Suggestion]]:
+    """Suggestions for each text, in order, through ``nlp.pipe``; blended with learned models when given."""
+    if models is not None:
+        from qualcode.model import blend
+
+        docs = list(nlp.pipe(texts, batch_size=batch_size))
+        return blend(docs, models, min_confidence=min_confidence)
     results = []
     for doc in nlp.pipe(texts, batch_size=batch_size):
         results.append([item for item in suggestions_from_doc(doc) if item.confidence >= min_confidence])

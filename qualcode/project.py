@@ -50,6 +50,8 @@ class Settings:
     transcripts: str = "transcripts"
     exports: str = "exports"
     workers: int = 0  # 0: decide from the machine and the amount of work
+    retrain_after: int = 50  # new decisions before `code` and `review` refit the models; 0: never
+    learn_min_examples: int = 5  # of each class, before a code gets a model
 
     @property
     def segment_options(self) -> SegmentOptions:
@@ -66,6 +68,8 @@ _SETTING_TYPES: dict[str, Any] = {
     "transcripts": str,
     "exports": str,
     "workers": int,
+    "retrain_after": int,
+    "learn_min_examples": int,
 }
 
 
@@ -104,8 +108,9 @@ def load_settings(project_dir: str | Path) -> Settings:
                 raise SettingsError("expected a number from 0 to 1", path=path, line=line, key_path=key)
             value = float(value)
         elif expected is int:
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "workers" else 10):
-                raise SettingsError("expected a whole number" + (" of at least 10" if key == "segment_words" else ""), path=path, line=line, key_path=key)
+            minimum = {"segment_words": 10, "learn_min_examples": 2}.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise SettingsError(f"expected a whole number of at least {minimum}", path=path, line=line, key_path=key)
         elif not isinstance(value, str):
             value = str(value)
         values[key] = value
@@ -191,6 +196,8 @@ class CodeResult:
     segments: int = 0
     retired_with_decisions: int = 0
     pipeline_version: str = ""
+    retrained: "TrainResult | None" = None
+    rescored: int = 0
 
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -199,11 +206,13 @@ ProgressCallback = Callable[[str, int, int], None]
 _worker_state: dict[str, Any] = {}
 
 
-def _init_worker(codebook: Codebook, settings: Settings) -> None:
+def _init_worker(codebook: Codebook, settings: Settings, models: Any = None) -> None:
     from qualcode.pipeline import build_pipeline
 
     _worker_state["nlp"] = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
     _worker_state["settings"] = settings
+    _worker_state["fingerprint"] = codebook.fingerprint
+    _worker_state["models"] = models
 
 
 def _process_file(job: tuple[Path, bytes]) -> tuple[Path, Transcript | None, list | None, str | None]:
@@ -216,7 +225,7 @@ def _process_file(job: tuple[Path, bytes]) -> tuple[Path, Transcript | None, lis
     except TranscriptError as exc:
         return path, None, None, str(exc)
     texts = [segment.text for segment in transcript.segments if segment.coded]
-    suggestions = suggest(_worker_state["nlp"], texts, min_confidence=settings.min_confidence)
+    suggestions = suggest(_worker_state["nlp"], texts, min_confidence=settings.min_confidence, models=_worker_state.get("models"))
     return path, transcript, suggestions, None
 
 
@@ -228,15 +237,15 @@ def _worker_count(settings: Settings, total_bytes: int) -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def _run_jobs(jobs: list[tuple[Path, bytes]], codebook: Codebook, settings: Settings) -> Iterator[tuple]:
+def _run_jobs(jobs: list[tuple[Path, bytes]], codebook: Codebook, settings: Settings, models: Any = None) -> Iterator[tuple]:
     workers = _worker_count(settings, sum(len(data) for _path, data in jobs))
     if workers <= 1 or len(jobs) < 2:
-        _init_worker(codebook, settings)
+        _init_worker(codebook, settings, models)
         for job in jobs:
             yield _process_file(job)
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(codebook, settings)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(codebook, settings, models)) as pool:
         yield from pool.map(_process_file, jobs, chunksize=4)
 
 
@@ -249,11 +258,24 @@ def code(
     """Import new or changed transcripts, then (re)suggest codes where the rules changed."""
     from qualcode.pipeline import pipeline_version
 
+    from qualcode.model import load_models
+
     project = Project.open(project_dir)
     settings = project.settings
     codebook = project.codebook()
     version = pipeline_version(codebook, settings.pipeline)
     result = CodeResult(pipeline_version=version)
+    if project.database_path.exists():
+        result.retrained = maybe_retrain(project)
+    models = None
+    model_run = None
+    if project.database_path.exists():
+        with project.store() as store:
+            loaded = load_models(store)
+        if loaded is not None:
+            model_run, models = loaded
+            models.models = {code: model for code, model in models.models.items() if code in codebook}
+    scored_version = f"{version}+model-{model_run}" if model_run else version
     given = [Path(p) if Path(p).is_absolute() else project.root / p for p in (paths or [project.transcripts_dir])]
     files, unsupported = discover(given)
     result.skipped.extend(Skipped(project.relative(path), reason) for path, reason in unsupported)
@@ -297,7 +319,7 @@ def code(
         total = len(jobs)
         if on_progress:
             on_progress("import", 0, total)
-        for done, (path, transcript, suggestions, error) in enumerate(_run_jobs(jobs, codebook, settings) if jobs else [], start=1):
+        for done, (path, transcript, suggestions, error) in enumerate(_run_jobs(jobs, codebook, settings, models) if jobs else [], start=1):
             relative = project.relative(path)
             if transcript is None:
                 result.skipped.append(Skipped(relative, error.split(": ", 1)[-1] if error else "unreadable"))
@@ -307,7 +329,7 @@ def code(
                     result.warnings.append(f"{relative}: no 'role' in front matter or {METADATA_FILE}; counted as 'unknown'")
                 result.warnings.extend(transcript.warnings)
                 existed = transcript.id in known
-                outcome = store.save_transcript(transcript, suggestions, pipeline_version=version, path=relative)
+                outcome = store.save_transcript(transcript, suggestions, pipeline_version=scored_version, path=relative)
                 result.retired_with_decisions += outcome.retired_with_decisions
                 (result.updated if existed else result.imported).append(transcript.id)
                 result.words += transcript.words
@@ -317,23 +339,112 @@ def code(
         fresh = set(result.imported) | set(result.updated)
         stale = [transcript_id for transcript_id in store.stale_transcripts(version) if transcript_id not in fresh]
         if stale:
-            _resuggest(store, stale, codebook, settings, version, on_progress)
+            _resuggest(store, stale, codebook, settings, scored_version, on_progress, models)
             result.resuggested = stale
+        elif models is not None and store.get_meta("model_run_scored") != str(model_run):
+            result.rescored = rescore_undecided(store, codebook, settings, models, scored_version)
         store.set_meta("pipeline_version", version)
+        if model_run:
+            store.set_meta("model_run_scored", str(model_run))
         result.segments = store.counts()["segments"]
     return result
 
 
-def _resuggest(store: Store, transcript_ids: list[str], codebook: Codebook, settings: Settings, version: str,
-               on_progress: ProgressCallback | None) -> None:
-    from qualcode.pipeline import build_pipeline, suggest
+def _pipeline_for(codebook: Codebook, settings: Settings):
+    from qualcode.pipeline import build_pipeline
 
-    nlp = _worker_state.get("nlp") if _worker_state.get("settings") == settings else None
-    if nlp is None or nlp.get_pipe("qualcode_suggester").codebook_fingerprint != codebook.fingerprint:
-        nlp = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
+    if _worker_state.get("settings") == settings and _worker_state.get("fingerprint") == codebook.fingerprint:
+        return _worker_state["nlp"]
+    nlp = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
+    _worker_state.update(nlp=nlp, settings=settings, fingerprint=codebook.fingerprint)
+    return nlp
+
+
+def rescore_undecided(store: Store, codebook: Codebook, settings: Settings, models: Any, version: str, batch: int = 512) -> int:
+    """Re-suggest the segments nobody has decided on with the current models.
+
+    Reviewed segments keep the suggestions their coder saw, so comparing machine and coder
+    never scores the models on their own training data.
+    """
+    from qualcode.pipeline import suggest
+
+    nlp = _pipeline_for(codebook, settings)
+    rows = store.undecided_segments()
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        suggestions = suggest(nlp, [row["text"] for row in chunk], min_confidence=settings.min_confidence, models=models)
+        store.replace_segment_suggestions(list(zip([row["id"] for row in chunk], suggestions)), pipeline_version=version)
+    return len(rows)
+
+
+@dataclass
+class TrainResult:
+    run: int | None
+    examples: int
+    decisions: int
+    models: dict[str, dict[str, Any]]
+    too_few: dict[str, dict[str, int]]
+    rules_better: dict[str, dict[str, float]] = field(default_factory=dict)
+    rescored: int = 0
+    seconds: float = 0.0
+
+
+def train(*, project_dir: str | Path = ".", seed: int = 0, rescore: bool = True) -> TrainResult:
+    """Fit a model per code on the project's review decisions, store it, and re-score undecided segments."""
+    import time
+
+    from qualcode.model import fit_models, save_models, training_labels
+    from qualcode.pipeline import pipeline_version
+
+    started = time.perf_counter()
+    project = Project.open(project_dir)
+    settings = project.settings
+    codebook = project.codebook()
+    if not project.database_path.exists():
+        raise ProjectError("no project database yet", path=project.root, fix="run 'qualcode code' first")
+    with project.store() as store:
+        codes = [code.id for code in codebook.codes.values() if not code.children]
+        segment_ids, labels, decisions = training_labels(store, codes)
+        texts = {row["id"]: row["text"] for row in store.coded_segments()}
+        nlp = _pipeline_for(codebook, settings)
+        docs = list(nlp.pipe([texts[segment_id] for segment_id in segment_ids], batch_size=256))
+        models = fit_models(docs, labels, rule_codes=[code.id for code in codebook.suggestible()],
+                            min_examples=settings.learn_min_examples, seed=seed)
+        run = save_models(store, models, decisions=decisions) if models.models or models.rules_better else None
+        summary = models.summary()
+        result = TrainResult(run, models.examples, decisions, summary["codes"], summary["too_few_examples"], summary["rules_better"])
+        if run is not None and rescore:
+            version = f"{pipeline_version(codebook, settings.pipeline)}+model-{run}"
+            result.rescored = rescore_undecided(store, codebook, settings, models, version)
+            store.set_meta("model_run_scored", str(run))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def maybe_retrain(project: Project) -> TrainResult | None:
+    """Refit when at least ``retrain_after`` decisions came in since the last fit (and some code has enough examples)."""
+    from qualcode.model import latest_run
+
+    if not project.settings.retrain_after:
+        return None
+    with project.store() as store:
+        count = store.db.execute("SELECT COUNT(*) FROM decisions WHERE verdict IN ('accepted', 'rejected', 'added', 'reviewed')").fetchone()[0]
+        last = latest_run(store)
+    since = count - (last[1] if last else 0)
+    if since < project.settings.retrain_after:
+        return None
+    result = train(project_dir=project.root)
+    return result if result.run is not None else None
+
+
+def _resuggest(store: Store, transcript_ids: list[str], codebook: Codebook, settings: Settings, version: str,
+               on_progress: ProgressCallback | None, models: Any = None) -> None:
+    from qualcode.pipeline import suggest
+
+    nlp = _pipeline_for(codebook, settings)
     for done, transcript_id in enumerate(transcript_ids, start=1):
         rows = store.coded_segments(transcript_id)
-        suggestions = suggest(nlp, [row["text"] for row in rows], min_confidence=settings.min_confidence)
+        suggestions = suggest(nlp, [row["text"] for row in rows], min_confidence=settings.min_confidence, models=models)
         store.replace_suggestions(transcript_id, list(zip([row["id"] for row in rows], suggestions)), pipeline_version=version)
         if on_progress:
             on_progress("resuggest", done, len(transcript_ids))

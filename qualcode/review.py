@@ -407,6 +407,8 @@ class StatusReport:
     coders: list[str]
     transcripts: list[TranscriptStatus]
     codes: list[CodeStatus]
+    model_run: int | None = None
+    model: dict | None = None
 
 
 def review_status(store: Store, codebook: Codebook) -> StatusReport:
@@ -444,4 +446,7 @@ def review_status(store: Store, codebook: Codebook) -> StatusReport:
                     setattr(progress, verdict, getattr(progress, verdict) + 1)
             status.coders[coder] = progress
         codes.append(status)
-    return StatusReport(coders, transcripts, codes)
+    from qualcode.model import latest_run
+
+    run = latest_run(store)
+    return StatusReport(coders, transcripts, codes, run[0] if run else None, run[2] if run else None)

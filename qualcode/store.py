@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from qualcode.pipeline import Suggestion
     from qualcode.transcripts import Segment, Transcript
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERDICTS = ("accepted", "rejected", "added")
 # Rows with no code: "reviewed" marks a segment done by a coder, "note" carries a memo,
 # "undo" cancels the row named in ``undoes``.
@@ -79,6 +79,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX decisions_by_segment ON decisions (segment_id, coder);
     CREATE INDEX decisions_by_coder ON decisions (coder, batch);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: models learned from decisions, one row per training run.
+    """
+    CREATE TABLE model_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        trained_at TEXT NOT NULL,
+        decisions INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        model BLOB NOT NULL
+    );
     """,
 ]
 
@@ -306,6 +316,19 @@ class Store:
             )
             self._insert_suggestions(db, rows, pipeline_version, now())
 
+    def replace_segment_suggestions(self, rows: Sequence[tuple[int, Sequence["Suggestion"]]], *, pipeline_version: str) -> None:
+        """Replace the suggestions of the given segments, in one transaction."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM suggestions WHERE segment_id = ?", [(segment_id,) for segment_id, _items in rows])
+            self._insert_suggestions(db, rows, pipeline_version, now())
+
+    def undecided_segments(self) -> list[sqlite3.Row]:
+        """Respondent segments nobody has decided anything on yet."""
+        return self.db.execute(
+            """SELECT id, transcript_id, text FROM segments g WHERE coded = 1 AND retired_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.segment_id = g.id) ORDER BY transcript_id, position"""
+        ).fetchall()
+
     # -- segments and suggestions -------------------------------------------------------
 
     def coded_segments(self, transcript_id: str | None = None) -> list[sqlite3.Row]:
@@ -330,11 +353,11 @@ class Store:
         ).fetchall()
 
     def stale_transcripts(self, pipeline_version: str) -> list[str]:
-        """Transcripts with any suggestion made by another pipeline version, or never suggested."""
+        """Transcripts with any suggestion made by other rules (a '+model-N' suffix is ignored), or never suggested."""
         rows = self.db.execute(
             """SELECT DISTINCT g.transcript_id FROM suggestions s JOIN segments g ON g.id = s.segment_id
-               WHERE s.pipeline_version != ?""",
-            (pipeline_version,),
+               WHERE s.pipeline_version != ? AND substr(s.pipeline_version, 1, ?) != ?""",
+            (pipeline_version, len(pipeline_version) + 1, pipeline_version + "+"),
         ).fetchall()
         stale = {row[0] for row in rows}
         if self.get_meta("pipeline_version") != pipeline_version:

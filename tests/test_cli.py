@@ -193,3 +193,37 @@ def test_export_all_formats_and_import_qdpx_cli(decided_project, tmp_path):
     bad.write_text("not a zip")
     failed = run("import-qdpx", str(bad), "--project", str(tmp_path / "other"))
     assert failed.exit_code == 1 and failed.output.startswith(f"Error: {bad}: not a REFI-QDA archive")
+
+
+def test_agreement_cli_table_csv_and_disagreements(decided_project, tmp_path):
+    result = run("agreement", "coder:ann", "coder:bob", "--project", str(decided_project))
+    assert result.exit_code == 0, result.output
+    assert "Agreement: coder:ann vs coder:bob" in result.output
+    assert "1 segments in common. P/R/F1: coder:bob scored against coder:ann." in " ".join(result.output.split())
+    out = tmp_path / "agreement.csv"
+    written = run("agreement", "coder:ann", "coder:bob", "--format", "csv", "--output", str(out), "--project", str(decided_project))
+    assert written.exit_code == 0
+    rows = list(csv.reader(out.open(encoding="utf-8")))
+    assert rows[0] == ["code", "units", "both", "only_a", "only_b", "neither", "kappa", "percent_agreement", "precision", "recall", "f1", "alpha"]
+    assert rows[1][:6] == ["timescale", "1", "0", "0", "1", "0"]
+    listed = run("agreement", "coder:ann", "coder:bob", "--disagreements", "--project", str(decided_project))
+    assert "partner-01 segment 1 · timescale · coder:ann=no, coder:bob=yes" in listed.output
+    assert "Partner speaking." in listed.output
+    bad = run("agreement", "coder:ann", "--project", str(decided_project))
+    assert bad.exit_code == 1 and "agreement needs two or more sources" in bad.output
+
+
+def test_evaluate_and_train_cli(review_project, tmp_path):
+    gold = tmp_path / "gold.csv"
+    gold.write_text("transcript,text,code\nlead-01,The deadline was brutal,timescale\n", encoding="utf-8")
+    result = run("evaluate", str(gold), "--project", str(review_project))
+    assert result.exit_code == 0, result.output
+    assert "Suggestions against gold:gold.csv" in result.output
+    # The gold file names only lead-01, so only its segments count.
+    assert "sustainability false positive: lead-01 segment 2" in result.output
+    assert "fired: rules 0.76: when the funding end, who will pay" in result.output
+    assert "partner-01" not in result.output
+    trained = run("train", "--project", str(review_project))
+    assert trained.exit_code == 0
+    assert "No code has enough examples yet: suggestions stay rule-based." in trained.output
+    assert "Models from 0 reviewed segments" in trained.output

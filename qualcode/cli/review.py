@@ -13,7 +13,7 @@ from rich.text import Text
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
 from qualcode.cli.keys import KeyReader, keys_for
-from qualcode.project import Project, default_coder
+from qualcode.project import Project, default_coder, maybe_retrain
 from qualcode.review import ORDERS, ReviewFilter, ReviewSession, accept_above
 
 FOOTER = "a:accept 1-9:toggle x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"
@@ -220,6 +220,9 @@ def review_cli(
             count = accept_above(store, codebook, coder=coder, threshold=accept_above_threshold, filters=filters)
             console.print(f"Accepted {count} suggestions at or above {accept_above_threshold:g} as {escape(coder)} (batch).")
             return
+        retrained = maybe_retrain(opened)
+        if retrained is not None:
+            console.print(f"Models refitted on {retrained.examples} reviewed segments; {retrained.rescored} undecided segments re-scored.")
         session = ReviewSession(store, codebook, coder=coder, filters=filters)
         if not session.items:
             console.print("Nothing to review with these filters." + ("" if include_all else " (--all includes segments without suggestions)"))

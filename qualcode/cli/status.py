@@ -49,4 +49,19 @@ def render_status(report: StatusReport) -> list[Table]:
                       *[f"{row.coders[c].accepted}/{row.coders[c].rejected}/{row.coders[c].added}" for c in report.coders])
     if not report.coders:
         codes.caption = "No decisions yet: run 'qualcode review'."
-    return [transcripts, codes]
+    tables = [transcripts, codes]
+    if report.model:
+        models = Table(
+            title=f"Learned models (run {report.model_run}, {report.model['trained_at']}, {report.model['examples']} reviewed segments)",
+            title_justify="left",
+        )
+        for name in ("Code", "yes", "no", "CV F1", "CV kappa"):
+            models.add_column(name, justify="left" if name == "Code" else "right")
+        for code, info in report.model["codes"].items():
+            models.add_row(code, str(info["positives"]), str(info["negatives"]), f"{info['cv_f1']:.2f}", f"{info['cv_kappa']:.2f}")
+        for code, info in report.model.get("rules_better", {}).items():
+            models.add_row(code, "", "", f"rules kept: kappa {info['rules_kappa']:.2f}", f"model {info['model_cv_kappa']:.2f}", style="dim")
+        for code, info in report.model["too_few_examples"].items():
+            models.add_row(code, str(info["positives"]), str(info["negatives"]), "rules only", "", style="dim")
+        tables.append(models)
+    return tables

@@ -1,0 +1,428 @@
+"""How good are the codings? Agreement between coders, the machine and gold files.
+
+The unit is the segment: two sources agree on a segment and code when both apply the code
+or both do not. Only segments both sources cover count: a coder covers the segments they
+reviewed (or decided on), the machine covers every respondent segment, and a gold file
+covers every respondent segment of the transcripts it names. Gold selections (character
+ranges) map onto the segments they overlap.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from qualcode.codebook import Codebook
+from qualcode.errors import EvaluationError
+from qualcode.project import Project
+from qualcode.store import Store
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+    """Cohen's kappa for two raters' labels; None when chance agreement is total (both constant and equal)."""
+    if len(a) != len(b):
+        raise ValueError("both raters must label the same units")
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(1 for x, y in zip(a, b) if x == y) / n
+    counts_a, counts_b = Counter(a), Counter(b)
+    expected = sum(counts_a[label] * counts_b[label] for label in set(counts_a) | set(counts_b)) / (n * n)
+    if expected == 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
+def krippendorff_alpha_nominal(units: Sequence[Sequence[object | None]]) -> float | None:
+    """Krippendorff's alpha for nominal data. ``units`` holds, per unit, each coder's value (None if missing).
+
+    Units with fewer than two values are not pairable and are left out. None when there is no
+    disagreement to expect (a single value throughout).
+    """
+    coincidence: dict[tuple[object, object], float] = defaultdict(float)
+    for unit in units:
+        values = [value for value in unit if value is not None]
+        m = len(values)
+        if m < 2:
+            continue
+        for i, first in enumerate(values):
+            for j, second in enumerate(values):
+                if i != j:
+                    coincidence[(first, second)] += 1.0 / (m - 1)
+    totals: dict[object, float] = defaultdict(float)
+    for (first, _second), weight in coincidence.items():
+        totals[first] += weight
+    n = sum(totals.values())
+    if n <= 1:
+        return None
+    observed = sum(weight for (first, second), weight in coincidence.items() if first != second)
+    expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k) / (n - 1)
+    if expected == 0:
+        return None
+    return 1.0 - observed / expected
+
+
+def precision_recall_f1(reference: Sequence[int], predicted: Sequence[int]) -> tuple[float | None, float | None, float | None]:
+    tp = sum(1 for r, p in zip(reference, predicted) if r and p)
+    fp = sum(1 for r, p in zip(reference, predicted) if not r and p)
+    fn = sum(1 for r, p in zip(reference, predicted) if r and not p)
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    if precision is None or recall is None:
+        f1 = 0.0 if (tp + fp or tp + fn) else None
+    else:
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+# -- sources ------------------------------------------------------------------------------
+
+
+@dataclass
+class CodingSource:
+    """One source of codings: the segments it covers and the (segment, code) pairs it applies."""
+
+    label: str
+    covered: set[int]
+    applied: set[tuple[int, str]]
+    evidence: dict[tuple[int, str], str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def coder_source(store: Store, coder: str) -> CodingSource:
+    states = store.coder_states(coder)
+    if not states:
+        known = ", ".join(store.coders()) or "none yet"
+        raise EvaluationError(f"no decisions by coder '{coder}'", fix=f"coders in this project: {known}")
+    covered = {segment_id for segment_id, state in states.items() if state.reviewed or state.codes}
+    applied = {(segment_id, code) for segment_id, state in states.items() for code, verdict in state.codes.items() if verdict in ("accepted", "added")}
+    return CodingSource(f"coder:{coder}", covered, applied)
+
+
+def machine_source(store: Store, *, min_confidence: float = 0.0) -> CodingSource:
+    covered = {row["id"] for row in store.coded_segments()}
+    applied = set()
+    evidence = {}
+    from qualcode.model import counts_as_yes
+
+    for row in store.suggestion_rows():
+        if row["confidence"] >= min_confidence and counts_as_yes(row["source"], row["confidence"]):
+            applied.add((row["segment_id"], row["code"]))
+            terms = sorted({item["term"] for item in json.loads(row["evidence"])})
+            evidence[(row["segment_id"], row["code"])] = f"{row['source']} {row['confidence']:.2f}: " + ", ".join(terms)
+    label = "machine" + (f" (>= {min_confidence:g})" if min_confidence else "")
+    return CodingSource(label, covered, applied, evidence)
+
+
+def _code_lookup(codebook: Codebook) -> dict[str, str]:
+    lookup = {}
+    for code in codebook.codes.values():
+        for key in (code.id, code.label.lower(), re.sub(r"[^a-z0-9]+", "-", code.label.lower()).strip("-")):
+            lookup.setdefault(key, code.id)
+    return lookup
+
+
+def gold_source(store: Store, codebook: Codebook, path: str | Path) -> CodingSource:
+    """A gold standard from a CSV (transcript,start,end,code or transcript,text,code) or a .qdpx."""
+    path = Path(path)
+    if not path.exists():
+        raise EvaluationError("gold file not found", path=path)
+    if path.suffix.lower() == ".qdpx":
+        ranges, warnings = _gold_ranges_from_qdpx(path)
+    else:
+        ranges, warnings = _gold_ranges_from_csv(store, path)
+    lookup = _code_lookup(codebook)
+    segments = {tid: store.coded_segments(tid) for tid in store.transcripts()}
+    covered: set[int] = set()
+    applied: set[tuple[int, str]] = set()
+    unknown_codes: Counter = Counter()
+    unknown_transcripts: set[str] = set()
+    unplaced = 0
+    for transcript, start, end, raw_code in ranges:
+        if transcript not in segments:
+            unknown_transcripts.add(transcript)
+            continue
+        covered.update(row["id"] for row in segments[transcript])
+        code = lookup.get(raw_code.strip().lower()) or lookup.get(re.sub(r"[^a-z0-9]+", "-", raw_code.lower()).strip("-"))
+        if code is None:
+            unknown_codes[raw_code] += 1
+            continue
+        overlapping = [row["id"] for row in segments[transcript] if row["start"] < end and start < row["end"]]
+        if not overlapping:
+            unplaced += 1
+        applied.update((segment_id, code) for segment_id in overlapping)
+    for name, count in unknown_codes.most_common():
+        warnings.append(f"{path}: code '{name}' is not in the codebook ({count} rows ignored)")
+    if unknown_transcripts:
+        warnings.append(f"{path}: transcripts not in the project: {', '.join(sorted(unknown_transcripts)[:10])}")
+    if unplaced:
+        warnings.append(f"{path}: {unplaced} gold ranges overlap no respondent segment")
+    if not covered:
+        raise EvaluationError("the gold file covers none of the project's transcripts", path=path, fix="check its transcript column holds ids such as lead-01")
+    return CodingSource(f"gold:{path.name}", covered, applied, warnings=warnings)
+
+
+def _gold_ranges_from_csv(store: Store, path: Path) -> tuple[list[tuple[str, int, int, str]], list[str]]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise EvaluationError("gold CSV is not UTF-8", path=path, fix="save it as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text))
+    columns = {name.strip().lower(): name for name in (reader.fieldnames or [])}
+    if "transcript" not in columns or "code" not in columns or not ({"start", "end"} <= set(columns) or "text" in columns):
+        raise EvaluationError(
+            f"gold CSV columns are {', '.join(reader.fieldnames or []) or 'missing'}",
+            path=path,
+            line=1,
+            fix="use 'transcript,start,end,code' or 'transcript,text,code'",
+        )
+    ranges = []
+    warnings = []
+    texts: dict[str, str | None] = {}
+    for line, row in enumerate(reader, start=2):
+        transcript = (row[columns["transcript"]] or "").strip()
+        code = (row[columns["code"]] or "").strip()
+        if not transcript or not code:
+            warnings.append(f"{path}:{line}: row without transcript or code skipped")
+            continue
+        if {"start", "end"} <= set(columns) and (row[columns["start"]] or "").strip():
+            try:
+                start, end = int(row[columns["start"]]), int(row[columns["end"]])
+            except ValueError:
+                raise EvaluationError("start and end must be whole numbers", path=path, line=line) from None
+        else:
+            if transcript not in texts:
+                try:
+                    texts[transcript] = store.transcript_text(transcript)
+                except KeyError:
+                    texts[transcript] = None
+            source = texts[transcript]
+            quote = (row[columns["text"]] or "").strip()
+            if source is None:
+                ranges.append((transcript, 0, 0, code))
+                continue
+            found = _find_quote(source, quote)
+            if found is None:
+                warnings.append(f"{path}:{line}: quote not found in {transcript}: {quote[:60]!r}")
+                continue
+            start, end = found
+        ranges.append((transcript, start, end, code))
+    return ranges, warnings
+
+
+def _find_quote(text: str, quote: str) -> tuple[int, int] | None:
+    if not quote:
+        return None
+    index = text.find(quote)
+    if index >= 0:
+        return index, index + len(quote)
+    pattern = r"\s+".join(re.escape(word) for word in quote.split())
+    match = re.search(pattern, text)
+    return (match.start(), match.end()) if match else None
+
+
+def _gold_ranges_from_qdpx(path: Path) -> tuple[list[tuple[str, int, int, str]], list[str]]:
+    from qualcode.qdpx import PROJECT_NS, _Archive, parse_safe_xml
+
+    archive = _Archive(path)
+    data = archive.read("project.qde")
+    if data is None:
+        raise EvaluationError("not a REFI-QDA project: no project.qde", path=path)
+    root = parse_safe_xml(data, path)
+    ns = {"q": PROJECT_NS}
+    names = {code.get("guid"): code.get("name", "") for code in root.iter(f"{{{PROJECT_NS}}}Code")}
+    ranges = []
+    for source in root.iterfind("q:Sources/q:TextSource", ns):
+        transcript = source.get("name") or Path(source.get("plainTextPath") or "").stem
+        for selection in source.findall("q:PlainTextSelection", ns):
+            start, end = int(selection.get("startPosition", 0)), int(selection.get("endPosition", 0))
+            for coding in selection.findall("q:Coding/q:CodeRef", ns):
+                ranges.append((transcript, start, end, names.get(coding.get("targetGUID"), "")))
+    return ranges, []
+
+
+def resolve_source(spec: str, store: Store, codebook: Codebook, *, min_confidence: float = 0.0) -> CodingSource:
+    if spec == "machine":
+        return machine_source(store, min_confidence=min_confidence)
+    kind, _, value = spec.partition(":")
+    if kind == "coder" and value:
+        return coder_source(store, value)
+    if kind == "gold" and value:
+        return gold_source(store, codebook, value)
+    raise EvaluationError(f"unknown source '{spec}'", fix="use coder:NAME, machine or gold:FILE")
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+@dataclass
+class CodeAgreement:
+    code: str
+    units: int
+    both: int
+    only_a: int
+    only_b: int
+    neither: int
+    kappa: float | None
+    percent: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    alpha: float | None = None
+
+
+@dataclass
+class Disagreement:
+    segment_id: int
+    transcript: str
+    segment: int
+    code: str
+    values: dict[str, bool]
+    text: str
+    evidence: str = ""
+
+
+@dataclass
+class AgreementReport:
+    sources: list[str]
+    units: int
+    codes: list[CodeAgreement]
+    overall: CodeAgreement
+    macro_kappa: float | None
+    macro_f1: float | None
+    alpha: float | None
+    disagreements: list[Disagreement]
+    warnings: list[str]
+
+
+def compare(store: Store, codebook: Codebook, sources: list[CodingSource], *, codes: Iterable[str] | None = None) -> AgreementReport:
+    """Per-code and overall agreement of the sources over the segments they all cover (B is scored against A)."""
+    if len(sources) < 2:
+        raise EvaluationError("agreement needs two or more sources", fix="e.g. qualcode agreement coder:ann coder:bob")
+    units = sorted(set.intersection(*(source.covered for source in sources)))
+    if not units:
+        raise EvaluationError(
+            f"{' and '.join(source.label for source in sources)} have no segment in common",
+            fix="review some of the same segments with both coders, or check the gold file's transcript ids",
+        )
+    unit_set = set(units)
+    seen_codes = {code for source in sources for (segment_id, code) in source.applied if segment_id in unit_set}
+    chosen = [code.id for code, _depth in codebook.walk() if code.id in seen_codes] if codes is None else list(codes)
+    chosen += sorted(code for code in seen_codes if code not in codebook and codes is None)
+    a, b = sources[0], sources[1]
+    per_code = []
+    all_a: list[int] = []
+    all_b: list[int] = []
+    for code in chosen:
+        va = [int((segment_id, code) in a.applied) for segment_id in units]
+        vb = [int((segment_id, code) in b.applied) for segment_id in units]
+        all_a += va
+        all_b += vb
+        entry = _agreement_row(code, va, vb)
+        if len(sources) > 2:
+            entry.alpha = krippendorff_alpha_nominal([[int((segment_id, code) in source.applied) for source in sources] for segment_id in units])
+        per_code.append(entry)
+    overall = _agreement_row("(all codes)", all_a, all_b)
+    if len(sources) > 2:
+        overall.alpha = krippendorff_alpha_nominal(
+            [[int((segment_id, code) in source.applied) for source in sources] for code in chosen for segment_id in units]
+        )
+    kappas = [row.kappa for row in per_code if row.kappa is not None]
+    f1s = [row.f1 for row in per_code if row.f1 is not None]
+    rows = {row["id"]: row for row in store.coded_segments()}
+    numbers = {}
+    for transcript_id in store.transcripts():
+        for number, row in enumerate(store.coded_segments(transcript_id), start=1):
+            numbers[row["id"]] = number
+    disagreements = []
+    for segment_id in units:
+        for code in chosen:
+            values = {source.label: (segment_id, code) in source.applied for source in sources}
+            if len(set(values.values())) > 1:
+                row = rows[segment_id]
+                evidence = next((source.evidence[(segment_id, code)] for source in sources if (segment_id, code) in source.evidence), "")
+                disagreements.append(Disagreement(segment_id, row["transcript_id"], numbers[segment_id], code, values, row["text"], evidence))
+    return AgreementReport(
+        sources=[source.label for source in sources],
+        units=len(units),
+        codes=per_code,
+        overall=overall,
+        macro_kappa=sum(kappas) / len(kappas) if kappas else None,
+        macro_f1=sum(f1s) / len(f1s) if f1s else None,
+        alpha=overall.alpha,
+        disagreements=disagreements,
+        warnings=[warning for source in sources for warning in source.warnings],
+    )
+
+
+def _agreement_row(code: str, va: list[int], vb: list[int]) -> CodeAgreement:
+    both = sum(1 for x, y in zip(va, vb) if x and y)
+    only_a = sum(1 for x, y in zip(va, vb) if x and not y)
+    only_b = sum(1 for x, y in zip(va, vb) if y and not x)
+    neither = len(va) - both - only_a - only_b
+    precision, recall, f1 = precision_recall_f1(va, vb)
+    percent = 100.0 * (both + neither) / len(va) if va else 0.0
+    return CodeAgreement(code, len(va), both, only_a, only_b, neither, cohen_kappa(va, vb), percent, precision, recall, f1)
+
+
+def agreement(
+    *,
+    project_dir: str | Path = ".",
+    sources: Sequence[str],
+    min_confidence: float = 0.0,
+) -> AgreementReport:
+    """Agreement between sources named as coder:NAME, machine or gold:FILE."""
+    project = Project.open(project_dir)
+    codebook = project.codebook()
+    with project.store() as store:
+        resolved = [resolve_source(spec, store, codebook, min_confidence=min_confidence) for spec in sources]
+        return compare(store, codebook, resolved)
+
+
+@dataclass
+class EvaluationReport:
+    agreement: AgreementReport
+    false_positives: dict[str, list[Disagreement]]
+    false_negatives: dict[str, list[Disagreement]]
+
+
+def evaluate(*, project_dir: str | Path = ".", gold: str | Path, min_confidence: float = 0.0, top: int = 5) -> EvaluationReport:
+    """The codebook developer's loop: current suggestions against a gold file, with the worst misses per code."""
+    project = Project.open(project_dir)
+    codebook = project.codebook()
+    with project.store() as store:
+        reference = gold_source(store, codebook, gold)
+        machine = machine_source(store, min_confidence=min_confidence)
+        report = compare(store, codebook, [reference, machine])
+    false_positives: dict[str, list[Disagreement]] = defaultdict(list)
+    false_negatives: dict[str, list[Disagreement]] = defaultdict(list)
+    for item in report.disagreements:
+        if item.values[machine.label] and len(false_positives[item.code]) < top:
+            false_positives[item.code].append(item)
+        elif item.values[reference.label] and len(false_negatives[item.code]) < top:
+            false_negatives[item.code].append(item)
+    return EvaluationReport(report, dict(false_positives), dict(false_negatives))
+
+
+def report_rows(report: AgreementReport) -> tuple[list[str], list[list[object]]]:
+    """The per-code table as rows, for CSV."""
+    header = ["code", "units", "both", "only_a", "only_b", "neither", "kappa", "percent_agreement", "precision", "recall", "f1", "alpha"]
+    rows = []
+    for row in [*report.codes, report.overall]:
+        rows.append([row.code, row.units, row.both, row.only_a, row.only_b, row.neither, _round(row.kappa), round(row.percent, 2),
+                     _round(row.precision), _round(row.recall), _round(row.f1), _round(row.alpha)])
+    return header, rows
+
+
+def _round(value: float | None) -> object:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else round(value, 4)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import pytest
+
+from qualcode.model import fit_models, load_models
+from qualcode.project import Project, code, train
+from qualcode.review import ReviewFilter, ReviewSession
+
+from conftest import write
+
+CODEBOOK = """\
+codes:
+  - id: money
+    label: Money
+    keywords: [budget]
+  - id: people
+    label: People
+    keywords: [staff]
+"""
+
+MONEY = ["There was a shortfall in the cash flow.", "The shortfall meant the overspend grew.", "A cash shortfall hit us hard.",
+         "We faced an overspend and a shortfall.", "Shortfall after shortfall in cash.", "The overspend was a worry for cash.",
+         "Cash shortfall again this quarter.", "An overspend, then another shortfall."]
+OTHER = ["We met the team on Tuesday.", "The weather was grim all week.", "Our office moved to a new street.", "The report was long and dull.",
+         "We had lunch at the cafe.", "The train was late again.", "A new logo was designed.", "The website got a refresh."]
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    """Reviewed segments where 'money' is signalled by words the codebook lacks (shortfall, overspend, cash)."""
+    write(tmp_path / "codebook.yaml", CODEBOOK)
+    write(tmp_path / "qualcode.yaml", "retrain_after: 0\n")
+    train_turns = [f"Q: Question?\nA: {text}" for text in MONEY + OTHER]
+    write(tmp_path / "transcripts" / "train-01.txt", "---\nrole: lead\n---\n" + "\n\n".join(train_turns) + "\n")
+    write(tmp_path / "transcripts" / "new-01.txt", "---\nrole: partner\n---\nQ: And now?\nA: Another cash shortfall is coming.\n\nQ: Else?\nA: The garden looks lovely.\n")
+    code(project_dir=tmp_path)
+    opened = Project.open(tmp_path)
+    with opened.store() as store:
+        session = ReviewSession(store, opened.codebook(), coder="ann", filters=ReviewFilter(include_unsuggested=True, transcript="train-01"))
+        for item in list(session.items):
+            if any(word in item.text for word in ("shortfall", "overspend")):
+                session.add_code("money")
+            session.accept_all()
+    return tmp_path
+
+
+def suggestions(project, transcript):
+    with Project.open(project).store() as store:
+        segments = {row["id"]: row["text"] for row in store.coded_segments(transcript)}
+        return sorted((segments[row["segment_id"]], row["code"], row["source"], row["confidence"]) for row in store.suggestion_rows() if row["segment_id"] in segments)
+
+
+def test_rules_alone_miss_the_code(synthetic):
+    assert suggestions(synthetic, "new-01") == []
+
+
+def test_training_learns_words_absent_from_the_codebook(synthetic):
+    result = train(project_dir=synthetic, seed=0)
+    assert result.run == 1 and result.examples == 16
+    assert result.models["money"]["positives"] == 8 and result.models["money"]["negatives"] == 8
+    assert result.models["money"]["cv_f1"] >= 0.8
+    assert result.too_few == {"people": {"positives": 0, "negatives": 16}}
+    assert result.rescored == 2  # the unseen transcript's segments; the reviewed ones keep what ann saw
+    [(text, code_id, source, confidence)] = suggestions(synthetic, "new-01")
+    assert (text, code_id, source) == ("Another cash shortfall is coming.", "money", "model")
+    assert confidence >= 0.5
+    reviewed = suggestions(synthetic, "train-01")
+    assert reviewed == []  # never re-scored: no in-sample predictions stored
+
+
+def test_retraining_is_deterministic_for_a_fixed_seed(synthetic):
+    train(project_dir=synthetic, seed=7)
+    first = suggestions(synthetic, "new-01")
+    with Project.open(synthetic).store() as store:
+        _run, models_a = load_models(store)
+    train(project_dir=synthetic, seed=7)
+    with Project.open(synthetic).store() as store:
+        run, models_b = load_models(store)
+    assert run == 2
+    assert (models_a.models["money"].classifier.coef_ == models_b.models["money"].classifier.coef_).all()
+    assert suggestions(synthetic, "new-01") == first
+
+
+def test_code_refits_automatically_after_enough_new_decisions(synthetic):
+    write(synthetic / "qualcode.yaml", "retrain_after: 10\n")
+    result = code(project_dir=synthetic)
+    assert result.retrained is not None and result.retrained.run == 1
+    assert [row[1] for row in suggestions(synthetic, "new-01")] == ["money"]
+    again = code(project_dir=synthetic)
+    assert again.retrained is None  # no new decisions since
+
+
+def test_new_transcripts_are_suggested_with_the_models(synthetic):
+    train(project_dir=synthetic, seed=0)
+    write(synthetic / "transcripts" / "new-02.txt", "Q: Money?\nA: The overspend and the cash shortfall.\n\nQ: Staff?\nA: Our staff were great.\n")
+    code(project_dir=synthetic)
+    assert sorted((row[0], row[1], row[2]) for row in suggestions(synthetic, "new-02")) == [
+        ("Our staff were great.", "people", "rules"),
+        ("The overspend and the cash shortfall.", "money", "model"),
+    ]
+
+
+def test_rule_evidence_becomes_a_feature_and_both_is_the_source(synthetic):
+    train(project_dir=synthetic, seed=0)
+    write(synthetic / "transcripts" / "new-03.txt", "Q: ?\nA: The budget shortfall and cash overspend.\n\nQ: ?\nA: Nothing to report.\n")
+    code(project_dir=synthetic)
+    [(_text, code_id, source, _confidence)] = suggestions(synthetic, "new-03")
+    assert (code_id, source) == ("money", "both")
+
+
+def test_fit_models_skips_codes_with_too_few_examples(sample_nlp):
+    docs = list(sample_nlp.pipe(["deadline"] * 3 + ["nothing"] * 3))
+    models = fit_models(docs, {"timescale": [1, 1, 1, 0, 0, 0]}, rule_codes=["timescale"], min_examples=5)
+    assert models.models == {} and models.skipped == {"timescale": (3, 3)}
