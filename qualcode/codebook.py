@@ -134,7 +134,10 @@ def load_codebook(path: str | Path) -> Codebook:
 
 def parse_codebook(text: str, *, path: str | Path = "codebook.yaml") -> Codebook:
     path = Path(path)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, path) from None
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -145,6 +148,8 @@ def parse_codebook(text: str, *, path: str | Path = "codebook.yaml") -> Codebook
             line=mark.line + 1 if mark else None,
             fix="check the indentation and quoting around this line",
         ) from None
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, path) from None
     except yaml.YAMLError as exc:
         raise CodebookError(f"YAML error: {exc}", path=path) from None
     except RecursionError:
@@ -164,6 +169,16 @@ def parse_codebook(text: str, *, path: str | Path = "codebook.yaml") -> Codebook
         ) from None
     codebook.fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     return codebook
+
+
+def _reader_error(exc: "yaml.reader.ReaderError", text: str, path: Path) -> CodebookError:
+    line = text[: exc.position].count("\n") + 1
+    return CodebookError(
+        f"character U+{exc.character:04X} is not allowed in YAML",
+        path=path,
+        line=line,
+        fix="remove the control character (often pasted from another program)",
+    )
 
 
 class _CodebookBuilder:

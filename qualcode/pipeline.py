@@ -255,26 +255,24 @@ class CodeSuggester:
 
 
 def _drop_nested(items: list[tuple[Evidence, int, int]]) -> list[tuple[Evidence, int, int]]:
-    """Drop a match lying inside a longer match of the same code ("deadline" inside "tight deadline"),
-    and keep one rule per matched stretch of text, so one mention is counted once."""
-    kept = []
+    """One rule per matched stretch of text (the heaviest kind), and no match inside a longer one
+    of the same code ("deadline" inside "tight deadline"), so one mention counts once.
+
+    A sweep in start order: O(n log n), because one long turn can hold thousands of matches.
+    """
+    best: dict[tuple[int, int], tuple[Evidence, int, int]] = {}
     for item in items:
-        _evidence, start, end = item
-        inside = any(
-            (other_start <= start and end <= other_end) and (other_end - other_start) > (end - start)
-            for _other, other_start, other_end in items
-        )
-        if not inside:
-            kept.append(item)
-    seen = set()
-    unique = []
-    kept.sort(key=lambda item: KIND_WEIGHTS[item[0].kind], reverse=True)
-    for item in kept:
-        key = (item[1], item[2])
-        if key not in seen:
-            seen.add(key)
-            unique.append(item)
-    return unique
+        span = (item[1], item[2])
+        if span not in best or KIND_WEIGHTS[item[0].kind] > KIND_WEIGHTS[best[span][0].kind]:
+            best[span] = item
+    kept = []
+    furthest = -1
+    for item in sorted(best.values(), key=lambda entry: (entry[1], -entry[2])):
+        if item[2] <= furthest:
+            continue  # inside an earlier, longer match: spans are unique, so it is strictly longer
+        kept.append(item)
+        furthest = item[2]
+    return kept
 
 
 def _pattern_text(pattern: list[dict[str, Any]]) -> str:
@@ -390,8 +388,16 @@ def suggest(
     if models is not None:
         from qualcode.model import blend
 
-        docs = list(nlp.pipe(texts, batch_size=batch_size))
-        return blend(docs, models, min_confidence=min_confidence)
+        results: list[list[Suggestion]] = []
+        batch: list = []
+        # Docs are kept one batch at a time: a huge transcript must not hold all its Docs at once.
+        for doc in nlp.pipe(texts, batch_size=batch_size):
+            batch.append(doc)
+            if len(batch) == batch_size:
+                results.extend(blend(batch, models, min_confidence=min_confidence))
+                batch = []
+        results.extend(blend(batch, models, min_confidence=min_confidence))
+        return results
     results = []
     for doc in nlp.pipe(texts, batch_size=batch_size):
         results.append([item for item in suggestions_from_doc(doc) if item.confidence >= min_confidence])

@@ -25,8 +25,8 @@ from qualcode.transcripts import (
     METADATA_FILE,
     SegmentOptions,
     Transcript,
-    content_hash,
     discover,
+    file_hash,
     load_metadata,
     merge_metadata,
     read_transcript,
@@ -51,6 +51,7 @@ class Settings:
     exports: str = "exports"
     workers: int = 0  # 0: decide from the machine and the amount of work
     retrain_after: int = 50  # new decisions before `code` and `review` refit the models; 0: never
+    max_transcript_mb: int = 20  # larger files are skipped: no interview is that long, a mis-saved export might be
     learn_min_examples: int = 5  # of each class, before a code gets a model
 
     @property
@@ -70,6 +71,7 @@ _SETTING_TYPES: dict[str, Any] = {
     "workers": int,
     "retrain_after": int,
     "learn_min_examples": int,
+    "max_transcript_mb": int,
 }
 
 
@@ -84,7 +86,7 @@ def load_settings(project_dir: str | Path) -> Settings:
         mark = exc.problem_mark
         raise SettingsError(f"YAML syntax error: {exc.problem}", path=path, line=mark.line + 1 if mark else None) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SettingsError(f"cannot read settings ({exc})", path=path) from None
+        raise SettingsError(f"cannot read settings ({str(exc).splitlines()[0]})", path=path, fix="write 'key: value' lines in UTF-8") from None
     if node is None:
         return Settings()
     if not isinstance(node, yaml.MappingNode):
@@ -108,7 +110,7 @@ def load_settings(project_dir: str | Path) -> Settings:
                 raise SettingsError("expected a number from 0 to 1", path=path, line=line, key_path=key)
             value = float(value)
         elif expected is int:
-            minimum = {"segment_words": 10, "learn_min_examples": 2}.get(key, 0)
+            minimum = {"segment_words": 10, "learn_min_examples": 2, "max_transcript_mb": 1}.get(key, 0)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise SettingsError(f"expected a whole number of at least {minimum}", path=path, line=line, key_path=key)
         elif not isinstance(value, str):
@@ -168,6 +170,10 @@ class Project:
     def store(self) -> Store:
         return Store(self.database_path)
 
+    def shorten(self, message: str) -> str:
+        """A message with this project's absolute paths made relative to it."""
+        return message.replace(f"{self.root}/", "")
+
     def relative(self, path: Path) -> str:
         try:
             return str(path.resolve().relative_to(self.root))
@@ -215,13 +221,13 @@ def _init_worker(codebook: Codebook, settings: Settings, models: Any = None) -> 
     _worker_state["models"] = models
 
 
-def _process_file(job: tuple[Path, bytes]) -> tuple[Path, Transcript | None, list | None, str | None]:
+def _process_file(job: tuple[Path, int]) -> tuple[Path, Transcript | None, list | None, str | None]:
     from qualcode.pipeline import suggest
 
-    path, data = job
+    path, _size = job
     settings: Settings = _worker_state["settings"]
     try:
-        transcript = read_transcript(path, settings.segment_options, data=data)
+        transcript = read_transcript(path, settings.segment_options)
     except TranscriptError as exc:
         return path, None, None, str(exc)
     texts = [segment.text for segment in transcript.segments if segment.coded]
@@ -237,8 +243,8 @@ def _worker_count(settings: Settings, total_bytes: int) -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def _run_jobs(jobs: list[tuple[Path, bytes]], codebook: Codebook, settings: Settings, models: Any = None) -> Iterator[tuple]:
-    workers = _worker_count(settings, sum(len(data) for _path, data in jobs))
+def _run_jobs(jobs: list[tuple[Path, int]], codebook: Codebook, settings: Settings, models: Any = None) -> Iterator[tuple]:
+    workers = _worker_count(settings, sum(size for _path, size in jobs))
     if workers <= 1 or len(jobs) < 2:
         _init_worker(codebook, settings, models)
         for job in jobs:
@@ -285,13 +291,13 @@ def code(
     metadata_files.update((path if path.is_dir() else path.parent) / METADATA_FILE for path in given)
     for metadata_file in sorted(metadata_files):
         rows, warnings = load_metadata(metadata_file)
-        result.warnings.extend(warnings)
+        result.warnings.extend(project.shorten(warning) for warning in warnings)
         for transcript_id, values in rows.items():
             csv_metadata.setdefault(transcript_id, {}).update(values)
 
     with project.store() as store:
         known = store.transcripts()
-        jobs: list[tuple[Path, bytes]] = []
+        jobs: list[tuple[Path, int]] = []
         seen_ids: dict[str, Path] = {}
         for path in files:
             transcript_id = path.stem
@@ -303,18 +309,25 @@ def code(
                 continue
             seen_ids[transcript_id] = path
             try:
-                data = path.read_bytes()
+                size = path.stat().st_size
+                if size > settings.max_transcript_mb * 1024 * 1024:
+                    result.skipped.append(Skipped(relative, (
+                        f"{size / 1024 / 1024:.0f} MB, larger than max_transcript_mb ({settings.max_transcript_mb} MB). "
+                        "Fix: split it, or raise max_transcript_mb in qualcode.yaml"
+                    )))
+                    continue
+                digest = file_hash(path)
             except OSError as exc:
                 result.skipped.append(Skipped(relative, f"cannot read ({exc.strerror})"))
                 continue
             stored = known.get(transcript_id)
-            if stored is not None and stored.content_hash == content_hash(data):
+            if stored is not None and stored.content_hash == digest:
                 merged = merge_metadata(stored.file_metadata, csv_metadata.get(transcript_id))
                 if merged != stored.metadata:
                     store.set_metadata(transcript_id, merged)
                 result.unchanged.append(transcript_id)
                 continue
-            jobs.append((path, data))
+            jobs.append((path, size))
 
         total = len(jobs)
         if on_progress:
@@ -327,7 +340,7 @@ def code(
                 transcript.metadata = merge_metadata(transcript.file_metadata, csv_metadata.get(transcript.id))
                 if "role" not in transcript.metadata:
                     result.warnings.append(f"{relative}: no 'role' in front matter or {METADATA_FILE}; counted as 'unknown'")
-                result.warnings.extend(transcript.warnings)
+                result.warnings.extend(project.shorten(warning) for warning in transcript.warnings)
                 existed = transcript.id in known
                 outcome = store.save_transcript(transcript, suggestions, pipeline_version=scored_version, path=relative)
                 result.retired_with_decisions += outcome.retired_with_decisions
@@ -448,3 +461,56 @@ def _resuggest(store: Store, transcript_ids: list[str], codebook: Codebook, sett
         store.replace_suggestions(transcript_id, list(zip([row["id"] for row in rows], suggestions)), pipeline_version=version)
         if on_progress:
             on_progress("resuggest", done, len(transcript_ids))
+
+
+# -- safety: backups and checks ----------------------------------------------------------
+
+
+def backup(*, project_dir: str | Path = ".", output: str | Path | None = None) -> Path:
+    """A consistent copy of the project database, safe to take while others work in it."""
+    from datetime import datetime, timezone
+
+    project = Project.open(project_dir)
+    if not project.database_path.exists():
+        raise ProjectError("no project database yet", path=project.root, fix="run 'qualcode code' first")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = Path(output) if output else project.database_path.parent / "backups" / f"project-{stamp}.db"
+    with project.store() as store:
+        return store.backup(target)
+
+
+@dataclass
+class CheckReport:
+    schema_version: int
+    transcripts: int
+    problems: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(*, project_dir: str | Path = ".") -> CheckReport:
+    """Verify a project: schema, integrity, orphan rows, and transcripts whose files changed or vanished."""
+    project = Project.open(project_dir)
+    if not project.database_path.exists():
+        raise ProjectError("no project database yet", path=project.root, fix="run 'qualcode code' first")
+    with project.store() as store:
+        report = CheckReport(store.schema_version, store.counts()["transcripts"], store.problems())
+        if report.problems:
+            report.fixes.append("restore the latest copy from .qualcode/backups/ (or a 'qualcode backup'), or export what you can and start afresh")
+        missing, changed = [], []
+        for transcript_id, stored in store.transcripts().items():
+            path = project.root / stored.path
+            if not path.exists():
+                missing.append(stored.path)
+            elif file_hash(path) != stored.content_hash:
+                changed.append(stored.path)
+    if missing:
+        report.problems.append(f"{len(missing)} transcript files are gone: {', '.join(missing[:5])}")
+        report.fixes.append("put the files back (the database still holds their text and decisions)")
+    if changed:
+        report.problems.append(f"{len(changed)} transcript files changed since import: {', '.join(changed[:5])}")
+        report.fixes.append("run 'qualcode code' to re-import them (decisions on unchanged segments are kept)")
+    return report

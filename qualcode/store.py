@@ -8,6 +8,7 @@ carries a coder and a timestamp. Each transcript is written in one transaction.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections import defaultdict
 from contextlib import contextmanager
@@ -188,12 +189,51 @@ class Store:
             )
         if version == SCHEMA_VERSION:
             return
+        if version > 0:
+            # An existing project: keep a copy of it as it was before changing its schema.
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            self.backup(self.path.parent / "backups" / f"{self.path.stem}-schema{version}-{stamp}.db")
         with self.transaction() as db:
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
                         db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def backup(self, target: str | Path) -> Path:
+        """A consistent copy through SQLite's online backup API, written to a temporary file and renamed."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        copy = sqlite3.connect(temporary)
+        try:
+            self.db.backup(copy)
+        finally:
+            copy.close()
+        os.replace(temporary, target)
+        return target
+
+    def problems(self) -> list[str]:
+        """Integrity and consistency problems in the database, as sentences."""
+        found = []
+        integrity = [row[0] for row in self.db.execute("PRAGMA integrity_check")]
+        if integrity != ["ok"]:
+            found.extend(f"integrity: {line}" for line in integrity[:20])
+        checks = {
+            "segments whose transcript is missing": "SELECT COUNT(*) FROM segments WHERE transcript_id NOT IN (SELECT id FROM transcripts)",
+            "suggestions whose segment is missing": "SELECT COUNT(*) FROM suggestions WHERE segment_id NOT IN (SELECT id FROM segments)",
+            "decisions whose segment is missing": "SELECT COUNT(*) FROM decisions WHERE segment_id NOT IN (SELECT id FROM segments)",
+            "undo rows pointing at no decision": "SELECT COUNT(*) FROM decisions WHERE undoes IS NOT NULL AND undoes NOT IN (SELECT id FROM decisions)",
+            "segments whose offsets do not slice their text": (
+                "SELECT COUNT(*) FROM segments g JOIN transcripts t ON t.id = g.transcript_id "
+                "WHERE g.retired_at IS NULL AND substr(t.text, g.start + 1, g.end - g.start) != g.text"
+            ),
+        }
+        for label, sql in checks.items():
+            count = self.db.execute(sql).fetchone()[0]
+            if count:
+                found.append(f"{count} {label}")
+        return found
 
     # -- meta -----------------------------------------------------------------------
 

@@ -181,6 +181,15 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_hash(path: Path, chunk: int = 1 << 20) -> str:
+    """content_hash of a file, read in chunks so a large folder is never held in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_transcript(path: str | Path, options: SegmentOptions = SegmentOptions(), data: bytes | None = None) -> Transcript:
     """Read one file into a segmented transcript. Raises TranscriptError if it must be skipped."""
     path = Path(path)
@@ -201,6 +210,7 @@ def read_transcript(path: str | Path, options: SegmentOptions = SegmentOptions()
     else:
         raw = _decode(path, data, warnings)
         raw = raw.replace("\r\n", "\n").replace("\r", "\n")
+        raw = _blank_controls(path, raw, warnings)
         if fmt in ("txt", "md"):
             text, file_metadata = _split_front_matter(path, raw, warnings)
         elif fmt == "vtt":
@@ -246,10 +256,23 @@ def _decode(path: Path, data: bytes, warnings: list[str]) -> str:
     except UnicodeDecodeError:
         pass
     controls = sum(1 for byte in head if byte < 9 or 13 < byte < 32)
-    if controls > 0.05 * len(head):
+    printable_ascii = sum(1 for byte in head if 32 <= byte < 127 or byte in (9, 10, 13))
+    if controls > 0.05 * len(head) or printable_ascii < 0.5 * len(head):
         raise TranscriptError("binary file, not text", path=path, fix="export the transcript as plain text, .docx, .vtt or .srt")
     warnings.append(f"{path}: not UTF-8; read as Windows-1252 (check accented letters, or save the file as UTF-8)")
     return data.decode("cp1252", errors="replace")
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _blank_controls(path: Path, text: str, warnings: list[str]) -> str:
+    """Control characters (terminal escapes, bells) become spaces: same length, so offsets hold."""
+    count = len(_CONTROLS.findall(text))
+    if not count:
+        return text
+    warnings.append(f"{path}: {count} control characters replaced by spaces")
+    return _CONTROLS.sub(" ", text)
 
 
 def _split_front_matter(path: Path, raw: str, warnings: list[str]) -> tuple[str, dict[str, str]]:
@@ -370,8 +393,11 @@ def _srt_text(path: Path, raw: str) -> str:
 
     try:
         subtitles = list(srt.parse(raw))
-    except (srt.SRTParseError, ValueError) as exc:
-        raise TranscriptError(f"malformed SRT ({str(exc).splitlines()[0]})", path=path, fix="check every cue has a number, a 'start --> end' line and text") from None
+    except srt.SRTParseError as exc:
+        line = raw[: exc.expected_start].count("\n") + 1
+        raise TranscriptError(f"malformed SRT near line {line}", path=path, fix="check every cue has a number, a 'start --> end' line and text") from None
+    except ValueError as exc:
+        raise TranscriptError(f"malformed SRT ({str(exc).splitlines()[0][:80]})", path=path, fix="check the cue timestamps") from None
     cues = []
     for subtitle in subtitles:
         speaker, text = _cue_speaker(subtitle.content, None)

@@ -133,6 +133,7 @@ def run_review(session: ReviewSession, keys: KeyReader, out: Console, *, plain: 
         else:
             out.print(Rule(style="dim"))
         out.print(render_screen(session, widen=widen, message=message, plain=plain, show_help=show_help))
+        out.file.flush()  # the screen is the acknowledgement: it must not wait in a pipe's buffer
         show_help = False
         try:
             key = keys.read_key()
