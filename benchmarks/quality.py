@@ -223,7 +223,10 @@ def training_speed() -> None:
     start = time.perf_counter()
     models = fit_models(docs, labels, rule_codes=rule_codes, seed=0)
     seconds = time.perf_counter() - start
-    print(f"\nFitting {len(models.models)} code models on 5,000 reviewed segments (C chosen by 5-fold CV from {3} values): {seconds:.1f} s")
+    print(
+        f"\nTraining on 5,000 reviewed segments: {len(rule_codes)} codes cross-validated (3 folds, two feature sets, thresholds), "
+        f"{len(models.models)} models kept, {len(models.rules_better)} codes keep their rules: {seconds:.1f} s"
+    )
 
 
 def main() -> None:

@@ -1,4 +1,8 @@
-"""The corpus of bad inputs in tests/data/bad/: each gives one line naming the file, and the batch goes on."""
+"""The corpus of bad inputs in tests/data/bad/: each gives one line naming the file, and the batch goes on.
+
+The corpus is written by scripts/make_bad_inputs.py; the 50 MB transcript is not committed
+but written by this test into its temporary project.
+"""
 
 from __future__ import annotations
 
