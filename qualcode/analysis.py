@@ -90,10 +90,11 @@ def coded_segments(store: Store, codebook: Codebook, *, status: str = "confirmed
 
     if status not in STATUSES:
         raise AnalysisError(f"unknown status '{status}'", fix=f"use one of: {', '.join(STATUSES)}")
-    segments = {}
-    for transcript_id in store.transcripts():
-        for number, row in enumerate(store.coded_segments(transcript_id), start=1):
-            segments[row["id"]] = (transcript_id, number, row["speaker"] or "", row["start"], row["end"], row["text"])
+    numbers = store.segment_numbers()
+    segments = {
+        row["id"]: (row["transcript_id"], numbers[row["id"]], row["speaker"] or "", row["start"], row["end"], row["text"])
+        for row in store.coded_segments()
+    }
     confirmed: dict[tuple[int, str], list[str]] = defaultdict(list)
     decided: set[tuple[int, str]] = set()
     for (segment_id, code, who), row in store.latest_decisions(coder).items():

@@ -340,10 +340,7 @@ def compare(store: Store, codebook: Codebook, sources: list[CodingSource], *, co
     kappas = [row.kappa for row in per_code if row.kappa is not None]
     f1s = [row.f1 for row in per_code if row.f1 is not None]
     rows = {row["id"]: row for row in store.coded_segments()}
-    numbers = {}
-    for transcript_id in store.transcripts():
-        for number, row in enumerate(store.coded_segments(transcript_id), start=1):
-            numbers[row["id"]] = number
+    numbers = store.segment_numbers()
     disagreements = []
     for segment_id in units:
         for code in chosen:

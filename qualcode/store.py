@@ -379,6 +379,16 @@ class Store:
             params = (transcript_id,)
         return self.db.execute(sql + " ORDER BY transcript_id, position", params).fetchall()
 
+    def segment_numbers(self) -> dict[int, int]:
+        """Each respondent segment's number (1-based) within its transcript, as shown in review and exports."""
+        numbers: dict[int, int] = {}
+        previous, number = None, 0
+        for row in self.coded_segments():
+            number = number + 1 if row["transcript_id"] == previous else 1
+            previous = row["transcript_id"]
+            numbers[row["id"]] = number
+        return numbers
+
     def segments(self, transcript_id: str) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT id, position, speaker, start, end, text, coded FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position",

@@ -28,13 +28,16 @@ def drive(session, *keys, plain=True):
     return ended, out.file.getvalue(), scripted
 
 
+def numbered(store):
+    """segment id -> (transcript, segment number)."""
+    transcript_of = {row["id"]: row["transcript_id"] for row in store.coded_segments()}
+    return {segment_id: (transcript_of[segment_id], number) for segment_id, number in store.segment_numbers().items()}
+
+
 def rows(project, coder=None):
     """Every decision row, oldest first: (transcript, segment number, code, verdict, coder, method)."""
     with Project.open(project).store() as store:
-        numbers = {}
-        for tid in store.transcripts():
-            for number, segment in enumerate(store.coded_segments(tid), start=1):
-                numbers[segment["id"]] = (tid, number)
+        numbers = numbered(store)
         sql = "SELECT segment_id, code, verdict, coder, method, note FROM decisions"
         result = []
         for row in store.db.execute(sql + " ORDER BY id"):
@@ -47,10 +50,7 @@ def rows(project, coder=None):
 
 def latest(project, coder=None):
     with Project.open(project).store() as store:
-        numbers = {}
-        for tid in store.transcripts():
-            for number, segment in enumerate(store.coded_segments(tid), start=1):
-                numbers[segment["id"]] = (tid, number)
+        numbers = numbered(store)
         return sorted((*numbers[segment_id], code_id, row["verdict"], who) for (segment_id, code_id, who), row in store.latest_decisions(coder).items())
 
 
