@@ -47,11 +47,11 @@ def main() -> None:
     bad_transcripts = sorted(path.name for path in (bad / "transcripts").iterdir())
     bad_codebooks = sorted(path.name for path in (bad / "codebooks").iterdir())
     bad_other = sorted(path.name for path in bad.iterdir() if path.is_file())
-    bad_run = run([sys.executable, "-m", "pytest", "-q", "tests/test_bad_inputs.py", "tests/test_qdpx.py", "-p", "no:cacheprovider"])
+    bad_run = run([sys.executable, "-m", "pytest", "tests/test_bad_inputs.py", "tests/test_qdpx.py", "-p", "no:cacheprovider"])
 
     report = Path(tempfile.mkstemp(suffix=".json")[1])
     properties = run(
-        [sys.executable, "-m", "pytest", "-q", "tests/test_properties.py", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "tests/test_properties.py", "-p", "no:cacheprovider"],
         env={"QUALCODE_PROPERTY_EXAMPLES": str(args.examples), "QUALCODE_PROPERTY_REPORT": str(report)},
     )
     examples = json.loads(report.read_text() or "{}")
