@@ -298,7 +298,7 @@ def training_labels(store: "Store", codes: Iterable[str]) -> tuple[list[int], di
             else:
                 values.append(0 if segment_id in reviewed else None)
         labels[code] = values
-    decisions = store.db.execute("SELECT COUNT(*) FROM decisions WHERE verdict IN ('accepted', 'rejected', 'added', 'reviewed')").fetchone()[0]
+    decisions = store.training_decisions()
     return segment_ids, labels, decisions
 
 

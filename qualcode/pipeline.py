@@ -58,13 +58,18 @@ class Suggestion:
     evidence: list[Evidence] = field(default_factory=list)
     source: str = "rules"
 
-    def reason(self) -> str:
-        terms = []
+    def reason(self, text: str | None = None) -> str:
+        """What stands behind the suggestion: its source and the rules that fired.
+
+        Given the segment's ``text``, a token pattern is shown by the words it matched.
+        """
+        terms: list[str] = []
         for item in self.evidence:
-            label = f"'{item.term}'" + (" (negated)" if item.negated else "")
+            shown = text[item.start : item.end] if text is not None and item.kind == "pattern" else item.term
+            label = f"'{shown}'" + (" (negated)" if item.negated else "")
             if label not in terms:
                 terms.append(label)
-        return f"{self.source}: " + ", ".join(terms)
+        return f"{self.source}: {', '.join(terms)}" if terms else self.source
 
 
 def rule_confidence(evidence: Sequence[Evidence]) -> float:

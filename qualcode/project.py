@@ -213,11 +213,7 @@ _worker_state: dict[str, Any] = {}
 
 
 def _init_worker(codebook: Codebook, settings: Settings, models: Any = None) -> None:
-    from qualcode.pipeline import build_pipeline
-
-    _worker_state["nlp"] = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
-    _worker_state["settings"] = settings
-    _worker_state["fingerprint"] = codebook.fingerprint
+    _pipeline_for(codebook, settings)
     _worker_state["models"] = models
 
 
@@ -441,7 +437,7 @@ def maybe_retrain(project: Project) -> TrainResult | None:
     if not project.settings.retrain_after:
         return None
     with project.store() as store:
-        count = store.db.execute("SELECT COUNT(*) FROM decisions WHERE verdict IN ('accepted', 'rejected', 'added', 'reviewed')").fetchone()[0]
+        count = store.training_decisions()
         last = latest_run(store)
     since = count - (last[1] if last else 0)
     if since < project.settings.retrain_after:

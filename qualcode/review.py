@@ -15,7 +15,7 @@ from typing import Callable
 
 from qualcode.codebook import Code, Codebook
 from qualcode.errors import ReviewError
-from qualcode.pipeline import Evidence
+from qualcode.pipeline import Evidence, Suggestion
 from qualcode.store import Entry, SegmentState, Store
 from qualcode.transcripts import UNKNOWN_ROLE
 
@@ -34,24 +34,6 @@ class ReviewFilter:
 
 
 @dataclass
-class SuggestedCode:
-    code: str
-    confidence: float
-    source: str
-    evidence: list[Evidence]
-
-    def reason(self, text: str | None = None) -> str:
-        """Which rules fired: the words matched in ``text`` when given, else the codebook terms."""
-        terms: list[str] = []
-        for item in self.evidence:
-            shown = text[item.start : item.end] if text is not None and item.kind == "pattern" else item.term
-            label = f"'{shown}'" + (" (negated)" if item.negated else "")
-            if label not in terms:
-                terms.append(label)
-        return f"{self.source}: {', '.join(terms)}" if terms else self.source
-
-
-@dataclass
 class ReviewItem:
     segment_id: int
     transcript_id: str
@@ -61,7 +43,7 @@ class ReviewItem:
     speaker: str | None
     text: str
     metadata: dict[str, str]
-    suggestions: list[SuggestedCode]
+    suggestions: list[Suggestion]
 
     def uncertainty(self) -> float:
         if not self.suggestions:
@@ -75,7 +57,7 @@ class ShownCode:
     code: str
     label: str
     verdict: str | None  # this coder's standing verdict: accepted, rejected, added or None
-    suggestion: SuggestedCode | None
+    suggestion: Suggestion | None
     method: str | None = None
 
 
@@ -331,12 +313,12 @@ def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[
     wanted_codes = None
     if filters.code is not None:
         wanted_codes = {filters.code, *codebook.descendants(filters.code)}
-    suggestions: dict[int, list[SuggestedCode]] = defaultdict(list)
+    suggestions: dict[int, list[Suggestion]] = defaultdict(list)
     for row in store.suggestion_rows():
         if row["confidence"] < filters.min_confidence:
             continue
         suggestions[row["segment_id"]].append(
-            SuggestedCode(row["code"], row["confidence"], row["source"], [Evidence(**item) for item in json.loads(row["evidence"])])
+            Suggestion(row["code"], row["confidence"], [Evidence(**item) for item in json.loads(row["evidence"])], row["source"])
         )
     items: list[ReviewItem] = []
     for transcript_id, stored in transcripts.items():

@@ -510,6 +510,10 @@ class Store:
                 return live
         return []
 
+    def training_decisions(self) -> int:
+        """Decisions that can teach the models: the count a model run records and retraining compares with."""
+        return self.db.execute("SELECT COUNT(*) FROM decisions WHERE verdict IN ('accepted', 'rejected', 'added', 'reviewed')").fetchone()[0]
+
     def coders(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT DISTINCT coder FROM decisions ORDER BY coder")]
 
