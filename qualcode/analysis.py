@@ -37,19 +37,12 @@ class SuggestionSummary:
     rows: list[CodeCount] = field(default_factory=list)
 
 
-def ordered_groups(values: set[str]) -> list[str]:
-    known = [role for role in ROLE_ORDER if role in values]
-    rest = sorted(value for value in values if value not in ROLE_ORDER and value != UNKNOWN_ROLE)
-    return known + rest + ([UNKNOWN_ROLE] if UNKNOWN_ROLE in values else [])
-
-
 def suggestion_summary(store: Store, codebook: Codebook, *, attribute: str = "role", min_confidence: float = 0.0) -> SuggestionSummary:
     """Segments and transcripts with a suggestion per code, transcripts counted per group.
 
     A parent code counts a segment or transcript once, however many of its children were suggested.
     """
-    transcripts = store.transcripts()
-    group_of = {tid: stored.metadata.get(attribute) or UNKNOWN_ROLE for tid, stored in transcripts.items()}
+    group_of = group_labels(store, [attribute])
     respondents: dict[str, int] = defaultdict(int)
     for group in group_of.values():
         respondents[group] += 1
@@ -62,7 +55,7 @@ def suggestion_summary(store: Store, codebook: Codebook, *, attribute: str = "ro
             segments_by_code[code].add(row["segment_id"])
             transcripts_by_code[code].add(row["transcript_id"])
     groups = ordered_groups(set(group_of.values()))
-    summary = SuggestionSummary(attribute, groups, dict(respondents), len(transcripts), store.counts()["segments"])
+    summary = SuggestionSummary(attribute, groups, dict(respondents), len(group_of), store.counts()["segments"])
     for code, depth in codebook.walk():
         by_group = {group: 0 for group in groups}
         for tid in transcripts_by_code[code.id]:
@@ -115,13 +108,17 @@ def coded_segments(store: Store, codebook: Codebook, *, status: str = "confirmed
     return frame.sort_values(["transcript", "segment", "code"], kind="stable").reset_index(drop=True)
 
 
-def _group_labels(store: Store, by: list[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    transcripts = {tid: stored.metadata for tid, stored in store.transcripts().items()}
-    labels = {tid: " / ".join(meta.get(attribute) or UNKNOWN_ROLE for attribute in by) for tid, meta in transcripts.items()}
-    return labels, transcripts
+def group_labels(store: Store, by: list[str]) -> dict[str, str]:
+    """Each transcript's group: its values of the ``by`` attributes ('unknown' when missing), joined by ' / '."""
+    return {
+        tid: " / ".join(stored.metadata.get(attribute) or UNKNOWN_ROLE for attribute in by)
+        for tid, stored in store.transcripts().items()
+    }
 
 
-def _ordered(labels: set[str]) -> list[str]:
+def ordered_groups(labels: set[str]) -> list[str]:
+    """Lead, partner, stakeholder first, then other values by name, unknown last; part by part for crossed groups."""
+
     def key(label: str) -> tuple:
         return tuple(
             (ROLE_ORDER.index(part) if part in ROLE_ORDER else len(ROLE_ORDER) + (1 if part == UNKNOWN_ROLE else 0), part)
@@ -141,12 +138,12 @@ def theme_frequency(store: Store, codebook: Codebook, frame: "pd.DataFrame", *, 
     import pandas as pd
 
     by = list(by)
-    labels, _metadata = _group_labels(store, by)
-    groups = _ordered(set(labels.values()))
+    labels = group_labels(store, by)
+    groups = ordered_groups(set(labels.values()))
     respondents = {group: sum(1 for label in labels.values() if label == group) for group in groups}
-    segment_counts = defaultdict(int)
-    for transcript_id in labels:
-        segment_counts[labels[transcript_id]] += len(store.coded_segments(transcript_id))
+    segment_counts: dict[str, int] = defaultdict(int)
+    for row in store.coded_segments():
+        segment_counts[labels[row["transcript_id"]]] += 1
     frame = frame.assign(group=frame["transcript"].map(labels))
     columns = ["label", "depth"]
     for group in [*groups, "All"]:

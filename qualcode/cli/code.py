@@ -33,8 +33,9 @@ def code_cli(
     with _progress() as progress:
         result = code(project_dir=project, paths=paths, on_progress=progress)
     render_result(result)
-    with Project.open(project).store() as store:
-        summary = suggestion_summary(store, Project.open(project).codebook())
+    opened = Project.open(project)
+    with opened.store() as store:
+        summary = suggestion_summary(store, opened.codebook())
     console.print(render_summary(summary))
     if result.skipped:
         raise typer.Exit(EXIT_SKIPPED)
