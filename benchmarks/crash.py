@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from qualcode.project import Project  # noqa: E402
+from throughput import build_corpus  # noqa: E402
+
 from qualcode.store import Store  # noqa: E402
 from qualcode.transcripts import read_transcript  # noqa: E402
-from throughput import build_corpus  # noqa: E402
 
 FOOTER = b"q:quit"
 
@@ -67,7 +67,7 @@ def verify(project: Path) -> list[str]:
         for transcript_id, stored in store.transcripts().items():
             expected = read_transcript(project / stored.path).segments
             rows = store.segments(transcript_id)
-            if [(s.start, s.end, s.text) for s in expected] != [(r["start"], r["end"], r["text"]) for r in rows]:
+            if [(s.start, s.end, s.text) for s in expected] != [(r.start, r.end, r.text) for r in rows]:
                 problems.append(f"{transcript_id}: half imported ({len(rows)} of {len(expected)} segments)")
     return problems
 
@@ -137,7 +137,7 @@ class Reviewer:
 def reviewed_count(project: Path, coder: str) -> int:
     """Rows written by 'a'/'x' keys: each writes exactly one 'reviewed' row, even on a segment already reviewed."""
     with Store(project / ".qualcode" / "project.db") as store:
-        return store.db.execute("SELECT COUNT(*) FROM decisions WHERE coder = ? AND verdict = 'reviewed'", (coder,)).fetchone()[0]
+        return sum(1 for row in store.decisions(coder) if row.verdict == "reviewed")
 
 
 def kill_review(kills: int, seed: int, workdir: Path, words: int = 20_000) -> dict:

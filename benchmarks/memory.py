@@ -14,9 +14,7 @@ import argparse
 import os
 import random
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time

@@ -30,9 +30,9 @@ DATA = REPO.parent / "shared" / "benchmarks" / "data"
 sys.path.insert(0, str(REPO))
 
 from qualcode.codebook import parse_codebook  # noqa: E402
-from qualcode.evaluation import cohen_kappa, precision_recall_f1  # noqa: E402
-from qualcode.model import blend, counts_as_yes, fit_models  # noqa: E402
+from qualcode.model import blend, fit_models  # noqa: E402
 from qualcode.pipeline import build_pipeline, suggestions_from_doc  # noqa: E402
+from qualcode.statistics import cohen_kappa, precision_recall_f1  # noqa: E402
 
 FRACTIONS = (0.2, 0.4, 0.5, 0.6)
 
@@ -175,7 +175,7 @@ def run_dataset(name: str, texts: list[str], labels: dict[str, list[int]], codeb
                 probs = learned_probs.get(code)
                 per_method["learned"][code].append(score(truth, [int(p >= 0.5) for p in probs] if probs else [0] * len(test)))
                 per_method["blended"][code].append(
-                    score(truth, [int(any(s.code == code and counts_as_yes(s.source, s.confidence) for s in row)) for row in blended])
+                    score(truth, [int(any(s.code == code and s.says_yes for s in row)) for row in blended])
                 )
         results[fraction] = {
             method: {code: (statistics.mean(k for k, _f in values), statistics.mean(f for _k, f in values)) for code, values in by_code.items()}

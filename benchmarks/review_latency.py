@@ -23,11 +23,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from rich.console import Console  # noqa: E402
+from throughput import build_corpus  # noqa: E402
 
 from qualcode.cli.review import render_screen  # noqa: E402
-from qualcode.project import Project, code  # noqa: E402
+from qualcode.coding import code  # noqa: E402
+from qualcode.project import Project  # noqa: E402
 from qualcode.review import ReviewFilter, ReviewSession  # noqa: E402
-from throughput import build_corpus  # noqa: E402
 
 # A researcher's mix: mostly accept/reject, some toggles, skips, undos and widened context.
 KEY_CYCLE = ["a", "1", "a", "x", "2", "u", "a", "s", "1", "x", "a", "w", "a"]
@@ -62,11 +63,12 @@ def main() -> None:
     try:
         shutil.copy(REPO / "codebook.yaml", workdir / "codebook.yaml")
         build_corpus(workdir / "transcripts", target_words=args.transcripts * 830)
-        result = code(project_dir=workdir)
         project = Project.open(workdir)
-        store = project.store()
+        result = code(project)
+        project.close()
+        project = Project.open(workdir)
         start = time.perf_counter()
-        session = ReviewSession(store, project.codebook(), coder="bench", filters=ReviewFilter(include_unsuggested=True))
+        session = ReviewSession(project, coder="bench", filters=ReviewFilter(include_unsuggested=True))
         opened = time.perf_counter() - start
         print(f"Project: {len(result.imported)} transcripts, {result.segments} segments; queue of {len(session.items)} opened in {opened * 1000:.0f} ms")
 
@@ -84,8 +86,8 @@ def main() -> None:
             console.print(render_screen(session, widen=state["widen"]))
             latencies.append(time.perf_counter() - start)
             console.file = io.StringIO()
-        decisions = store.db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
-        store.close()
+        decisions = project.store.counts()["decisions"]
+        project.close()
         ms = lambda values, f: f(values) * 1000  # noqa: E731
         print(f"{args.keys} keystrokes, {decisions} decision rows written (each action committed before the screen is drawn)")
         print(f"  {'':<34}{'median':>10}{'p95':>10}{'max':>10}")

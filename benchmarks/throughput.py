@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qualcode.project import code  # noqa: E402
+from qualcode.coding import code  # noqa: E402
+from qualcode.project import Project  # noqa: E402
 from qualcode.transcripts import discover, read_transcript  # noqa: E402
 
 ROLES = ("lead", "partner", "stakeholder")
@@ -51,6 +52,11 @@ def build_corpus(folder: Path, target_words: int, seed: int = 7) -> tuple[list[s
         words += len(body.split())
         index += 1
     return texts, words
+
+
+def run_code(folder: Path, **kwargs):
+    with Project.open(folder) as project:
+        return code(project, **kwargs)
 
 
 def timed(label: str, words: int, func) -> float:
@@ -88,11 +94,11 @@ def main() -> None:
         results = {}
         serial_wps = timed(
             "qualcode code, 1 process", words,
-            lambda: results.setdefault("serial", code(project_dir=serial, paths=[workdir / "transcripts"])),
+            lambda: results.setdefault("serial", run_code(serial, paths=[workdir / "transcripts"])),
         )
-        parallel_wps = timed("qualcode code, default workers", words, lambda: results.setdefault("parallel", code(project_dir=workdir)))
+        parallel_wps = timed("qualcode code, default workers", words, lambda: results.setdefault("parallel", run_code(workdir)))
         start = time.perf_counter()
-        again = code(project_dir=workdir)
+        again = run_code(workdir)
         rerun = time.perf_counter() - start
         print(f"  {'second run, unchanged folder':<44} {rerun:8.2f} s ({len(again.unchanged)} unchanged)")
         assert len(results["parallel"].imported) == len(texts) == len(again.unchanged)

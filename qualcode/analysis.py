@@ -1,20 +1,71 @@
-"""Counting codes: how often each theme came up, and among which respondents."""
+"""Counting codes: how often each theme came up, and among which respondents.
+
+Tables are plain rows (``Table``): the terminal, the CSV writer and the workbook all read
+the same rows, and no data-frame library is loaded to count.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Iterable, Mapping, Sequence
 
 from qualcode.codebook import Codebook
 from qualcode.errors import AnalysisError
+from qualcode.project import Project
 from qualcode.store import Store
 from qualcode.transcripts import UNKNOWN_ROLE
+from qualcode.vocabulary import Status, Verdict, choices
 
-if TYPE_CHECKING:
-    import pandas as pd
+GroupOrders = Mapping[str, Sequence[str]]
 
-ROLE_ORDER = ("lead", "partner", "stakeholder")
+
+@dataclass
+class Table:
+    """A rectangular table: named columns and rows of plain values (None for an empty cell)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list[Any]:
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+
+# -- groups of respondents ------------------------------------------------------------------
+
+
+def group_labels(store: Store, by: Sequence[str]) -> dict[str, str]:
+    """Each transcript's group: its values of the ``by`` attributes ('unknown' when missing), joined by ' / '."""
+    return {
+        tid: " / ".join(stored.metadata.get(attribute) or UNKNOWN_ROLE for attribute in by)
+        for tid, stored in store.transcripts().items()
+    }
+
+
+def ordered_groups(labels: set[str], by: Sequence[str] = ("role",), orders: GroupOrders | None = None) -> list[str]:
+    """Groups in the project's order, attribute by attribute: values listed for that attribute under
+    'groups' in qualcode.yaml first, as listed; then the others alphabetically; 'unknown' last."""
+    orders = orders or {}
+
+    def key(label: str) -> tuple:
+        parts = label.split(" / ")
+        keys = []
+        for index, part in enumerate(parts):
+            listed = [str(value).lower() for value in orders.get(by[index] if index < len(by) else "", ())]
+            if part == UNKNOWN_ROLE:
+                keys.append((2, 0, part))
+            elif part.lower() in listed:
+                keys.append((0, listed.index(part.lower()), part))
+            else:
+                keys.append((1, 0, part))
+        return tuple(keys)
+
+    return sorted(labels, key=key)
 
 
 @dataclass
@@ -37,7 +88,8 @@ class SuggestionSummary:
     rows: list[CodeCount] = field(default_factory=list)
 
 
-def suggestion_summary(store: Store, codebook: Codebook, *, attribute: str = "role", min_confidence: float = 0.0) -> SuggestionSummary:
+def suggestion_summary(store: Store, codebook: Codebook, *, attribute: str = "role", min_confidence: float = 0.0,
+                       orders: GroupOrders | None = None) -> SuggestionSummary:
     """Segments and transcripts with a suggestion per code, transcripts counted per group.
 
     A parent code counts a segment or transcript once, however many of its children were suggested.
@@ -48,13 +100,13 @@ def suggestion_summary(store: Store, codebook: Codebook, *, attribute: str = "ro
         respondents[group] += 1
     segments_by_code: dict[str, set[int]] = defaultdict(set)
     transcripts_by_code: dict[str, set[str]] = defaultdict(set)
-    for row in store.suggestion_rows():
-        if row["confidence"] < min_confidence or row["code"] not in codebook:
+    for stored in store.suggestions():
+        if stored.confidence < min_confidence or stored.code not in codebook:
             continue
-        for code in [row["code"], *codebook.ancestors(row["code"])]:
-            segments_by_code[code].add(row["segment_id"])
-            transcripts_by_code[code].add(row["transcript_id"])
-    groups = ordered_groups(set(group_of.values()))
+        for member in [stored.code, *codebook.ancestors(stored.code)]:
+            segments_by_code[member].add(stored.segment_id)
+            transcripts_by_code[member].add(stored.transcript_id)
+    groups = ordered_groups(set(group_of.values()), [attribute], orders)
     summary = SuggestionSummary(attribute, groups, dict(respondents), len(group_of), store.counts()["segments"])
     for code, depth in codebook.walk():
         by_group = {group: 0 for group in groups}
@@ -66,204 +118,187 @@ def suggestion_summary(store: Store, codebook: Codebook, *, attribute: str = "ro
     return summary
 
 
-# -- codings as tables -------------------------------------------------------------------
-
-STATUSES = ("confirmed", "suggested", "all")
-CODED_COLUMNS = ["segment_id", "transcript", "segment", "speaker", "start", "end", "text", "code", "status", "coders", "confidence"]
+# -- codings -------------------------------------------------------------------------------
 
 
-def coded_segments(store: Store, codebook: Codebook, *, status: str = "confirmed", coder: str | None = None) -> "pd.DataFrame":
-    """One row per segment and code that counts under ``status``.
+@dataclass(frozen=True)
+class Coding:
+    """A segment and a code that counts under the chosen status."""
+
+    segment_id: int
+    transcript: str
+    segment: int  # number among the transcript's respondent segments
+    speaker: str
+    start: int
+    end: int
+    text: str
+    code: str
+    status: str  # confirmed or suggested
+    coders: str  # who confirmed it, comma-separated
+    confidence: float | None
+
+
+def check_status(status: str) -> Status:
+    if status not in set(Status):
+        raise AnalysisError(f"unknown status '{status}'", fix=f"use one of: {choices(Status)}")
+    return Status(status)
+
+
+def codings(store: Store, codebook: Codebook, *, status: str = Status.CONFIRMED, coder: str | None = None) -> list[Coding]:
+    """One coding per segment and code that counts under ``status``.
 
     ``confirmed``: accepted or added by a coder (by ``coder`` only, when given);
     ``suggested``: machine suggestions nobody (or ``coder``) has decided on yet;
     ``all``: both. Codes no longer in the codebook are left out.
     """
-    import pandas as pd
-
-    if status not in STATUSES:
-        raise AnalysisError(f"unknown status '{status}'", fix=f"use one of: {', '.join(STATUSES)}")
+    chosen = check_status(status)
     numbers = store.segment_numbers()
-    segments = {
-        row["id"]: (row["transcript_id"], numbers[row["id"]], row["speaker"] or "", row["start"], row["end"], row["text"])
-        for row in store.coded_segments()
-    }
+    segments = {row.id: (row.transcript_id, numbers[row.id], row.speaker or "", row.start, row.end, row.text) for row in store.codable_segments()}
     confirmed: dict[tuple[int, str], list[str]] = defaultdict(list)
     decided: set[tuple[int, str]] = set()
-    for (segment_id, code, who), row in store.latest_decisions(coder).items():
+    for (segment_id, code, who), decision in store.latest_decisions(coder).items():
         decided.add((segment_id, code))
-        if row["verdict"] in ("accepted", "added"):
+        if Verdict(decision.verdict).applies:
             confirmed[(segment_id, code)].append(who)
-    confidence = {(row["segment_id"], row["code"]): row["confidence"] for row in store.suggestion_rows()}
-    records = []
-    if status in ("confirmed", "all"):
+    confidence = {(stored.segment_id, stored.code): stored.confidence for stored in store.suggestions()}
+    found: list[Coding] = []
+    if chosen in (Status.CONFIRMED, Status.ALL):
         for (segment_id, code), coders in confirmed.items():
             if code in codebook and segment_id in segments:
-                records.append((segment_id, *segments[segment_id], code, "confirmed", ", ".join(sorted(coders)), confidence.get((segment_id, code))))
-    if status in ("suggested", "all"):
+                found.append(Coding(segment_id, *segments[segment_id], code, Status.CONFIRMED.value, ", ".join(sorted(coders)),
+                                    confidence.get((segment_id, code))))
+    if chosen in (Status.SUGGESTED, Status.ALL):
         for (segment_id, code), value in confidence.items():
             if (segment_id, code) not in decided and code in codebook and segment_id in segments:
-                records.append((segment_id, *segments[segment_id], code, "suggested", "", value))
-    frame = pd.DataFrame.from_records(records, columns=CODED_COLUMNS)
-    return frame.sort_values(["transcript", "segment", "code"], kind="stable").reset_index(drop=True)
+                found.append(Coding(segment_id, *segments[segment_id], code, Status.SUGGESTED.value, "", value))
+    return sorted(found, key=lambda coding: (coding.transcript, coding.segment, coding.code))
 
 
-def group_labels(store: Store, by: list[str]) -> dict[str, str]:
-    """Each transcript's group: its values of the ``by`` attributes ('unknown' when missing), joined by ' / '."""
-    return {
-        tid: " / ".join(stored.metadata.get(attribute) or UNKNOWN_ROLE for attribute in by)
-        for tid, stored in store.transcripts().items()
-    }
+# -- theme frequency -------------------------------------------------------------------------
 
 
-def ordered_groups(labels: set[str]) -> list[str]:
-    """Lead, partner, stakeholder first, then other values by name, unknown last; part by part for crossed groups."""
-
-    def key(label: str) -> tuple:
-        return tuple(
-            (ROLE_ORDER.index(part) if part in ROLE_ORDER else len(ROLE_ORDER) + (1 if part == UNKNOWN_ROLE else 0), part)
-            for part in label.split(" / ")
-        )
-
-    return sorted(labels, key=key)
-
-
-def theme_frequency(store: Store, codebook: Codebook, frame: "pd.DataFrame", *, by: list[str] | tuple[str, ...] = ("role",)) -> "pd.DataFrame":
+def theme_frequency(store: Store, codebook: Codebook, found: Sequence[Coding], *, by: Sequence[str] = ("role",),
+                    orders: GroupOrders | None = None) -> Table:
     """Per code: respondents who raised it, their % of the group, and coded segments, per group and in total.
 
     Groups are the values of the ``by`` attributes (two or more are crossed). The first
     row, ``N``, gives the respondents (transcripts) per group and their respondent segments.
     A parent code counts a segment or a respondent once, however many children apply.
+    Columns: code, label, then per group (and 'All') respondents, %, segments; ``attrs``
+    holds ``by``, ``groups`` and each row's ``depth`` (-1 for N).
     """
-    import pandas as pd
-
     by = list(by)
     labels = group_labels(store, by)
-    groups = ordered_groups(set(labels.values()))
+    groups = ordered_groups(set(labels.values()), by, orders)
     respondents = {group: sum(1 for label in labels.values() if label == group) for group in groups}
     segment_counts: dict[str, int] = defaultdict(int)
-    for row in store.coded_segments():
-        segment_counts[labels[row["transcript_id"]]] += 1
-    frame = frame.assign(group=frame["transcript"].map(labels))
-    columns = ["label", "depth"]
+    for segment in store.codable_segments():
+        segment_counts[labels[segment.transcript_id]] += 1
+    columns = ["code", "label"]
     for group in [*groups, "All"]:
         columns += [f"{group}: respondents", f"{group}: %", f"{group}: segments"]
-    rows = {}
-    n_row: list = ["respondents (N)", -1]
+    n_row: list[Any] = ["N", "respondents (N)"]
     for group in groups:
         n_row += [respondents[group], 100.0 if respondents[group] else None, segment_counts[group]]
     n_row += [len(labels), 100.0 if labels else None, sum(segment_counts.values())]
-    rows["N"] = n_row
+    rows: list[list[Any]] = [n_row]
+    depths = [-1]
+    by_code: dict[str, list[Coding]] = defaultdict(list)
+    for coding in found:
+        by_code[coding.code].append(coding)
     for code, depth in codebook.walk():
-        selected = frame[frame["code"].isin({code.id, *codebook.descendants(code.id)})]
-        row: list = [code.label, depth]
+        selected = [coding for member in (code.id, *codebook.descendants(code.id)) for coding in by_code.get(member, ())]
+        row: list[Any] = [code.id, code.label]
         for group in groups:
-            part = selected[selected["group"] == group]
-            raised = part["transcript"].nunique()
-            row += [raised, round(100.0 * raised / respondents[group], 1) if respondents[group] else None, part["segment_id"].nunique()]
-        raised = selected["transcript"].nunique()
-        row += [raised, round(100.0 * raised / len(labels), 1) if labels else None, selected["segment_id"].nunique()]
-        rows[code.id] = row
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-    table.index.name = "code"
-    table.attrs.update(by=by, groups=groups)
-    return table
+            part = [coding for coding in selected if labels[coding.transcript] == group]
+            raised = len({coding.transcript for coding in part})
+            row += [raised, round(100.0 * raised / respondents[group], 1) if respondents[group] else None, len({c.segment_id for c in part})]
+        raised = len({coding.transcript for coding in selected})
+        row += [raised, round(100.0 * raised / len(labels), 1) if labels else None, len({coding.segment_id for coding in selected})]
+        rows.append(row)
+        depths.append(depth)
+    return Table(columns, rows, {"by": by, "groups": groups, "depths": depths, "frequency": True})
 
 
-def cooccurrence(frame: "pd.DataFrame", codebook: Codebook) -> "pd.DataFrame":
+def parse_breakdowns(values: Iterable[str]) -> list[list[str]]:
+    """'sector' -> [['sector']]; 'role,sector' -> [['role', 'sector']] (crossed)."""
+    return [[part.strip() for part in value.split(",") if part.strip()] for value in values if value.strip()]
+
+
+def theme_table(project: Project, *, by: str = "role", status: str = Status.CONFIRMED, coder: str | None = None) -> Table:
+    """The theme frequency table of ``qualcode stats``: ``by`` names an attribute, or attributes crossed with commas."""
+    attributes = (parse_breakdowns([by]) or [["role"]])[0]
+    store, codebook = project.store, project.codebook
+    found = codings(store, codebook, status=status, coder=coder)
+    return theme_frequency(store, codebook, found, by=attributes, orders=dict(project.settings.groups))
+
+
+def cooccurrence(found: Sequence[Coding], codebook: Codebook) -> Table:
     """Pairs of codes applied to the same segments: n1, n2, n12 and Jaccard n12 / (n1 + n2 - n12)."""
-    import pandas as pd
-
-    segments_of = frame.groupby("code")["segment_id"].apply(set).to_dict()
+    segments_of: dict[str, set[int]] = defaultdict(set)
+    for coding in found:
+        segments_of[coding.code].add(coding.segment_id)
     order = [code.id for code, _depth in codebook.walk() if code.id in segments_of]
-    records = []
+    records: list[list[Any]] = []
     for i, first in enumerate(order):
         for second in order[i + 1 :]:
             n1, n2 = len(segments_of[first]), len(segments_of[second])
             n12 = len(segments_of[first] & segments_of[second])
             if n12:
-                records.append((first, second, n1, n2, n12, round(n12 / (n1 + n2 - n12), 4)))
-    table = pd.DataFrame.from_records(records, columns=["code_1", "code_2", "n1", "n2", "n12", "jaccard"])
-    return table.sort_values(["n12", "jaccard"], ascending=False, kind="stable").reset_index(drop=True)
+                records.append([first, second, n1, n2, n12, round(n12 / (n1 + n2 - n12), 4)])
+    records.sort(key=lambda record: (-record[4], -record[5]))
+    return Table(["code_1", "code_2", "n1", "n2", "n12", "jaccard"], records)
 
 
-def respondent_matrix(store: Store, codebook: Codebook, frame: "pd.DataFrame") -> "pd.DataFrame":
+def attribute_names(store: Store) -> list[str]:
+    return sorted({key for stored in store.transcripts().values() for key in stored.metadata})
+
+
+def respondent_matrix(store: Store, codebook: Codebook, found: Sequence[Coding]) -> Table:
     """Framework matrix: one row per transcript with its attributes, one column per code (coded segments; parents roll up)."""
-    import pandas as pd
-
     transcripts = store.transcripts()
-    attributes = sorted({key for stored in transcripts.values() for key in stored.metadata})
-    records = []
-    for transcript_id, stored in transcripts.items():
-        own = frame[frame["transcript"] == transcript_id]
-        row = {"transcript": transcript_id, **{attribute: stored.metadata.get(attribute, "") for attribute in attributes}}
-        for code, _depth in codebook.walk():
-            row[code.id] = own[own["code"].isin({code.id, *codebook.descendants(code.id)})]["segment_id"].nunique()
-        records.append(row)
+    attributes = attribute_names(store)
     code_columns = [code.id for code, _depth in codebook.walk()]
-    table = pd.DataFrame.from_records(records, columns=["transcript", *attributes, *code_columns])
-    table.attrs["code_columns"] = code_columns
-    return table
+    segments_of: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for coding in found:
+        for code in (coding.code, *codebook.ancestors(coding.code)):
+            segments_of[(coding.transcript, code)].add(coding.segment_id)
+    rows = []
+    for transcript_id, stored in transcripts.items():
+        row: list[Any] = [transcript_id, *(stored.metadata.get(attribute, "") for attribute in attributes)]
+        row += [len(segments_of.get((transcript_id, code), ())) for code in code_columns]
+        rows.append(row)
+    return Table(["transcript", *attributes, *code_columns], rows, {"code_columns": code_columns})
 
 
-def excerpts(
-    store: Store,
-    codebook: Codebook,
-    frame: "pd.DataFrame",
-    *,
-    code: str | None = None,
-    where: dict[str, str] | None = None,
-) -> "pd.DataFrame":
+def excerpts(store: Store, codebook: Codebook, found: Sequence[Coding], *, code: str | None = None,
+             where: dict[str, str] | None = None) -> Table:
     """Every coded segment with its transcript, speaker, metadata and text; filter by code (with children) and attributes."""
-    import pandas as pd
-
     transcripts = store.transcripts()
-    attributes = sorted({key for stored in transcripts.values() for key in stored.metadata})
+    attributes = attribute_names(store)
     if code is not None:
         if code not in codebook:
             raise AnalysisError(f"no code '{code}' in the codebook", fix="see 'qualcode codebook' for the ids")
-        frame = frame[frame["code"].isin({code, *codebook.descendants(code)})]
-    records = []
-    for row in frame.itertuples(index=False):
-        metadata = transcripts[row.transcript].metadata
+        wanted = {code, *codebook.descendants(code)}
+        found = [coding for coding in found if coding.code in wanted]
+    rows = []
+    for coding in found:
+        metadata = transcripts[coding.transcript].metadata
         if where and any((metadata.get(key) or UNKNOWN_ROLE) != value for key, value in where.items()):
             continue
-        records.append(
-            {
-                "transcript": row.transcript,
-                "segment": row.segment,
-                "speaker": row.speaker,
-                "code": row.code,
-                "label": codebook[row.code].label,
-                **{attribute: metadata.get(attribute, "") for attribute in attributes},
-                "text": row.text,
-                "start": row.start,
-                "end": row.end,
-                "status": row.status,
-                "coders": row.coders,
-                "confidence": row.confidence,
-            }
-        )
+        rows.append([
+            coding.transcript, coding.segment, coding.speaker, coding.code, codebook[coding.code].label,
+            *(metadata.get(attribute, "") for attribute in attributes),
+            coding.text, coding.start, coding.end, coding.status, coding.coders, coding.confidence,
+        ])
     columns = ["transcript", "segment", "speaker", "code", "label", *attributes, "text", "start", "end", "status", "coders", "confidence"]
-    return pd.DataFrame.from_records(records, columns=columns)
+    return Table(columns, rows)
 
 
-def codebook_table(codebook: Codebook) -> "pd.DataFrame":
-    import pandas as pd
-
-    records = [
-        {
-            "id": code.id,
-            "label": code.label,
-            "parent": code.parent or "",
-            "level": depth,
-            "definition": code.description,
-            "include": code.include,
-            "exclude": code.exclude,
-            "keywords": ", ".join(code.keywords),
-            "phrases": ", ".join(code.phrases),
-            "examples": " | ".join(code.examples),
-        }
+def codebook_table(codebook: Codebook) -> Table:
+    rows = [
+        [code.id, code.label, code.parent or "", depth, code.description, code.include, code.exclude,
+         ", ".join(code.keywords), ", ".join(code.phrases), " | ".join(code.examples)]
         for code, depth in codebook.walk()
     ]
-    return pd.DataFrame.from_records(records, columns=["id", "label", "parent", "level", "definition", "include", "exclude", "keywords", "phrases", "examples"])
+    return Table(["id", "label", "parent", "level", "definition", "include", "exclude", "keywords", "phrases", "examples"], rows)

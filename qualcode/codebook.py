@@ -64,6 +64,7 @@ class Codebook:
     description: str
     codes: dict[str, Code]
     fingerprint: str
+    text: str = ""  # the YAML it was read from, which is what a worker receives
 
     def __contains__(self, code_id: object) -> bool:
         return code_id in self.codes
@@ -109,6 +110,11 @@ class Codebook:
     def suggestible(self) -> list[Code]:
         """Codes the rules can suggest: those with keywords, phrases or patterns."""
         return [code for code in self.codes.values() if code.has_rules]
+
+
+def fingerprint(text: str) -> str:
+    """Identifies a codebook's text: suggestions made from another text are recomputed."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def load_codebook(path: str | Path) -> Codebook:
@@ -167,7 +173,8 @@ def parse_codebook(text: str, *, path: str | Path = "codebook.yaml") -> Codebook
             path=path,
             fix="remove recursive anchors and aliases",
         ) from None
-    codebook.fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    codebook.fingerprint = fingerprint(text)
+    codebook.text = text
     return codebook
 
 

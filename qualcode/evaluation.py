@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -22,68 +21,10 @@ from typing import Iterable, Sequence
 from qualcode.codebook import Codebook
 from qualcode.errors import EvaluationError
 from qualcode.project import Project
+from qualcode.refiqda import read_qdpx
+from qualcode.statistics import cohen_kappa, krippendorff_alpha_nominal, precision_recall_f1
 from qualcode.store import Store
-
-
-# -- statistics ---------------------------------------------------------------------------
-
-
-def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
-    """Cohen's kappa for two raters' labels; None when chance agreement is total (both constant and equal)."""
-    if len(a) != len(b):
-        raise ValueError("both raters must label the same units")
-    n = len(a)
-    if n == 0:
-        return None
-    observed = sum(1 for x, y in zip(a, b) if x == y) / n
-    counts_a, counts_b = Counter(a), Counter(b)
-    expected = sum(counts_a[label] * counts_b[label] for label in set(counts_a) | set(counts_b)) / (n * n)
-    if expected == 1.0:
-        return None
-    return (observed - expected) / (1.0 - expected)
-
-
-def krippendorff_alpha_nominal(units: Sequence[Sequence[object | None]]) -> float | None:
-    """Krippendorff's alpha for nominal data. ``units`` holds, per unit, each coder's value (None if missing).
-
-    Units with fewer than two values are not pairable and are left out. None when there is no
-    disagreement to expect (a single value throughout).
-    """
-    coincidence: dict[tuple[object, object], float] = defaultdict(float)
-    for unit in units:
-        values = [value for value in unit if value is not None]
-        m = len(values)
-        if m < 2:
-            continue
-        for i, first in enumerate(values):
-            for j, second in enumerate(values):
-                if i != j:
-                    coincidence[(first, second)] += 1.0 / (m - 1)
-    totals: dict[object, float] = defaultdict(float)
-    for (first, _second), weight in coincidence.items():
-        totals[first] += weight
-    n = sum(totals.values())
-    if n <= 1:
-        return None
-    observed = sum(weight for (first, second), weight in coincidence.items() if first != second)
-    expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k) / (n - 1)
-    if expected == 0:
-        return None
-    return 1.0 - observed / expected
-
-
-def precision_recall_f1(reference: Sequence[int], predicted: Sequence[int]) -> tuple[float | None, float | None, float | None]:
-    tp = sum(1 for r, p in zip(reference, predicted) if r and p)
-    fp = sum(1 for r, p in zip(reference, predicted) if not r and p)
-    fn = sum(1 for r, p in zip(reference, predicted) if r and not p)
-    precision = tp / (tp + fp) if tp + fp else None
-    recall = tp / (tp + fn) if tp + fn else None
-    if precision is None or recall is None:
-        f1 = 0.0 if (tp + fp or tp + fn) else None
-    else:
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
-
+from qualcode.vocabulary import Verdict
 
 # -- sources ------------------------------------------------------------------------------
 
@@ -105,27 +46,25 @@ def coder_source(store: Store, coder: str) -> CodingSource:
         known = ", ".join(store.coders()) or "none yet"
         raise EvaluationError(f"no decisions by coder '{coder}'", fix=f"coders in this project: {known}")
     covered = {segment_id for segment_id, state in states.items() if state.reviewed or state.codes}
-    applied = {(segment_id, code) for segment_id, state in states.items() for code, verdict in state.codes.items() if verdict in ("accepted", "added")}
+    applied = {(segment_id, code) for segment_id, state in states.items() for code, verdict in state.codes.items() if Verdict(verdict).applies}
     return CodingSource(f"coder:{coder}", covered, applied)
 
 
 def machine_source(store: Store, *, min_confidence: float = 0.0) -> CodingSource:
-    covered = {row["id"] for row in store.coded_segments()}
+    covered = {row.id for row in store.codable_segments()}
     applied = set()
     evidence = {}
-    from qualcode.model import counts_as_yes
-
-    for row in store.suggestion_rows():
-        if row["confidence"] >= min_confidence and counts_as_yes(row["source"], row["confidence"]):
-            applied.add((row["segment_id"], row["code"]))
-            terms = sorted({item["term"] for item in json.loads(row["evidence"])})
-            evidence[(row["segment_id"], row["code"])] = f"{row['source']} {row['confidence']:.2f}: " + ", ".join(terms)
+    for stored in store.suggestions():
+        if stored.confidence >= min_confidence and stored.suggestion.says_yes:
+            applied.add((stored.segment_id, stored.code))
+            terms = sorted({item.term for item in stored.suggestion.evidence})
+            evidence[(stored.segment_id, stored.code)] = f"{stored.source} {stored.confidence:.2f}: " + ", ".join(terms)
     label = "machine" + (f" (>= {min_confidence:g})" if min_confidence else "")
     return CodingSource(label, covered, applied, evidence)
 
 
 def _code_lookup(codebook: Codebook) -> dict[str, str]:
-    lookup = {}
+    lookup: dict[str, str] = {}
     for code in codebook.codes.values():
         for key in (code.id, code.label.lower(), re.sub(r"[^a-z0-9]+", "-", code.label.lower()).strip("-")):
             lookup.setdefault(key, code.id)
@@ -142,7 +81,7 @@ def gold_source(store: Store, codebook: Codebook, path: str | Path) -> CodingSou
     else:
         ranges, warnings = _gold_ranges_from_csv(store, path)
     lookup = _code_lookup(codebook)
-    segments = {tid: store.coded_segments(tid) for tid in store.transcripts()}
+    segments = {tid: store.codable_segments(tid) for tid in store.transcripts()}
     covered: set[int] = set()
     applied: set[tuple[int, str]] = set()
     unknown_codes: Counter = Counter()
@@ -152,12 +91,12 @@ def gold_source(store: Store, codebook: Codebook, path: str | Path) -> CodingSou
         if transcript not in segments:
             unknown_transcripts.add(transcript)
             continue
-        covered.update(row["id"] for row in segments[transcript])
+        covered.update(row.id for row in segments[transcript])
         code = lookup.get(raw_code.strip().lower()) or lookup.get(re.sub(r"[^a-z0-9]+", "-", raw_code.lower()).strip("-"))
         if code is None:
             unknown_codes[raw_code] += 1
             continue
-        overlapping = [row["id"] for row in segments[transcript] if row["start"] < end and start < row["end"]]
+        overlapping = [row.id for row in segments[transcript] if row.start < end and start < row.end]
         if not overlapping:
             unplaced += 1
         applied.update((segment_id, code) for segment_id in overlapping)
@@ -232,22 +171,14 @@ def _find_quote(text: str, quote: str) -> tuple[int, int] | None:
 
 
 def _gold_ranges_from_qdpx(path: Path) -> tuple[list[tuple[str, int, int, str]], list[str]]:
-    from qualcode.qdpx import PROJECT_NS, _Archive, parse_safe_xml
-
-    archive = _Archive(path)
-    data = archive.read("project.qde")
-    if data is None:
-        raise EvaluationError("not a REFI-QDA project: no project.qde", path=path)
-    root = parse_safe_xml(data, path)
-    ns = {"q": PROJECT_NS}
-    names = {code.get("guid"): code.get("name", "") for code in root.iter(f"{{{PROJECT_NS}}}Code")}
+    document = read_qdpx(path)
+    names = document.code_names()
     ranges = []
-    for source in root.iterfind("q:Sources/q:TextSource", ns):
-        transcript = source.get("name") or Path(source.get("plainTextPath") or "").stem
-        for selection in source.findall("q:PlainTextSelection", ns):
-            start, end = int(selection.get("startPosition", 0)), int(selection.get("endPosition", 0))
-            for coding in selection.findall("q:Coding/q:CodeRef", ns):
-                ranges.append((transcript, start, end, names.get(coding.get("targetGUID"), "")))
+    for source in document.sources:
+        for selection in source.selections:
+            start, end = selection.start or 0, selection.end or 0
+            for coding in selection.codings:
+                ranges.append((source.name, start, end, names.get(coding.code_guid, "")))
     return ranges, []
 
 
@@ -339,7 +270,7 @@ def compare(store: Store, codebook: Codebook, sources: list[CodingSource], *, co
         )
     kappas = [row.kappa for row in per_code if row.kappa is not None]
     f1s = [row.f1 for row in per_code if row.f1 is not None]
-    rows = {row["id"]: row for row in store.coded_segments()}
+    rows = {row.id: row for row in store.codable_segments()}
     numbers = store.segment_numbers()
     disagreements = []
     for segment_id in units:
@@ -348,7 +279,7 @@ def compare(store: Store, codebook: Codebook, sources: list[CodingSource], *, co
             if len(set(values.values())) > 1:
                 row = rows[segment_id]
                 evidence = next((source.evidence[(segment_id, code)] for source in sources if (segment_id, code) in source.evidence), "")
-                disagreements.append(Disagreement(segment_id, row["transcript_id"], numbers[segment_id], code, values, row["text"], evidence))
+                disagreements.append(Disagreement(segment_id, row.transcript_id, numbers[segment_id], code, values, row.text, evidence))
     return AgreementReport(
         sources=[source.label for source in sources],
         units=len(units),
@@ -372,18 +303,11 @@ def _agreement_row(code: str, va: list[int], vb: list[int]) -> CodeAgreement:
     return CodeAgreement(code, len(va), both, only_a, only_b, neither, cohen_kappa(va, vb), percent, precision, recall, f1)
 
 
-def agreement(
-    *,
-    project_dir: str | Path = ".",
-    sources: Sequence[str],
-    min_confidence: float = 0.0,
-) -> AgreementReport:
+def agreement(project: Project, *, sources: Sequence[str], min_confidence: float = 0.0) -> AgreementReport:
     """Agreement between sources named as coder:NAME, machine or gold:FILE."""
-    project = Project.open(project_dir)
-    codebook = project.codebook()
-    with project.store() as store:
-        resolved = [resolve_source(spec, store, codebook, min_confidence=min_confidence) for spec in sources]
-        return compare(store, codebook, resolved)
+    store, codebook = project.store, project.codebook
+    resolved = [resolve_source(spec, store, codebook, min_confidence=min_confidence) for spec in sources]
+    return compare(store, codebook, resolved)
 
 
 @dataclass
@@ -393,14 +317,12 @@ class EvaluationReport:
     false_negatives: dict[str, list[Disagreement]]
 
 
-def evaluate(*, project_dir: str | Path = ".", gold: str | Path, min_confidence: float = 0.0, top: int = 5) -> EvaluationReport:
+def evaluate(project: Project, *, gold: str | Path, min_confidence: float = 0.0, top: int = 5) -> EvaluationReport:
     """The codebook developer's loop: current suggestions against a gold file, with the worst misses per code."""
-    project = Project.open(project_dir)
-    codebook = project.codebook()
-    with project.store() as store:
-        reference = gold_source(store, codebook, gold)
-        machine = machine_source(store, min_confidence=min_confidence)
-        report = compare(store, codebook, [reference, machine])
+    store, codebook = project.store, project.codebook
+    reference = gold_source(store, codebook, gold)
+    machine = machine_source(store, min_confidence=min_confidence)
+    report = compare(store, codebook, [reference, machine])
     false_positives: dict[str, list[Disagreement]] = defaultdict(list)
     false_negatives: dict[str, list[Disagreement]] = defaultdict(list)
     for item in report.disagreements:
@@ -418,6 +340,16 @@ def report_rows(report: AgreementReport) -> tuple[list[str], list[list[object]]]
     for row in [*report.codes, report.overall]:
         rows.append([row.code, row.units, row.both, row.only_a, row.only_b, row.neither, _round(row.kappa), round(row.percent, 2),
                      _round(row.precision), _round(row.recall), _round(row.f1), _round(row.alpha)])
+    return header, rows
+
+
+def disagreement_rows(report: AgreementReport) -> tuple[list[str], list[list[object]]]:
+    """The segments where the sources differ, for CSV: 1 where a source applies the code, 0 where not."""
+    header = ["transcript", "segment", "code", *report.sources, "evidence", "text"]
+    rows: list[list[object]] = [
+        [item.transcript, item.segment, item.code, *[int(item.values[source]) for source in report.sources], item.evidence, item.text]
+        for item in report.disagreements
+    ]
     return header, rows
 
 

@@ -1,4 +1,4 @@
-"""Suggestions that learn from the researcher's decisions.
+"""Suggestions that learn from the researcher's decisions, and blending them with the rules.
 
 One logistic regression per code, trained on review decisions (accepted or added = yes,
 rejected = no; a reviewed segment left without a code = no for that code). Features come
@@ -6,31 +6,39 @@ from the spaCy pipeline: TF-IDF over lower-cased lemma unigrams and bigrams, the
 confidence of every code (so each model learns how far its rules can be trusted), and
 token vectors when the pipeline has them. A trained code's confidence is the model's
 probability; codes with too few examples keep the rules alone.
+
+Fitted models are kept as plain parameters (arrays and JSON, ``to_bytes``/``from_bytes``)
+and read back with NumPy's pickle-free loader: a project database is shared, and nothing
+read from it may run code.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import pickle
-from collections import defaultdict
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from qualcode.pipeline import Suggestion, suggestions_from_doc
+from qualcode.errors import ProjectError
+from qualcode.pipeline import suggestions_from_doc
+from qualcode.statistics import kappa_or_zero, precision_recall_f1
+from qualcode.suggestion import SUGGEST_THRESHOLD, Suggestion
+from qualcode.vocabulary import Source
 
 if TYPE_CHECKING:
+    from spacy.language import Language
     from spacy.tokens import Doc
 
-    from qualcode.codebook import Codebook
-    from qualcode.store import Store
-
 FEATURE_VERSION = "tfidf-lemma-1-2+rules-1"
+PARAMETERS_FORMAT = "npz-1"
 MIN_EXAMPLES = 5  # of each class, per code
-SUGGEST_THRESHOLD = 0.5
 RULE_FEATURE_SCALE = 3.0
 C_GRID = (0.5, 2.0, 8.0)
+# A stored model run larger than this when unpacked is refused rather than read.
+MAX_PARAMETER_BYTES = 1 << 30
+_VECTORIZER_PARAMS = {"token_pattern": r"\S+", "lowercase": False, "ngram_range": (1, 2), "sublinear_tf": True, "max_features": 50_000}
 
 
 def feature_text(doc: "Doc") -> str:
@@ -41,7 +49,8 @@ def feature_text(doc: "Doc") -> str:
 @dataclass
 class CodeModel:
     code: str
-    classifier: Any
+    coef: Any  # weights of a logistic regression, one per feature
+    intercept: float
     positives: int
     negatives: int
     cv_f1: float | None
@@ -50,7 +59,13 @@ class CodeModel:
     threshold: float = 0.5  # chosen by cross-validation; confidence is shifted so it maps to 0.5
     variant: str = "text"  # "text": lemma n-grams; "stacked": also every code's rule confidence
 
-    def confidence(self, probabilities):
+    def probability(self, features: Any) -> Any:
+        import numpy as np
+
+        scores = np.asarray(features @ self.coef).ravel() + self.intercept
+        return 1.0 / (1.0 + np.exp(-scores))
+
+    def confidence(self, probabilities: Any) -> Any:
         """Probabilities shifted on the logit scale so that this code's threshold becomes 0.5."""
         import numpy as np
 
@@ -74,17 +89,20 @@ class ModelSet:
     rules_better: dict[str, tuple[float, float]] = field(default_factory=dict)
     feature_version: str = FEATURE_VERSION
 
-    def features(self, docs: Sequence["Doc"], variant: str = "stacked"):
+    def features(self, docs: Sequence["Doc"], variant: str = "stacked") -> Any:
         return _features(docs, self.vectorizer, self.rule_codes if variant == "stacked" else [], self.use_vectors)
 
     def probabilities(self, docs: Sequence["Doc"]) -> dict[str, list[float]]:
         if not docs or not self.models:
             return {}
         matrices = {variant: self.features(docs, variant) for variant in {model.variant for model in self.models.values()}}
-        return {
-            code: model.confidence(model.classifier.predict_proba(matrices[model.variant])[:, 1]).tolist()
-            for code, model in self.models.items()
-        }
+        return {code: model.confidence(model.probability(matrices[model.variant])).tolist() for code, model in self.models.items()}
+
+    def restricted_to(self, codes: Iterable[str]) -> "ModelSet":
+        """The same models, without those of codes no longer in the codebook."""
+        keep = set(codes)
+        self.models = {code: model for code, model in self.models.items() if code in keep}
+        return self
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -100,33 +118,110 @@ class ModelSet:
             "rules_better": {code: {"rules_kappa": r, "model_cv_kappa": m} for code, (r, m) in self.rules_better.items()},
         }
 
+    # -- keeping models without pickles ------------------------------------------------
 
-def _rule_matrix(docs: Sequence["Doc"], rule_codes: list[str]):
+    def to_bytes(self) -> bytes:
+        """The fitted parameters as an .npz archive: arrays, and one JSON document for the rest."""
+        import numpy as np
+
+        vocabulary = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.get) if self.vectorizer is not None else []
+        meta = {
+            "format": PARAMETERS_FORMAT,
+            "vocabulary": vocabulary,
+            "min_df": self.vectorizer.min_df if self.vectorizer is not None else 1,
+            "rule_codes": self.rule_codes,
+            "use_vectors": self.use_vectors,
+            "examples": self.examples,
+            "trained_at": self.trained_at,
+            "seed": self.seed,
+            "skipped": self.skipped,
+            "rules_better": self.rules_better,
+            "feature_version": self.feature_version,
+            "codes": [
+                {"code": m.code, "intercept": m.intercept, "positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1,
+                 "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant}
+                for m in self.models.values()
+            ],
+        }
+        arrays: dict[str, Any] = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
+        if self.vectorizer is not None:
+            arrays["idf"] = np.asarray(self.vectorizer.idf_, dtype=np.float64)
+        for index, model in enumerate(self.models.values()):
+            arrays[f"coef_{index}"] = np.asarray(model.coef, dtype=np.float64).ravel()
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, run: int) -> "ModelSet":
+        """Parameters written by ``to_bytes``, read without unpickling anything; anything else is refused."""
+        import numpy as np
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                if sum(info.file_size for info in archive.infolist()) > MAX_PARAMETER_BYTES:
+                    raise ValueError("larger than qualcode ever writes")
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+                if meta.get("format") != PARAMETERS_FORMAT:
+                    raise ValueError(f"format {meta.get('format')!r}")
+                vectorizer = None
+                if meta["vocabulary"]:
+                    vectorizer = _vectorizer(min_df=meta["min_df"])
+                    vectorizer.vocabulary_ = {term: index for index, term in enumerate(meta["vocabulary"])}
+                    vectorizer.idf_ = arrays["idf"]
+                models = {}
+                for index, entry in enumerate(meta["codes"]):
+                    coef = arrays[f"coef_{index}"]
+                    models[entry["code"]] = CodeModel(
+                        entry["code"], coef, float(entry["intercept"]), int(entry["positives"]), int(entry["negatives"]),
+                        entry["cv_f1"], entry["cv_kappa"], float(entry["c"]), float(entry["threshold"]), str(entry["variant"]),
+                    )
+        except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            raise ProjectError(
+                f"model run {run} cannot be read ({exc})",
+                fix="run 'qualcode train' to fit the models again",
+            ) from None
+        return cls(
+            vectorizer, list(meta["rule_codes"]), bool(meta["use_vectors"]), models, int(meta["examples"]), str(meta["trained_at"]),
+            int(meta["seed"]), {code: (int(value[0]), int(value[1])) for code, value in meta["skipped"].items()},
+            {code: (float(value[0]), float(value[1])) for code, value in meta["rules_better"].items()},
+            str(meta["feature_version"]),
+        )
+
+
+def _vectorizer(*, min_df: int) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(min_df=min_df, **_VECTORIZER_PARAMS)
+
+
+def _rule_matrix(docs: Sequence["Doc"], rule_codes: list[str]) -> Any:
     import numpy as np
 
     index = {code: i for i, code in enumerate(rule_codes)}
     matrix = np.zeros((len(docs), len(rule_codes)))
     for row, doc in enumerate(docs):
         for suggestion in suggestions_from_doc(doc):
-            if suggestion.source == "rules" and suggestion.code in index:
+            if suggestion.source == Source.RULES and suggestion.code in index:
                 matrix[row, index[suggestion.code]] = suggestion.confidence * RULE_FEATURE_SCALE
     return matrix
 
 
-def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use_vectors: bool):
+def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use_vectors: bool) -> Any:
     import numpy as np
     from scipy.sparse import csr_matrix, hstack
 
     parts = [vectorizer.transform([feature_text(doc) for doc in docs]), csr_matrix(_rule_matrix(docs, rule_codes))]
     if use_vectors:
-        vectors = np.array([doc.vector / (np.linalg.norm(doc.vector) or 1.0) for doc in docs])
+        vectors = np.array([np.asarray(doc.vector) / (np.linalg.norm(np.asarray(doc.vector)) or 1.0) for doc in docs])
         parts.append(csr_matrix(vectors))
     return hstack(parts).tocsr()
 
 
 def fit_models(
     docs: Sequence["Doc"],
-    labels: dict[str, Sequence[int | None]],
+    labels: Mapping[str, Sequence[int | None]],
     *,
     rule_codes: Sequence[str],
     min_examples: int = MIN_EXAMPLES,
@@ -142,7 +237,6 @@ def fit_models(
     keeps its rules. Deterministic for a fixed seed.
     """
     import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     labelled = sorted({i for values in labels.values() for i, value in enumerate(values) if value is not None})
@@ -150,11 +244,9 @@ def fit_models(
     codes_for_rules = list(rule_codes) if use_rules else []
     trained_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if not any(text.strip() for text in texts):
-        skipped = {code: (sum(1 for v in values if v == 1), sum(1 for v in values if v == 0)) for code, values in labels.items()}
-        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, skipped)
-    vectorizer = TfidfVectorizer(
-        token_pattern=r"\S+", lowercase=False, ngram_range=(1, 2), sublinear_tf=True, min_df=2 if len(texts) >= 200 else 1, max_features=50_000
-    )
+        counts = {code: (sum(1 for v in values if v == 1), sum(1 for v in values if v == 0)) for code, values in labels.items()}
+        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts)
+    vectorizer = _vectorizer(min_df=2 if len(texts) >= 200 else 1)
     vectorizer.fit(texts)
     use_vectors = bool(docs) and docs[0].vocab.vectors.shape[0] > 0 and docs[0].vocab.vectors.shape[1] > 0
     models: dict[str, CodeModel] = {}
@@ -176,7 +268,7 @@ def fit_models(
             continue
         large = len(y) >= 1000
         folds = StratifiedKFold(min(3 if large else 5, positives, negatives), shuffle=True, random_state=seed)
-        best = None
+        best: tuple[float, float, float, float, str] | None = None
         for variant, matrix in matrices.items():
             x = matrix[rows]
             for c in (2.0,) if large else C_GRID:
@@ -184,15 +276,17 @@ def fit_models(
                 threshold, kappa, f1 = _best_threshold(y, probabilities)
                 if best is None or kappa > best[0] + 1e-9:
                     best = (kappa, f1, c, threshold, variant)
+        assert best is not None
         kappa, f1, c, threshold, variant = best
         if use_rules and code in rule_codes:
             fired = (rule_hits[rows, list(rule_codes).index(code)] > 0).astype(int)
-            rules_kappa = _kappa(y, fired)
+            rules_kappa = kappa_or_zero(y, fired)
             if rules_kappa >= kappa:
                 rules_better[code] = (round(rules_kappa, 4), round(kappa, 4))
                 continue
         classifier = _classifier(c, seed).fit(matrices[variant][rows], y)
-        models[code] = CodeModel(code, classifier, positives, negatives, round(f1, 4), round(kappa, 4), c, threshold, variant)
+        models[code] = CodeModel(code, classifier.coef_.ravel().copy(), float(classifier.intercept_[0]), positives, negatives,
+                                 round(f1, 4), round(kappa, 4), c, threshold, variant)
     return ModelSet(
         vectorizer=vectorizer,
         rule_codes=codes_for_rules,
@@ -206,40 +300,23 @@ def fit_models(
     )
 
 
-def _classifier(c: float, seed: int):
+def _classifier(c: float, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=c, class_weight="balanced", solver="liblinear", random_state=seed, max_iter=2000)
 
 
-def _kappa(y, predicted) -> float:
-    from qualcode.evaluation import cohen_kappa
-
-    value = cohen_kappa(list(map(int, y)), list(map(int, predicted)))
-    return 0.0 if value is None else float(value)
-
-
-def _best_threshold(y, probabilities) -> tuple[float, float, float]:
+def _best_threshold(y: Any, probabilities: Any) -> tuple[float, float, float]:
     """The threshold (from 0.1 to 0.9) whose predictions agree best with y (kappa), with that kappa and F1."""
-    from qualcode.evaluation import precision_recall_f1
-
     best = (0.5, -2.0, 0.0)
     for step in range(1, 18):
         threshold = step * 0.05
         predicted = (probabilities >= threshold).astype(int)
-        kappa = _kappa(y, predicted)
+        kappa = kappa_or_zero(y, predicted)
         if kappa > best[1] + 1e-9:
             f1 = precision_recall_f1(list(y), list(predicted))[2] or 0.0
             best = (round(threshold, 2), kappa, f1)
     return best
-
-
-def counts_as_yes(source: str, confidence: float) -> bool:
-    """Whether a stored suggestion is the machine saying 'this code applies'.
-
-    Rule suggestions apply when they fire; a trained model's must reach 0.5.
-    """
-    return source == "rules" or confidence >= SUGGEST_THRESHOLD
 
 
 def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: float = 0.0) -> list[list[Suggestion]]:
@@ -257,77 +334,31 @@ def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: flo
         for code, suggestion in rules.items():
             if code in probabilities:
                 probability = round(probabilities[code][row], 3)
-                merged.append(Suggestion(code, probability, suggestion.evidence, "both"))
+                merged.append(Suggestion(code, probability, suggestion.evidence, Source.BOTH))
             else:
                 merged.append(suggestion)
         for code, values in probabilities.items():
             if code not in rules and values[row] >= SUGGEST_THRESHOLD:
-                merged.append(Suggestion(code, round(values[row], 3), [], "model"))
+                merged.append(Suggestion(code, round(values[row], 3), [], Source.MODEL))
         results.append(sorted((s for s in merged if s.confidence >= min_confidence), key=lambda s: s.code))
     return results
 
 
-# -- training data from the store, and keeping models in it ----------------------------------
-
-
-def training_labels(store: "Store", codes: Iterable[str]) -> tuple[list[int], dict[str, list[int | None]], int]:
-    """Segment ids with any decision, and per code a label for each: 1, 0, or None (unknown).
-
-    All coders' standing decisions are pooled; where coders disagree on a segment and code,
-    the most recent decision wins.
-    """
-    codes = list(codes)
-    latest: dict[tuple[int, str], tuple[int, str]] = {}
-    for (segment_id, code, _coder), row in store.latest_decisions().items():
-        previous = latest.get((segment_id, code))
-        if previous is None or row["id"] > previous[0]:
-            latest[(segment_id, code)] = (row["id"], row["verdict"])
-    reviewed: set[int] = set()
-    for coder in store.coders():
-        reviewed.update(segment_id for segment_id, state in store.coder_states(coder).items() if state.reviewed)
-    segment_ids = sorted(reviewed | {segment_id for segment_id, _code in latest})
-    active = {row["id"] for row in store.coded_segments()}
-    segment_ids = [segment_id for segment_id in segment_ids if segment_id in active]
-    labels: dict[str, list[int | None]] = {}
-    for code in codes:
-        values: list[int | None] = []
-        for segment_id in segment_ids:
-            decision = latest.get((segment_id, code))
-            if decision is not None:
-                values.append(1 if decision[1] in ("accepted", "added") else 0)
-            else:
-                values.append(0 if segment_id in reviewed else None)
-        labels[code] = values
-    decisions = store.training_decisions()
-    return segment_ids, labels, decisions
-
-
-def save_models(store: "Store", models: ModelSet, *, decisions: int) -> int:
-    buffer = io.BytesIO()
-    pickle.dump(models, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    with store.transaction() as db:
-        cursor = db.execute(
-            "INSERT INTO model_runs (trained_at, decisions, summary, model) VALUES (?, ?, ?, ?)",
-            (models.trained_at, decisions, json.dumps(models.summary()), buffer.getvalue()),
-        )
-    return int(cursor.lastrowid)
-
-
-def latest_run(store: "Store") -> tuple[int, int, dict[str, Any]] | None:
-    row = store.db.execute("SELECT id, decisions, summary FROM model_runs ORDER BY id DESC LIMIT 1").fetchone()
-    return (row["id"], row["decisions"], json.loads(row["summary"])) if row else None
-
-
-def load_models(store: "Store") -> tuple[int, ModelSet] | None:
-    """The latest models (from this project's own database)."""
-    row = store.db.execute("SELECT id, model FROM model_runs ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        return None
-    return row["id"], pickle.loads(row["model"])  # noqa: S301 - written by this project's own `train`
-
-
-def label_counts(labels: dict[str, list[int | None]]) -> dict[str, tuple[int, int]]:
-    counts: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
-    for code, values in labels.items():
-        counts[code] = (sum(1 for v in values if v == 1), sum(1 for v in values if v == 0))
-    return dict(counts)
+def suggest(
+    nlp: "Language", texts: Iterable[str], *, batch_size: int = 256, min_confidence: float = 0.0, models: ModelSet | None = None
+) -> list[list[Suggestion]]:
+    """Suggestions for each text, in order, through ``nlp.pipe``; blended with learned models when given."""
+    results: list[list[Suggestion]] = []
+    if models is None:
+        for doc in nlp.pipe(texts, batch_size=batch_size):
+            results.append([item for item in suggestions_from_doc(doc) if item.confidence >= min_confidence])
+        return results
+    batch: list = []
+    # Docs are kept one batch at a time: a huge transcript must not hold all its Docs at once.
+    for doc in nlp.pipe(texts, batch_size=batch_size):
+        batch.append(doc)
+        if len(batch) == batch_size:
+            results.extend(blend(batch, models, min_confidence=min_confidence))
+            batch = []
+    results.extend(blend(batch, models, min_confidence=min_confidence))
+    return results

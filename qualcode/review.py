@@ -7,19 +7,19 @@ The CLI maps keys to these actions; tests drive them with scripted keys.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from qualcode.codebook import Code, Codebook
 from qualcode.errors import ReviewError
-from qualcode.pipeline import Evidence, Suggestion
+from qualcode.project import Project
 from qualcode.store import Entry, SegmentState, Store
+from qualcode.suggestion import Suggestion
 from qualcode.transcripts import UNKNOWN_ROLE
+from qualcode.vocabulary import Mark, Method, ReviewOrder, Verdict, choices
 
-ORDERS = ("transcript", "uncertain")
 MAX_SHOWN_CODES = 9
 
 
@@ -30,7 +30,7 @@ class ReviewFilter:
     role: str | None = None
     min_confidence: float = 0.0
     include_unsuggested: bool = False
-    order: str = "transcript"
+    order: str = ReviewOrder.TRANSCRIPT
 
 
 @dataclass
@@ -90,8 +90,7 @@ class ReviewSession:
 
     def __init__(
         self,
-        store: Store,
-        codebook: Codebook,
+        project: Project,
         *,
         coder: str,
         filters: ReviewFilter = ReviewFilter(),
@@ -99,19 +98,18 @@ class ReviewSession:
     ) -> None:
         if not coder or not coder.strip():
             raise ReviewError("no coder name", fix="pass --coder NAME or set 'coder' in qualcode.yaml")
-        self.store = store
-        self.codebook = codebook
+        store = self.store = project.store
+        self.codebook = project.codebook
         self.coder = coder
         self.filters = filters
         self.clock = clock
         self.started = clock()
         self.session_decisions = 0
         self._turns: dict[str, list] = {}
-        self.items = load_queue(store, codebook, filters)
+        self.items = load_queue(store, self.codebook, filters)
         self.states: dict[int, SegmentState] = store.coder_states(coder, [item.segment_id for item in self.items])
-        self.index = self._next_unreviewed(0, wrap=True)
-        if self.index is None:
-            self.index = 0
+        first = self._next_unreviewed(0, wrap=True)
+        self.index: int = first if first is not None else 0
 
     # -- state ------------------------------------------------------------------------
 
@@ -155,7 +153,7 @@ class ReviewSession:
         turns = self._turns.get(item.transcript_id)
         if turns is None:
             turns = self._turns[item.transcript_id] = [
-                (row["position"], Turn(row["speaker"], row["text"], bool(row["coded"]))) for row in self.store.segments(item.transcript_id)
+                (row.position, Turn(row.speaker, row.text, row.codable)) for row in self.store.segments(item.transcript_id)
             ]
         before = [turn for position, turn in turns if position < item.position]
         after = [turn for position, turn in turns if position > item.position]
@@ -165,13 +163,13 @@ class ReviewSession:
 
     def progress(self) -> ReviewProgress:
         reviewed = sum(1 for item in self.items if self.state(item).reviewed)
-        counts = {"accepted": 0, "rejected": 0, "added": 0}
+        counts = {verdict: 0 for verdict in Verdict}
         for item in self.items:
             for verdict in self.state(item).codes.values():
-                counts[verdict] += 1
+                counts[Verdict(verdict)] += 1
         minutes = (self.clock() - self.started) / 60.0
         rate = self.session_decisions / minutes if minutes >= 0.25 else None
-        return ReviewProgress(reviewed, len(self.items), counts["accepted"], counts["rejected"], counts["added"],
+        return ReviewProgress(reviewed, len(self.items), counts[Verdict.ACCEPTED], counts[Verdict.REJECTED], counts[Verdict.ADDED],
                               self.session_decisions, rate)
 
     # -- actions ------------------------------------------------------------------------
@@ -190,19 +188,19 @@ class ReviewSession:
 
     def accept_all(self) -> ActionResult:
         """Accept every shown suggestion not yet decided, mark the segment reviewed, move on."""
-        return self._settle("accepted")
+        return self._settle(Verdict.ACCEPTED)
 
     def reject_all(self) -> ActionResult:
         """Reject every shown suggestion not yet decided, mark the segment reviewed, move on."""
-        return self._settle("rejected")
+        return self._settle(Verdict.REJECTED)
 
-    def _settle(self, verdict: str) -> ActionResult:
+    def _settle(self, verdict: Verdict) -> ActionResult:
         item = self.current
         if item is None:
             return ActionResult("Nothing to review.")
         state = self.state(item)
         entries = [Entry(item.segment_id, s.code, verdict) for s in item.suggestions if s.code not in state.codes]
-        entries.append(Entry(item.segment_id, None, "reviewed"))
+        entries.append(Entry(item.segment_id, None, Mark.REVIEWED))
         self._write(entries)
         decided = len(entries) - 1
         message = f"{verdict.capitalize()} {decided} code{'s' if decided != 1 else ''}." if decided else "Reviewed."
@@ -213,11 +211,13 @@ class ReviewSession:
         if not 1 <= number <= len(shown):
             return ActionResult(f"No code {number} here.")
         entry = shown[number - 1]
-        if entry.verdict in ("accepted", "added"):
-            verdict = "rejected"
+        if entry.verdict is not None and Verdict(entry.verdict).applies:
+            verdict = Verdict.REJECTED
         else:
-            verdict = "accepted" if entry.suggestion is not None else "added"
-        self._write([Entry(self.current.segment_id, entry.code, verdict)])
+            verdict = Verdict.ACCEPTED if entry.suggestion is not None else Verdict.ADDED
+        item = self.current
+        assert item is not None
+        self._write([Entry(item.segment_id, entry.code, verdict)])
         return ActionResult(f"{entry.code}: {verdict}.")
 
     def add_code(self, code_id: str) -> ActionResult:
@@ -226,10 +226,11 @@ class ReviewSession:
             return ActionResult("Nothing to review.")
         if code_id not in self.codebook:
             return ActionResult(f"No code '{code_id}' in the codebook.")
-        if self.state(item).codes.get(code_id) in ("accepted", "added"):
+        standing = self.state(item).codes.get(code_id)
+        if standing is not None and Verdict(standing).applies:
             return ActionResult(f"{code_id} is already applied.")
         suggested = any(s.code == code_id for s in item.suggestions)
-        verdict = "accepted" if suggested else "added"
+        verdict = Verdict.ACCEPTED if suggested else Verdict.ADDED
         self._write([Entry(item.segment_id, code_id, verdict)])
         return ActionResult(f"{code_id}: {verdict}.")
 
@@ -237,7 +238,7 @@ class ReviewSession:
         item = self.current
         if item is None or not text.strip():
             return ActionResult("No note written.")
-        self._write([Entry(item.segment_id, None, "note", note=text.strip())])
+        self._write([Entry(item.segment_id, None, Mark.NOTE, note=text.strip())])
         return ActionResult("Note saved.")
 
     def skip(self) -> ActionResult:
@@ -254,9 +255,9 @@ class ReviewSession:
         rows = self.store.last_batch(self.coder)
         if not rows:
             return ActionResult("Nothing to undo.")
-        self.store.record([Entry(row["segment_id"], None, "undo", undoes=row["id"]) for row in rows], coder=self.coder)
-        segment_id = rows[0]["segment_id"]
-        for affected in {row["segment_id"] for row in rows}:
+        self.store.record([Entry(row.segment_id, None, Mark.UNDO, undoes=row.id) for row in rows], coder=self.coder)
+        segment_id = rows[0].segment_id
+        for affected in {row.segment_id for row in rows}:
             if affected in self.states or any(item.segment_id == affected for item in self.items):
                 self._refresh(affected)
         moved = False
@@ -265,7 +266,7 @@ class ReviewSession:
                 moved = index != self.index
                 self.index = index
                 break
-        described = ", ".join(f"{row['code']} {row['verdict']}" if row["code"] else row["verdict"] for row in rows)
+        described = ", ".join(f"{row.code} {row.verdict}" if row.code else row.verdict for row in rows)
         return ActionResult(f"Undone: {described}.", moved)
 
     def _advance(self) -> bool:
@@ -302,8 +303,8 @@ class ReviewSession:
 
 def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[ReviewItem]:
     """The segments to review under the filters, in the requested order."""
-    if filters.order not in ORDERS:
-        raise ReviewError(f"unknown order '{filters.order}'", fix=f"use one of: {', '.join(ORDERS)}")
+    if filters.order not in set(ReviewOrder):
+        raise ReviewError(f"unknown order '{filters.order}'", fix=f"use one of: {choices(ReviewOrder)}")
     transcripts = store.transcripts()
     if filters.transcript is not None and filters.transcript not in transcripts:
         known = ", ".join(list(transcripts)[:8])
@@ -314,12 +315,9 @@ def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[
     if filters.code is not None:
         wanted_codes = {filters.code, *codebook.descendants(filters.code)}
     suggestions: dict[int, list[Suggestion]] = defaultdict(list)
-    for row in store.suggestion_rows():
-        if row["confidence"] < filters.min_confidence:
-            continue
-        suggestions[row["segment_id"]].append(
-            Suggestion(row["code"], row["confidence"], [Evidence(**item) for item in json.loads(row["evidence"])], row["source"])
-        )
+    for suggested in store.suggestions():
+        if suggested.confidence >= filters.min_confidence:
+            suggestions[suggested.segment_id].append(suggested.suggestion)
     items: list[ReviewItem] = []
     for transcript_id, stored in transcripts.items():
         if filters.transcript is not None and transcript_id != filters.transcript:
@@ -327,108 +325,34 @@ def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[
         role = stored.metadata.get("role") or UNKNOWN_ROLE
         if filters.role is not None and role != filters.role.lower():
             continue
-        segments = store.coded_segments(transcript_id)
+        segments = store.codable_segments(transcript_id)
         for number, row in enumerate(segments, start=1):
-            shown = sorted(suggestions.get(row["id"], []), key=lambda s: -s.confidence)[:MAX_SHOWN_CODES]
+            shown = sorted(suggestions.get(row.id, []), key=lambda s: -s.confidence)[:MAX_SHOWN_CODES]
             if wanted_codes is not None:
                 if not any(s.code in wanted_codes for s in shown):
                     continue
             elif not shown and not filters.include_unsuggested:
                 continue
             items.append(
-                ReviewItem(row["id"], transcript_id, number, len(segments), row["position"], row["speaker"], row["text"], stored.metadata, shown)
+                ReviewItem(row.id, transcript_id, number, len(segments), row.position, row.speaker, row.text, stored.metadata, shown)
             )
-    if filters.order == "uncertain":
+    if filters.order == ReviewOrder.UNCERTAIN:
         items.sort(key=lambda item: item.uncertainty())
     return items
 
 
-def accept_above(store: Store, codebook: Codebook, *, coder: str, threshold: float, filters: ReviewFilter = ReviewFilter()) -> int:
+def accept_above(project: Project, *, coder: str, threshold: float, filters: ReviewFilter = ReviewFilter()) -> int:
     """Record 'accepted' (method 'batch') for every suggestion at or above the threshold this coder has not decided."""
     if not 0.0 <= threshold <= 1.0:
         raise ReviewError(f"threshold {threshold} is outside 0 to 1", fix="pass e.g. --accept-above 0.9")
-    items = load_queue(store, codebook, filters)
+    store = project.store
+    items = load_queue(store, project.codebook, filters)
     states = store.coder_states(coder, [item.segment_id for item in items])
     entries = [
-        Entry(item.segment_id, suggestion.code, "accepted")
+        Entry(item.segment_id, suggestion.code, Verdict.ACCEPTED)
         for item in items
         for suggestion in item.suggestions
         if suggestion.confidence >= threshold and suggestion.code not in (states.get(item.segment_id) or SegmentState()).codes
     ]
-    store.record(entries, coder=coder, method="batch")
+    store.record(entries, coder=coder, method=Method.BATCH)
     return len(entries)
-
-
-@dataclass
-class CoderProgress:
-    reviewed: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    added: int = 0
-
-
-@dataclass
-class TranscriptStatus:
-    transcript: str
-    role: str
-    segments: int
-    suggested: int
-    coders: dict[str, CoderProgress] = field(default_factory=dict)
-
-
-@dataclass
-class CodeStatus:
-    code: str
-    depth: int
-    suggested: int
-    coders: dict[str, CoderProgress] = field(default_factory=dict)
-
-
-@dataclass
-class StatusReport:
-    coders: list[str]
-    transcripts: list[TranscriptStatus]
-    codes: list[CodeStatus]
-    model_run: int | None = None
-    model: dict | None = None
-
-
-def review_status(store: Store, codebook: Codebook) -> StatusReport:
-    """How much is reviewed, per transcript and per code, and by whom."""
-    coders = store.coders()
-    states = {coder: store.coder_states(coder) for coder in coders}
-    suggested_segments: dict[str, set[int]] = defaultdict(set)
-    suggested_by_transcript: dict[str, set[int]] = defaultdict(set)
-    for row in store.suggestion_rows():
-        suggested_segments[row["code"]].add(row["segment_id"])
-        suggested_by_transcript[row["transcript_id"]].add(row["segment_id"])
-    transcripts = []
-    for transcript_id, stored in store.transcripts().items():
-        segment_ids = [row["id"] for row in store.coded_segments(transcript_id)]
-        status = TranscriptStatus(transcript_id, stored.metadata.get("role") or UNKNOWN_ROLE, len(segment_ids), len(suggested_by_transcript[transcript_id]))
-        for coder in coders:
-            progress = CoderProgress()
-            for segment_id in segment_ids:
-                state = states[coder].get(segment_id)
-                if state is None:
-                    continue
-                progress.reviewed += state.reviewed
-                for verdict in state.codes.values():
-                    setattr(progress, verdict, getattr(progress, verdict) + 1)
-            status.coders[coder] = progress
-        transcripts.append(status)
-    codes = []
-    for code, depth in codebook.walk():
-        status = CodeStatus(code.id, depth, len(suggested_segments[code.id]))
-        for coder in coders:
-            progress = CoderProgress()
-            for state in states[coder].values():
-                verdict = state.codes.get(code.id)
-                if verdict:
-                    setattr(progress, verdict, getattr(progress, verdict) + 1)
-            status.coders[coder] = progress
-        codes.append(status)
-    from qualcode.model import latest_run
-
-    run = latest_run(store)
-    return StatusReport(coders, transcripts, codes, run[0] if run else None, run[2] if run else None)

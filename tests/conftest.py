@@ -2,11 +2,29 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
+from qualcode.coding import code
+from qualcode.project import Project
+from qualcode.store import Entry, Store
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def call(service: Callable[..., Any], project_dir: str | Path, *args: Any, **kwargs: Any) -> Any:
+    """Open the project once, as the CLI does, and call one library service with it."""
+    with Project.open(project_dir) as project:
+        return service(project, *args, **kwargs)
+
+
+@contextmanager
+def open_store(project_dir: str | Path) -> Iterator[Store]:
+    with Project.open(project_dir) as project:
+        yield project.store
 
 SMALL_CODEBOOK = """\
 name: Test codebook
@@ -99,9 +117,7 @@ def review_project(small_project):
         Respondent: There was a deadline, and nobody knows who will pay when the funding ends.
         """,
     )
-    from qualcode.project import code
-
-    code(project_dir=small_project)
+    call(code, small_project)
     return small_project
 
 
@@ -114,9 +130,6 @@ def decided_project(tmp_path):
     partner-01 seg1 timescale rejected (ann), accepted (bob)
     stakeholder-01 nothing
     """
-    from qualcode.project import Project, code
-    from qualcode.store import Entry
-
     write(tmp_path / "codebook.yaml", SMALL_CODEBOOK)
     bodies = {
         "lead-01": ("lead", "third sector", ["First answer about things.", "Second answer about more things.", "Third answer."]),
@@ -127,9 +140,9 @@ def decided_project(tmp_path):
     for tid, (role, sector, answers) in bodies.items():
         turns = "\n\n".join(f"Interviewer: Question {i}?\n\nRespondent: {answer}" for i, answer in enumerate(answers, start=1))
         write(tmp_path / "transcripts" / f"{tid}.txt", f"---\nrole: {role}\nsector: {sector}\n---\n{turns}\n")
-    code(project_dir=tmp_path)
-    with Project.open(tmp_path).store() as store:
-        seg = {tid: [row["id"] for row in store.coded_segments(tid)] for tid in bodies}
+    call(code, tmp_path)
+    with open_store(tmp_path) as store:
+        seg = {tid: [row.id for row in store.codable_segments(tid)] for tid in bodies}
         store.record([Entry(seg["lead-01"][0], "timescale", "accepted")], coder="ann")
         store.record([Entry(seg["lead-01"][1], "timescale", "added"), Entry(seg["lead-01"][1], "sustainability", "added")], coder="ann")
         store.record([Entry(seg["lead-02"][0], "sustainability", "accepted")], coder="ann")

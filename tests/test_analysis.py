@@ -2,28 +2,27 @@ from __future__ import annotations
 
 import pytest
 
-from qualcode.analysis import coded_segments, cooccurrence, excerpts, respondent_matrix, theme_frequency
+from qualcode.analysis import codings, cooccurrence, excerpts, respondent_matrix, theme_frequency
 from qualcode.errors import AnalysisError
 from qualcode.project import Project
 
 
 def tables(project, **kwargs):
     opened = Project.open(project)
-    store = opened.store()
-    codebook = opened.codebook()
-    return store, codebook, coded_segments(store, codebook, **kwargs)
+    return opened.store, opened.codebook, codings(opened.store, opened.codebook, **kwargs)
 
 
 def cells(table, code, group):
-    row = table.loc[code]
-    return (row[f"{group}: respondents"], row[f"{group}: %"], row[f"{group}: segments"])
+    [row] = [row for row in table.rows if row[0] == code]
+    record = dict(zip(table.columns, row))
+    return (record[f"{group}: respondents"], record[f"{group}: %"], record[f"{group}: segments"])
 
 
 def test_frequency_by_role_matches_hand_counts(decided_project):
     store, codebook, frame = tables(decided_project)
     table = theme_frequency(store, codebook, frame)
     assert table.attrs["groups"] == ["lead", "partner", "stakeholder"]
-    assert list(table.index) == ["N", "challenges", "timescale", "sustainability", "other"]
+    assert table.column("code") == ["N", "challenges", "timescale", "sustainability", "other"]
     # N: respondents per group and their respondent segments (3 + 2, 2, 1).
     assert cells(table, "N", "lead") == (2, 100.0, 5)
     assert cells(table, "N", "partner") == (1, 100.0, 2)
@@ -59,7 +58,7 @@ def test_crossed_attributes(decided_project):
 
 def test_statuses(decided_project):
     _store, _codebook, confirmed = tables(decided_project)
-    assert sorted(zip(confirmed["transcript"], confirmed["segment"], confirmed["code"], confirmed["coders"])) == [
+    assert sorted((c.transcript, c.segment, c.code, c.coders) for c in confirmed) == [
         ("lead-01", 1, "timescale", "ann"),
         ("lead-01", 2, "sustainability", "ann"),
         ("lead-01", 2, "timescale", "ann"),
@@ -72,10 +71,10 @@ def test_statuses(decided_project):
 
 def test_suggested_status_counts_only_undecided_suggestions(review_project):
     store, codebook, frame = tables(review_project, status="suggested")
-    assert sorted(zip(frame["transcript"], frame["segment"], frame["code"])) == [
+    assert sorted((c.transcript, c.segment, c.code) for c in frame) == [
         ("lead-01", 1, "timescale"), ("lead-01", 2, "sustainability"), ("partner-01", 2, "sustainability"), ("partner-01", 2, "timescale"),
     ]
-    segment = store.coded_segments("lead-01")[0]["id"]
+    segment = store.codable_segments("lead-01")[0].id
     store.add_decision(segment, "timescale", "rejected", coder="ann")
     _s, _c, after = tables(review_project, status="suggested")
     assert len(after) == 3
@@ -86,7 +85,7 @@ def test_suggested_status_counts_only_undecided_suggestions(review_project):
 def test_cooccurrence_and_jaccard(decided_project):
     _store, codebook, frame = tables(decided_project)
     table = cooccurrence(frame, codebook)
-    assert table.to_dict("records") == [
+    assert [dict(zip(table.columns, row)) for row in table.rows] == [
         {"code_1": "timescale", "code_2": "sustainability", "n1": 3, "n2": 2, "n12": 1, "jaccard": 0.25},
     ]
 
@@ -94,18 +93,19 @@ def test_cooccurrence_and_jaccard(decided_project):
 def test_respondent_matrix(decided_project):
     store, codebook, frame = tables(decided_project)
     matrix = respondent_matrix(store, codebook, frame)
-    assert list(matrix.columns) == ["transcript", "role", "sector", "challenges", "timescale", "sustainability", "other"]
-    assert matrix.set_index("transcript").loc["lead-01", ["challenges", "timescale", "sustainability"]].tolist() == [2, 2, 1]
-    assert matrix.set_index("transcript").loc["stakeholder-01", "challenges"] == 0
+    assert matrix.columns == ["transcript", "role", "sector", "challenges", "timescale", "sustainability", "other"]
+    rows = {row[0]: dict(zip(matrix.columns, row)) for row in matrix.rows}
+    assert [rows["lead-01"][code] for code in ("challenges", "timescale", "sustainability")] == [2, 2, 1]
+    assert rows["stakeholder-01"]["challenges"] == 0
 
 
 def test_excerpts_filtered_by_code_and_attribute(decided_project):
     store, codebook, frame = tables(decided_project)
     everything = excerpts(store, codebook, frame)
     assert len(everything) == 5
-    assert list(everything.columns)[:5] == ["transcript", "segment", "speaker", "code", "label"]
+    assert everything.columns[:5] == ["transcript", "segment", "speaker", "code", "label"]
     lead_timescale = excerpts(store, codebook, frame, code="timescale", where={"role": "lead"})
-    assert lead_timescale[["transcript", "segment", "text"]].values.tolist() == [
+    assert [[row[0], row[1], row[lead_timescale.columns.index("text")]] for row in lead_timescale.rows] == [
         ["lead-01", 1, "First answer about things."],
         ["lead-01", 2, "Second answer about more things."],
     ]

@@ -9,15 +9,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import REPO, open_store
 from typer.testing import CliRunner
 
 from qualcode.cli import app
 from qualcode.codebook import load_codebook
 from qualcode.errors import CodebookError
 from qualcode.pipeline import build_pipeline
-from qualcode.project import Project
-
-from conftest import REPO
 
 BAD = REPO / "tests" / "data" / "bad"
 runner = CliRunner()
@@ -84,7 +82,7 @@ def test_every_bad_transcript_is_named_on_one_line_and_the_batch_goes_on(bad_bat
         assert reason in line, line
     for name, warning in WARNED.items():
         assert any(line.startswith(f"Warning: transcripts/{name}") and warning in line for line in lines), name
-    with Project.open(project).store() as store:
+    with open_store(project) as store:
         imported = set(store.transcripts())
         assert store.problems() == []
     assert "good-lead" in imported

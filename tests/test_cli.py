@@ -2,16 +2,14 @@ from __future__ import annotations
 
 import csv
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import pytest
+from conftest import REPO, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.project import Project
-
-from conftest import REPO, write
 
 runner = CliRunner()
 
@@ -51,14 +49,14 @@ def test_code_exits_3_when_files_were_skipped_and_names_them(small_project):
     assert result.exit_code == 3
     assert "Skipped transcripts/broken.docx: not a readable .docx (it is not a Word package; perhaps an old .doc or another file renamed). Fix: open it in Word or LibreOffice and save it again as .docx" in result.output
     assert "2 imported" in result.output
-    with Project.open(small_project).store() as store:
+    with open_store(small_project) as store:
         assert sorted(store.transcripts()) == ["lead-01", "partner-01"]
 
 
 def test_code_with_explicit_paths(small_project):
     result = run("code", "--project", str(small_project), "transcripts/partner-01.txt")
     assert result.exit_code == 0
-    with Project.open(small_project).store() as store:
+    with open_store(small_project) as store:
         assert list(store.transcripts()) == ["partner-01"]
         assert store.transcripts()["partner-01"].metadata == {"role": "partner"}
 
@@ -130,8 +128,8 @@ def test_review_with_piped_keys_prints_screens_and_a_closing_line(review_project
     assert result.exit_code == 0, result.output
     assert "segment 1/2 of lead-01" in result.output and "Respondent: The [deadline] was brutal" in result.output
     assert result.output.splitlines()[-1] == "Review quit: 2 decisions this session as ann; reviewed 2/3. Everything is saved."
-    with Project.open(review_project).store() as store:
-        assert [(key[1], row["verdict"]) for key, row in store.latest_decisions("ann").items()] == [
+    with open_store(review_project) as store:
+        assert [(key[1], row.verdict) for key, row in store.latest_decisions("ann").items()] == [
             ("timescale", "accepted"),
             ("sustainability", "rejected"),
         ]

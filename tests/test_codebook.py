@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REPO, SMALL_CODEBOOK
 
 from qualcode.codebook import load_codebook, parse_codebook
 from qualcode.errors import CodebookError
-
-from conftest import REPO, SMALL_CODEBOOK
 
 
 def test_sample_codebook_has_the_five_psp_themes_under_challenges():

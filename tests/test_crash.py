@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-crash = pytest.importorskip("crash")
+import crash  # noqa: E402  (a broken harness must fail here, not skip)
 
 
 def test_killed_code_runs_leave_no_half_imported_transcript(tmp_path):

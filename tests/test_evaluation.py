@@ -3,12 +3,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from conftest import call, open_store
 from sklearn.metrics import cohen_kappa_score
 
 from qualcode.errors import EvaluationError
 from qualcode.evaluation import agreement, cohen_kappa, evaluate, krippendorff_alpha_nominal, precision_recall_f1
 from qualcode.export import export
-from qualcode.project import Project
 from qualcode.store import Entry
 
 
@@ -55,8 +55,8 @@ def test_precision_recall_f1():
 @pytest.fixture
 def two_coders(decided_project):
     """ann and bob both review lead-01 and lead-02 (5 segments); they differ on two."""
-    with Project.open(decided_project).store() as store:
-        segments = {tid: [row["id"] for row in store.coded_segments(tid)] for tid in ("lead-01", "lead-02")}
+    with open_store(decided_project) as store:
+        segments = {tid: [row.id for row in store.codable_segments(tid)] for tid in ("lead-01", "lead-02")}
         ids = segments["lead-01"] + segments["lead-02"]
         store.record([Entry(segment_id, None, "reviewed") for segment_id in ids], coder="ann")
         store.record([Entry(ids[0], "timescale", "accepted"), Entry(ids[1], "timescale", "accepted"), Entry(ids[3], "sustainability", "added")], coder="bob")
@@ -65,7 +65,7 @@ def two_coders(decided_project):
 
 
 def test_agreement_between_two_coders(two_coders):
-    report = agreement(project_dir=two_coders, sources=["coder:ann", "coder:bob"])
+    report = call(agreement, two_coders, sources=["coder:ann", "coder:bob"])
     # Both reviewed lead-01 (3 segments) and lead-02 (2); both also decided on partner-01's first.
     assert report.units == 6
     by_code = {row.code: row for row in report.codes}
@@ -87,53 +87,53 @@ def test_agreement_between_two_coders(two_coders):
 
 
 def test_three_sources_give_krippendorff_alpha(two_coders):
-    report = agreement(project_dir=two_coders, sources=["coder:ann", "coder:bob", "machine"])
+    report = call(agreement, two_coders, sources=["coder:ann", "coder:bob", "machine"])
     assert report.alpha is not None and -1 <= report.alpha <= 1
     assert all(row.alpha is not None or row.both + row.only_a + row.only_b == 0 for row in report.codes)
 
 
 def test_gold_csv_by_offsets_and_by_text(decided_project, tmp_path):
-    with Project.open(decided_project).store() as store:
-        first = store.coded_segments("lead-01")[0]
+    with open_store(decided_project) as store:
+        first = store.codable_segments("lead-01")[0]
     gold = tmp_path / "gold.csv"
     gold.write_text(
         "transcript,start,end,code\n"
-        f"lead-01,{first['start']},{first['start'] + 5},timescale\n"
+        f"lead-01,{first.start},{first.start + 5},timescale\n"
         f"lead-02,0,0,Sustainability\n",
         encoding="utf-8",
     )
-    report = agreement(project_dir=decided_project, sources=[f"gold:{gold}", "coder:ann"])
+    report = call(agreement, decided_project, sources=[f"gold:{gold}", "coder:ann"])
     by_code = {row.code: row for row in report.codes}
     assert by_code["timescale"].both == 1 and by_code["timescale"].only_b == 1  # ann also coded lead-01 s2
     quotes = tmp_path / "quotes.csv"
     quotes.write_text("transcript,text,code\nlead-01,Second   answer about,timescale\nlead-02,not in the text,timescale\nlead-01,First answer,nonexistent\n", encoding="utf-8")
-    report = agreement(project_dir=decided_project, sources=[f"gold:{quotes}", "coder:ann"])
+    report = call(agreement, decided_project, sources=[f"gold:{quotes}", "coder:ann"])
     assert {row.code: row.both for row in report.codes}["timescale"] == 1
     assert any("quote not found in lead-02" in w for w in report.warnings)
     assert any("code 'nonexistent' is not in the codebook (1 rows ignored)" in w for w in report.warnings)
 
 
 def test_gold_qdpx_from_an_export(two_coders):
-    export(project_dir=two_coders, formats="qdpx", coder="bob")
-    report = agreement(project_dir=two_coders, sources=[f"gold:{two_coders / 'exports' / 'project.qdpx'}", "coder:bob"])
+    call(export, two_coders, formats="qdpx", coder="bob")
+    report = call(agreement, two_coders, sources=[f"gold:{two_coders / 'exports' / 'project.qdpx'}", "coder:bob"])
     assert report.overall.kappa == pytest.approx(1.0) and not report.disagreements
 
 
 def test_bad_sources(decided_project, tmp_path):
     with pytest.raises(EvaluationError, match="no decisions by coder 'zoe'. Fix: coders in this project: ann, bob"):
-        agreement(project_dir=decided_project, sources=["coder:zoe", "machine"])
+        call(agreement, decided_project, sources=["coder:zoe", "machine"])
     with pytest.raises(EvaluationError, match="unknown source 'robot'"):
-        agreement(project_dir=decided_project, sources=["robot", "machine"])
+        call(agreement, decided_project, sources=["robot", "machine"])
     bad = tmp_path / "bad.csv"
     bad.write_text("id,label\n1,x\n")
     with pytest.raises(EvaluationError, match=r"bad.csv:1: gold CSV columns are id, label. Fix: use 'transcript,start,end,code'"):
-        agreement(project_dir=decided_project, sources=[f"gold:{bad}", "machine"])
+        call(agreement, decided_project, sources=[f"gold:{bad}", "machine"])
 
 
 def test_evaluate_lists_false_positives_with_evidence_and_false_negatives(review_project, tmp_path):
     gold = tmp_path / "gold.csv"
     gold.write_text("transcript,text,code\nlead-01,The deadline was brutal,timescale\npartner-01,housing association,sustainability\n", encoding="utf-8")
-    result = evaluate(project_dir=review_project, gold=gold)
+    result = call(evaluate, review_project, gold=gold)
     rows = {row.code: row for row in result.agreement.codes}
     assert (rows["timescale"].both, rows["timescale"].only_b) == (1, 1)
     assert (rows["sustainability"].both, rows["sustainability"].only_a, rows["sustainability"].only_b) == (0, 1, 2)

@@ -4,19 +4,20 @@ import csv
 import os
 
 import pytest
+from conftest import call, open_store
 
+from qualcode.coding import code
 from qualcode.export import codings_rows, export, write_atomic
-from qualcode.project import Project, code
 
 
 def test_codings_reflect_each_coders_latest_decision(small_project):
-    code(project_dir=small_project)
-    with Project.open(small_project).store() as store:
-        first, second = store.coded_segments("lead-01")
-        store.add_decision(first["id"], "timescale", "rejected", coder="ann")
-        store.add_decision(first["id"], "timescale", "accepted", coder="ann")
-        store.add_decision(first["id"], "timescale", "rejected", coder="bob")
-        store.add_decision(second["id"], "other", "added", coder="ann")
+    call(code, small_project)
+    with open_store(small_project) as store:
+        first, second = store.codable_segments("lead-01")
+        store.add_decision(first.id, "timescale", "rejected", coder="ann")
+        store.add_decision(first.id, "timescale", "accepted", coder="ann")
+        store.add_decision(first.id, "timescale", "rejected", coder="bob")
+        store.add_decision(second.id, "other", "added", coder="ann")
         header, rows = codings_rows(store)
         assert header[-2:] == ["role", "sector"]
         table = [(r[0], r[1], r[6], r[7], r[9]) for r in rows]
@@ -32,12 +33,12 @@ def test_codings_reflect_each_coders_latest_decision(small_project):
 
 
 def test_export_offsets_slice_the_stored_text(sample_project):
-    code(project_dir=sample_project)
-    result = export(project_dir=sample_project)
+    call(code, sample_project)
+    result = call(export, sample_project)
     with result.files[0].open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == result.rows > 30
-    with Project.open(sample_project).store() as store:
+    with open_store(sample_project) as store:
         for row in rows:
             assert store.transcript_text(row["transcript"])[int(row["start"]) : int(row["end"])] == row["text"]
     assert {row["role"] for row in rows} == {"lead", "partner", "stakeholder"}
@@ -68,7 +69,7 @@ def test_write_atomic_failure_keeps_the_old_file(tmp_path, monkeypatch):
 def test_themes_xlsx_sheets_headers_values_and_formatting(decided_project):
     from openpyxl import load_workbook
 
-    result = export(project_dir=decided_project, formats="xlsx", by=["sector", "role,sector"])
+    result = call(export, decided_project, formats="xlsx", by=["sector", "role,sector"])
     workbook = load_workbook(result.files[0])
     assert workbook.sheetnames == ["Summary", "By sector", "By role x sector", "Co-occurrence", "Respondents", "Excerpts", "Codebook"]
     summary = workbook["Summary"]
@@ -91,7 +92,7 @@ def test_themes_xlsx_sheets_headers_values_and_formatting(decided_project):
 
 
 def test_csv_tables_are_utf8_one_table_per_file(decided_project):
-    result = export(project_dir=decided_project, formats="csv", by=["sector"])
+    result = call(export, decided_project, formats="csv", by=["sector"])
     names = [path.name for path in result.files]
     assert names == ["codings.csv", "summary.csv", "by_sector.csv", "co_occurrence.csv", "respondents.csv", "excerpts.csv", "codebook.csv"]
     with (decided_project / "exports" / "summary.csv").open(encoding="utf-8") as handle:
@@ -102,7 +103,7 @@ def test_csv_tables_are_utf8_one_table_per_file(decided_project):
 
 
 def test_quotes_markdown_groups_excerpts_by_respondent_type(decided_project):
-    export(project_dir=decided_project, formats="md")
+    call(export, decided_project, formats="md")
     text = (decided_project / "exports" / "quotes.md").read_text(encoding="utf-8")
     assert text.startswith("# Quotes: Test codebook\n")
     timescale = text[text.index("### Timescale (`timescale`)") : text.index("### Sustainability")]
@@ -117,11 +118,11 @@ def test_export_refuses_unknown_breakdown_attribute(decided_project):
     from qualcode.errors import AnalysisError
 
     with pytest.raises(AnalysisError, match="no attribute 'region' in the transcripts' metadata. Fix: use one of: role, sector"):
-        export(project_dir=decided_project, formats="xlsx", by=["region"])
+        call(export, decided_project, formats="xlsx", by=["region"])
 
 
 def test_export_overwrites_atomically(decided_project):
-    first = export(project_dir=decided_project, formats="xlsx").files[0].read_bytes()
-    export(project_dir=decided_project, formats="xlsx")
+    first = call(export, decided_project, formats="xlsx").files[0].read_bytes()
+    call(export, decided_project, formats="xlsx")
     assert sorted(p.name for p in (decided_project / "exports").iterdir()) == ["themes.xlsx"]
     assert first[:2] == b"PK"

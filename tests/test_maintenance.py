@@ -2,35 +2,37 @@ from __future__ import annotations
 
 import sqlite3
 
+from conftest import call, open_store
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.project import Project, backup, check, code
-from qualcode.store import MIGRATIONS, SCHEMA_VERSION, Store
+from qualcode.maintenance import backup, check
+from qualcode.store import SCHEMA_VERSION, Entry, Store
+from qualcode.store.schema import statements
 
 runner = CliRunner()
 
 
 def test_backup_is_a_consistent_copy(decided_project, tmp_path):
-    target = backup(project_dir=decided_project, output=tmp_path / "copy.db")
+    target = call(backup, decided_project, output=tmp_path / "copy.db")
     copy = Store(target)
-    original = Project.open(decided_project).store()
-    assert copy.counts() == original.counts() and copy.problems() == []
+    with open_store(decided_project) as original:
+        assert copy.counts() == original.counts() and copy.problems() == []
     result = runner.invoke(app, ["backup", "--project", str(decided_project)])
     assert result.exit_code == 0 and result.output.startswith("Backed up to ")
     assert len(list((decided_project / ".qualcode" / "backups").glob("project-*.db"))) == 1
 
 
 def test_check_ok_then_changed_missing_and_orphans(decided_project):
-    assert check(project_dir=decided_project).ok
+    assert call(check, decided_project).ok
     ok = runner.invoke(app, ["check", "--project", str(decided_project)])
     assert ok.output == f"OK: schema version {SCHEMA_VERSION}, 4 transcripts, database intact.\n"
     (decided_project / "transcripts" / "lead-01.txt").write_text("changed\n")
     (decided_project / "transcripts" / "lead-02.txt").unlink()
-    with Project.open(decided_project).store() as store:
+    with open_store(decided_project) as store:
         store.db.execute("PRAGMA foreign_keys = OFF")
         store.db.execute("INSERT INTO decisions (segment_id, code, verdict, coder, batch, created_at) VALUES (99999, 'x', 'accepted', 'ann', 999, 'now')")
-    report = check(project_dir=decided_project)
+    report = call(check, decided_project)
     assert report.problems == [
         "1 decisions whose segment is missing",
         "1 transcript files are gone: transcripts/lead-02.txt",
@@ -46,7 +48,7 @@ def test_old_schema_is_migrated_after_an_automatic_backup(tmp_path):
     path = tmp_path / ".qualcode" / "project.db"
     path.parent.mkdir()
     old = sqlite3.connect(path)
-    old.executescript(MIGRATIONS[0])
+    old.executescript(";".join(statements(0, 1, "sqlite")))
     old.execute("PRAGMA user_version = 1")
     old.execute("INSERT INTO transcripts VALUES ('t1', 't1.txt', 'txt', 'h', 'A: hi', '{}', '{}', 'now', 'now')")
     old.execute("INSERT INTO segments (transcript_id, position, speaker, start, end, text, coded) VALUES ('t1', 0, 'A', 3, 5, 'hi', 1)")
@@ -55,22 +57,25 @@ def test_old_schema_is_migrated_after_an_automatic_backup(tmp_path):
     old.close()
     store = Store(path)
     assert store.schema_version == SCHEMA_VERSION
-    assert store.db.execute("SELECT COUNT(*) FROM model_runs").fetchone()[0] == 0
+    assert store.latest_model_run() is None
     assert store.counts()["decisions"] == 1
+    assert [row.id for row in store.codable_segments()] == [1]  # 'coded' became 'codable'
+    store.record([Entry(1, "x", "added")], coder="bob")
+    assert [row.batch for row in store.decisions()] == [1, 2]  # batch ids go on from the old ones
     [saved] = (path.parent / "backups").glob("project-schema1-*.db")
     assert sqlite3.connect(saved).execute("PRAGMA user_version").fetchone()[0] == 1
 
 
 def test_failed_migration_leaves_the_old_schema(tmp_path, monkeypatch):
-    from qualcode import store as store_module
+    from qualcode.store import schema
 
     path = tmp_path / "p.db"
     old = sqlite3.connect(path)
-    old.executescript(MIGRATIONS[0])
+    old.executescript(";".join(statements(0, 1, "sqlite")))
     old.execute("PRAGMA user_version = 1")
     old.commit()
     old.close()
-    monkeypatch.setattr(store_module, "MIGRATIONS", [MIGRATIONS[0], "CREATE TABLE model_runs (id INTEGER); CREATE TABLE broken ("])
+    monkeypatch.setattr(schema, "MIGRATIONS", [schema.MIGRATIONS[0], ["CREATE TABLE model_runs (id INTEGER)", "CREATE TABLE broken ("], []])
     try:
         Store(path)
     except Exception:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import pytest
+from conftest import call, open_store, write
 
-from qualcode.model import fit_models, load_models
-from qualcode.project import Project, code, train
+from qualcode.coding import code
+from qualcode.model import ModelSet, fit_models
+from qualcode.project import Project
 from qualcode.review import ReviewFilter, ReviewSession
-
-from conftest import write
+from qualcode.training import train
 
 CODEBOOK = """\
 codes:
@@ -33,10 +34,10 @@ def synthetic(tmp_path):
     train_turns = [f"Q: Question?\nA: {text}" for text in MONEY + OTHER]
     write(tmp_path / "transcripts" / "train-01.txt", "---\nrole: lead\n---\n" + "\n\n".join(train_turns) + "\n")
     write(tmp_path / "transcripts" / "new-01.txt", "---\nrole: partner\n---\nQ: And now?\nA: Another cash shortfall is coming.\n\nQ: Else?\nA: The garden looks lovely.\n")
-    code(project_dir=tmp_path)
+    call(code, tmp_path)
     opened = Project.open(tmp_path)
-    with opened.store() as store:
-        session = ReviewSession(store, opened.codebook(), coder="ann", filters=ReviewFilter(include_unsuggested=True, transcript="train-01"))
+    with opened:
+        session = ReviewSession(opened, coder="ann", filters=ReviewFilter(include_unsuggested=True, transcript="train-01"))
         for item in list(session.items):
             if any(word in item.text for word in ("shortfall", "overspend")):
                 session.add_code("money")
@@ -45,9 +46,9 @@ def synthetic(tmp_path):
 
 
 def suggestions(project, transcript):
-    with Project.open(project).store() as store:
-        segments = {row["id"]: row["text"] for row in store.coded_segments(transcript)}
-        return sorted((segments[row["segment_id"]], row["code"], row["source"], row["confidence"]) for row in store.suggestion_rows() if row["segment_id"] in segments)
+    with open_store(project) as store:
+        segments = {row.id: row.text for row in store.codable_segments(transcript)}
+        return sorted((segments[row.segment_id], row.code, row.source, row.confidence) for row in store.suggestions() if row.segment_id in segments)
 
 
 def test_rules_alone_miss_the_code(synthetic):
@@ -55,7 +56,7 @@ def test_rules_alone_miss_the_code(synthetic):
 
 
 def test_training_learns_words_absent_from_the_codebook(synthetic):
-    result = train(project_dir=synthetic, seed=0)
+    result = call(train, synthetic, seed=0)
     assert result.run == 1 and result.examples == 16
     assert result.models["money"]["positives"] == 8 and result.models["money"]["negatives"] == 8
     assert result.models["money"]["cv_f1"] >= 0.8
@@ -69,31 +70,33 @@ def test_training_learns_words_absent_from_the_codebook(synthetic):
 
 
 def test_retraining_is_deterministic_for_a_fixed_seed(synthetic):
-    train(project_dir=synthetic, seed=7)
+    call(train, synthetic, seed=7)
     first = suggestions(synthetic, "new-01")
-    with Project.open(synthetic).store() as store:
-        _run, models_a = load_models(store)
-    train(project_dir=synthetic, seed=7)
-    with Project.open(synthetic).store() as store:
-        run, models_b = load_models(store)
-    assert run == 2
-    assert (models_a.models["money"].classifier.coef_ == models_b.models["money"].classifier.coef_).all()
+    with open_store(synthetic) as store:
+        first_run = store.latest_model_run(parameters=True)
+    call(train, synthetic, seed=7)
+    with open_store(synthetic) as store:
+        second_run = store.latest_model_run(parameters=True)
+    assert second_run.id == 2
+    models_a = ModelSet.from_bytes(first_run.parameters, run=1)
+    models_b = ModelSet.from_bytes(second_run.parameters, run=2)
+    assert (models_a.models["money"].coef == models_b.models["money"].coef).all()
     assert suggestions(synthetic, "new-01") == first
 
 
 def test_code_refits_automatically_after_enough_new_decisions(synthetic):
     write(synthetic / "qualcode.yaml", "retrain_after: 10\n")
-    result = code(project_dir=synthetic)
+    result = call(code, synthetic)
     assert result.retrained is not None and result.retrained.run == 1
     assert [row[1] for row in suggestions(synthetic, "new-01")] == ["money"]
-    again = code(project_dir=synthetic)
+    again = call(code, synthetic)
     assert again.retrained is None  # no new decisions since
 
 
 def test_new_transcripts_are_suggested_with_the_models(synthetic):
-    train(project_dir=synthetic, seed=0)
+    call(train, synthetic, seed=0)
     write(synthetic / "transcripts" / "new-02.txt", "Q: Money?\nA: The overspend and the cash shortfall.\n\nQ: Staff?\nA: Our staff were great.\n")
-    code(project_dir=synthetic)
+    call(code, synthetic)
     assert sorted((row[0], row[1], row[2]) for row in suggestions(synthetic, "new-02")) == [
         ("Our staff were great.", "people", "rules"),
         ("The overspend and the cash shortfall.", "money", "model"),
@@ -101,9 +104,9 @@ def test_new_transcripts_are_suggested_with_the_models(synthetic):
 
 
 def test_rule_evidence_becomes_a_feature_and_both_is_the_source(synthetic):
-    train(project_dir=synthetic, seed=0)
+    call(train, synthetic, seed=0)
     write(synthetic / "transcripts" / "new-03.txt", "Q: ?\nA: The budget shortfall and cash overspend.\n\nQ: ?\nA: Nothing to report.\n")
-    code(project_dir=synthetic)
+    call(code, synthetic)
     [(_text, code_id, source, _confidence)] = suggestions(synthetic, "new-03")
     assert (code_id, source) == ("money", "both")
 

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import pytest
 import spacy
+from conftest import SMALL_CODEBOOK
 from spacy.language import Language
 
 from qualcode.codebook import parse_codebook
 from qualcode.errors import PipelineError
-from qualcode.pipeline import Evidence, build_pipeline, rule_confidence, suggest, suggestions_from_doc
-
-from conftest import SMALL_CODEBOOK
+from qualcode.model import suggest
+from qualcode.pipeline import build_pipeline, suggestions_from_doc
+from qualcode.rules import rule_confidence
+from qualcode.suggestion import Evidence
 
 
 @pytest.fixture(scope="module")

@@ -1,77 +1,77 @@
 from __future__ import annotations
 
 import pytest
+from conftest import call, open_store, write
 
-from qualcode import project as project_module
+from qualcode import coding as coding_module
+from qualcode.coding import code
 from qualcode.errors import SettingsError
-from qualcode.project import Project, Settings, code, load_settings
-
-from conftest import write
+from qualcode.settings import Settings, load_settings
 
 
 def test_code_imports_segments_and_suggests(small_project):
-    result = code(project_dir=small_project)
+    result = call(code, small_project)
     assert sorted(result.imported) == ["lead-01", "partner-01"]
     assert result.skipped == [] and result.unchanged == []
     assert result.segments == 3
-    with Project.open(small_project).store() as store:
+    with open_store(small_project) as store:
         stored = store.transcripts()
         assert stored["lead-01"].metadata == {"role": "lead", "sector": "third sector"}
         assert stored["partner-01"].metadata == {"role": "partner"}
-        rows = store.suggestion_rows()
-        assert [(row["transcript_id"], row["code"]) for row in rows] == [("lead-01", "timescale"), ("lead-01", "sustainability")]
+        rows = store.suggestions()
+        assert [(row.transcript_id, row.code) for row in rows] == [("lead-01", "timescale"), ("lead-01", "sustainability")]
         assert store.get_meta("pipeline_version") == result.pipeline_version
 
 
 def test_second_run_over_unchanged_folder_processes_nothing(small_project, monkeypatch):
-    code(project_dir=small_project)
+    call(code, small_project)
 
     def fail(*args, **kwargs):
         raise AssertionError("no transcript should be processed again")
 
-    monkeypatch.setattr(project_module, "_run_jobs", fail)
-    monkeypatch.setattr(project_module, "_resuggest", fail)
-    result = code(project_dir=small_project)
+    monkeypatch.setattr(coding_module, "run_local", fail)
+    monkeypatch.setattr(coding_module, "resuggest", fail)
+    result = call(code, small_project)
     assert sorted(result.unchanged) == ["lead-01", "partner-01"]
     assert result.imported == result.updated == result.resuggested == []
 
 
 def test_metadata_change_alone_updates_metadata_without_reprocessing(small_project):
-    code(project_dir=small_project)
+    call(code, small_project)
     write(small_project / "transcripts" / "metadata.csv", "transcript,role,sector\npartner-01,partner,public\nlead-01,stakeholder,\n")
-    result = code(project_dir=small_project)
+    result = call(code, small_project)
     assert sorted(result.unchanged) == ["lead-01", "partner-01"]
-    with Project.open(small_project).store() as store:
+    with open_store(small_project) as store:
         stored = store.transcripts()
         assert stored["lead-01"].metadata == {"role": "stakeholder", "sector": "third sector"}
         assert stored["partner-01"].metadata == {"role": "partner", "sector": "public"}
 
 
 def test_changed_transcript_is_reimported_keeping_decisions(small_project):
-    code(project_dir=small_project)
-    with Project.open(small_project).store() as store:
-        first = store.coded_segments("lead-01")[0]
-        store.add_decision(first["id"], "timescale", "accepted", coder="ann")
+    call(code, small_project)
+    with open_store(small_project) as store:
+        first = store.codable_segments("lead-01")[0]
+        store.add_decision(first.id, "timescale", "accepted", coder="ann")
     path = small_project / "transcripts" / "lead-01.txt"
     path.write_text(path.read_text() + "\nInterviewer: Anything else?\n\nRespondent: We need to mainstream it.\n")
-    result = code(project_dir=small_project)
+    result = call(code, small_project)
     assert result.updated == ["lead-01"] and result.imported == []
-    with Project.open(small_project).store() as store:
-        segments = store.coded_segments("lead-01")
-        assert len(segments) == 3 and segments[0]["id"] == first["id"]
-        assert list(store.latest_decisions()) == [(first["id"], "timescale", "ann")]
-        codes = [(row["segment_id"], row["code"]) for row in store.suggestion_rows()]
-        assert (segments[2]["id"], "sustainability") in codes
+    with open_store(small_project) as store:
+        segments = store.codable_segments("lead-01")
+        assert len(segments) == 3 and segments[0].id == first.id
+        assert list(store.latest_decisions()) == [(first.id, "timescale", "ann")]
+        codes = [(row.segment_id, row.code) for row in store.suggestions()]
+        assert (segments[2].id, "sustainability") in codes
 
 
 def test_codebook_change_resuggests_everything(small_project):
-    code(project_dir=small_project)
+    call(code, small_project)
     codebook = small_project / "codebook.yaml"
     codebook.write_text(codebook.read_text().replace("keywords: [mainstream]", "keywords: [mainstream, housing]"))
-    result = code(project_dir=small_project)
+    result = call(code, small_project)
     assert sorted(result.resuggested) == ["lead-01", "partner-01"]
-    with Project.open(small_project).store() as store:
-        assert ("partner-01", "sustainability") in [(row["transcript_id"], row["code"]) for row in store.suggestion_rows()]
+    with open_store(small_project) as store:
+        assert ("partner-01", "sustainability") in [(row.transcript_id, row.code) for row in store.suggestions()]
         assert store.stale_transcripts(result.pipeline_version) == []
 
 
@@ -80,7 +80,7 @@ def test_bad_files_are_skipped_and_the_batch_goes_on(small_project):
     (small_project / "transcripts" / "image.txt").write_bytes(bytes(range(256)) * 8)
     (small_project / "transcripts" / "notes.pdf").write_bytes(b"%PDF")
     write(small_project / "transcripts" / "norole.txt", "Q: Hi?\nA: We had to rush.\n")
-    result = code(project_dir=small_project)
+    result = call(code, small_project)
     assert sorted(result.imported) == ["lead-01", "norole", "partner-01"]
     assert sorted((s.path, s.reason.split(".")[0]) for s in result.skipped) == [
         ("transcripts/empty.txt", "empty file"),
@@ -92,7 +92,7 @@ def test_bad_files_are_skipped_and_the_batch_goes_on(small_project):
 
 def test_two_files_with_one_id_are_not_both_imported(small_project):
     write(small_project / "transcripts" / "lead-01.md", "Q: x?\nA: y.\n")
-    result = code(project_dir=small_project)
+    result = call(code, small_project)
     assert [(s.path, s.reason) for s in result.skipped] == [
         ("transcripts/lead-01.txt", "same transcript id 'lead-01' as transcripts/lead-01.md; rename one of them")
     ]
@@ -112,12 +112,12 @@ def test_interrupted_run_leaves_no_half_imported_transcript(small_project, monke
 
     monkeypatch.setattr(Store, "_insert_suggestions", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
-        code(project_dir=small_project)
-    with Project.open(small_project).store() as store:
+        call(code, small_project)
+    with open_store(small_project) as store:
         assert list(store.transcripts()) == ["lead-01"]
-        assert [row["transcript_id"] for row in store.coded_segments()] == ["lead-01", "lead-01"]
+        assert [row.transcript_id for row in store.codable_segments()] == ["lead-01", "lead-01"]
     monkeypatch.setattr(Store, "_insert_suggestions", original)
-    result = code(project_dir=small_project)
+    result = call(code, small_project)
     assert result.imported == ["partner-01"] and result.unchanged == ["lead-01"]
 
 
@@ -127,12 +127,12 @@ def test_parallel_workers_give_the_same_suggestions_as_serial(sample_project, tm
     parallel_project = tmp_path / "parallel"
     shutil.copytree(sample_project, parallel_project)
     write(parallel_project / "qualcode.yaml", "workers: 2\n")
-    code(project_dir=sample_project)
-    code(project_dir=parallel_project)
+    call(code, sample_project)
+    call(code, parallel_project)
 
     def snapshot(root):
-        with Project.open(root).store() as store:
-            return [(r["transcript_id"], r["code"], r["confidence"], r["evidence"]) for r in store.suggestion_rows()]
+        with open_store(root) as store:
+            return [(r.transcript_id, r.code, r.confidence, r.suggestion.evidence) for r in store.suggestions()]
 
     assert snapshot(sample_project) == snapshot(parallel_project)
     assert len(snapshot(sample_project)) > 30

@@ -2,18 +2,16 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 import xmlschema
+from conftest import REPO, call, open_store
 
-from qualcode import qdpx
+from qualcode import qdpx_import, refiqda
 from qualcode.errors import QdpxError
 from qualcode.export import export
 from qualcode.project import Project
-from qualcode.qdpx import import_qdpx
-
-from conftest import REPO
+from qualcode.qdpx_import import import_qdpx
 
 SHARED = REPO.parent / "shared" / "interop"
 SCHEMAS = SHARED / "refi-qda"
@@ -24,14 +22,14 @@ needs_samples = pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/inter
 
 def confirmed(project):
     """(transcript, start, end, code, coder) for every standing accepted/added decision."""
-    with Project.open(project).store() as store:
-        segments = {row["id"]: (tid, row["start"], row["end"]) for tid in store.transcripts() for row in store.coded_segments(tid)}
-        return sorted((*segments[segment_id], code, who) for (segment_id, code, who), row in store.latest_decisions().items() if row["verdict"] in ("accepted", "added"))
+    with open_store(project) as store:
+        segments = {row.id: (tid, row.start, row.end) for tid in store.transcripts() for row in store.codable_segments(tid)}
+        return sorted((*segments[segment_id], code, who) for (segment_id, code, who), row in store.latest_decisions().items() if row.verdict in ("accepted", "added"))
 
 
 @needs_schemas
 def test_exported_qdpx_and_qdc_validate_against_the_refi_qda_schemas(decided_project):
-    result = export(project_dir=decided_project, formats="qdpx")
+    result = call(export, decided_project, formats="qdpx")
     project_file, codebook_file = result.files
     with zipfile.ZipFile(project_file) as archive:
         names = archive.namelist()
@@ -46,36 +44,37 @@ def test_exported_qdpx_and_qdc_validate_against_the_refi_qda_schemas(decided_pro
 
 
 def test_round_trip_keeps_every_selection_offset_code_and_coder(decided_project, tmp_path):
-    export(project_dir=decided_project, formats="qdpx")
+    call(export, decided_project, formats="qdpx")
     result = import_qdpx(path=decided_project / "exports" / "project.qdpx", project_dir=tmp_path / "copy")
     assert (result.selections, result.placed, result.unplaced, result.decisions) == (4, 4, 0, 5)
     assert result.coders == ["ann", "bob"]
     assert confirmed(tmp_path / "copy") == confirmed(decided_project)
-    with Project.open(tmp_path / "copy").store() as store:
+    with open_store(tmp_path / "copy") as store:
         assert store.transcripts()["lead-01"].metadata == {"role": "lead", "sector": "third sector"}
-        assert store.transcript_text("lead-01") == Project.open(decided_project).store().transcript_text("lead-01")
-    codebook = Project.open(tmp_path / "copy").codebook()
+        with open_store(decided_project) as original:
+            assert store.transcript_text("lead-01") == original.transcript_text("lead-01")
+    codebook = Project.open(tmp_path / "copy").codebook
     assert [(code.id, depth) for code, depth in codebook.walk()] == [("challenges", 0), ("timescale", 1), ("sustainability", 1), ("other", 0)]
     assert codebook["timescale"].label == "Timescale" and codebook["timescale"].description == "Time pressure."
 
 
 def test_round_trip_of_the_sample_project_with_crlf_and_unicode(sample_project, tmp_path):
-    from qualcode.project import code
+    from qualcode.coding import code
     from qualcode.store import Entry
 
     (sample_project / "transcripts" / "extra.txt").write_bytes("---\nrole: lead\n---\nQ: Café?\r\nA: Naïve “quotes” — fine.\r\n\r\nQ: Next?\r\nA: Deadline.\r\n".encode())
-    code(project_dir=sample_project)
-    with Project.open(sample_project).store() as store:
-        entries = [Entry(row["id"], "timescale", "added") for tid in store.transcripts() for row in store.coded_segments(tid)[::3]]
+    call(code, sample_project)
+    with open_store(sample_project) as store:
+        entries = [Entry(row.id, "timescale", "added") for tid in store.transcripts() for row in store.codable_segments(tid)[::3]]
         store.record(entries, coder="ann")
-    export(project_dir=sample_project, formats="qdpx")
+    call(export, sample_project, formats="qdpx")
     import_qdpx(path=sample_project / "exports" / "project.qdpx", project_dir=tmp_path / "copy")
     assert confirmed(tmp_path / "copy") == confirmed(sample_project)
     assert len(confirmed(sample_project)) > 20
 
 
 def test_crlf_positions_from_other_tools_are_remapped():
-    text, mapping = qdpx._normalise_newlines("ab\r\ncd\re")
+    text, mapping = qdpx_import._normalise_newlines("ab\r\ncd\re")
     assert text == "ab\ncd\ne"
     assert [mapping[i] for i in (0, 2, 4, 5, 7, 8)] == [0, 2, 3, 4, 6, 7]
 
@@ -88,7 +87,7 @@ def test_import_qc_demo(tmp_path):
     assert result.placed + result.unplaced == 158 and result.placed >= 140
     assert result.coders == ["cp"]
     assert any("'Moderator' turns" in warning for warning in result.warnings)
-    codebook = Project.open(tmp_path / "qc").codebook()
+    codebook = Project.open(tmp_path / "qc").codebook
     assert len(codebook) == 262 and codebook["programming"].parent == "competencies"
 
 
@@ -98,7 +97,7 @@ def test_import_nvivo_round_trip_says_what_it_found(tmp_path):
     assert (result.codes, result.sources, result.selections, result.decisions) == (262, 0, 0, 0)
     assert result.origin == "NVivo for Mac 15.0.0"
     assert sum("has no text (1 characters)" in warning for warning in result.warnings) == 2
-    assert len(Project.open(tmp_path / "nv").codebook()) == 262
+    assert len(Project.open(tmp_path / "nv").codebook) == 262
 
 
 def archive_with(entries: dict[str, bytes]) -> bytes:
@@ -146,11 +145,11 @@ def test_not_a_zip_and_expansion_limits(tmp_path, monkeypatch):
         import_qdpx(path=path, project_dir=tmp_path / "new")
     big = tmp_path / "big.qdpx"
     big.write_bytes(archive_with({"project.qde": MINIMAL, "sources/big.txt": b"a" * 200_000}))
-    monkeypatch.setattr(qdpx, "MAX_ARCHIVE_BYTES", 100_000)
+    monkeypatch.setattr(refiqda, "MAX_ARCHIVE_BYTES", 100_000)
     with pytest.raises(QdpxError, match="refused: the archive expands to 200,"):
         import_qdpx(path=big, project_dir=tmp_path / "new")
-    monkeypatch.setattr(qdpx, "MAX_ARCHIVE_BYTES", 10_000_000)
-    monkeypatch.setattr(qdpx, "MAX_ENTRY_BYTES", 1000)
+    monkeypatch.setattr(refiqda, "MAX_ARCHIVE_BYTES", 10_000_000)
+    monkeypatch.setattr(refiqda, "MAX_ENTRY_BYTES", 1000)
     with pytest.raises(QdpxError, match="refused: archive entry 'sources/big.txt' expands to 200,000 bytes"):
         import_qdpx(path=big, project_dir=tmp_path / "new")
 
@@ -171,6 +170,6 @@ def test_sources_pointing_outside_the_archive_are_skipped(tmp_path):
 
 
 def test_import_into_an_existing_project_is_refused(decided_project):
-    export(project_dir=decided_project, formats="qdpx")
+    call(export, decided_project, formats="qdpx")
     with pytest.raises(QdpxError, match="already a qualcode project"):
         import_qdpx(path=decided_project / "exports" / "project.qdpx", project_dir=decided_project)

@@ -1,24 +1,24 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import pytest
+from conftest import open_store, write
 from rich.console import Console
 
 from qualcode.cli.keys import ScriptedKeys, StreamKeys
 from qualcode.cli.review import FOOTER, render_screen, run_review
 from qualcode.errors import ReviewError
-from qualcode.project import Project, code
-from qualcode.review import ReviewFilter, ReviewSession, accept_above, review_status
-
-from conftest import write
+from qualcode.project import Project
+from qualcode.review import ReviewFilter, ReviewSession, accept_above
+from qualcode.status import review_status
 
 
 def open_session(project, coder="ann", clock=None, **filters):
     opened = Project.open(project)
-    store = opened.store()
     kwargs = {"clock": clock} if clock else {}
-    return ReviewSession(store, opened.codebook(), coder=coder, filters=ReviewFilter(**filters), **kwargs)
+    return ReviewSession(opened, coder=coder, filters=ReviewFilter(**filters), **kwargs)
 
 
 def drive(session, *keys, plain=True):
@@ -30,28 +30,27 @@ def drive(session, *keys, plain=True):
 
 def numbered(store):
     """segment id -> (transcript, segment number)."""
-    transcript_of = {row["id"]: row["transcript_id"] for row in store.coded_segments()}
+    transcript_of = {row.id: row.transcript_id for row in store.codable_segments()}
     return {segment_id: (transcript_of[segment_id], number) for segment_id, number in store.segment_numbers().items()}
 
 
 def rows(project, coder=None):
     """Every decision row, oldest first: (transcript, segment number, code, verdict, coder, method)."""
-    with Project.open(project).store() as store:
+    with open_store(project) as store:
         numbers = numbered(store)
-        sql = "SELECT segment_id, code, verdict, coder, method, note FROM decisions"
         result = []
-        for row in store.db.execute(sql + " ORDER BY id"):
-            if coder and row["coder"] != coder:
+        for row in store.decisions():
+            if coder and row.coder != coder:
                 continue
-            tid, number = numbers[row["segment_id"]]
-            result.append((tid, number, row["code"], row["verdict"], row["coder"], row["method"]) + ((row["note"],) if row["note"] else ()))
+            tid, number = numbers[row.segment_id]
+            result.append((tid, number, row.code, row.verdict, row.coder, row.method) + ((row.note,) if row.note else ()))
         return result
 
 
 def latest(project, coder=None):
-    with Project.open(project).store() as store:
+    with open_store(project) as store:
         numbers = numbered(store)
-        return sorted((*numbers[segment_id], code_id, row["verdict"], who) for (segment_id, code_id, who), row in store.latest_decisions(coder).items())
+        return sorted((*numbers[segment_id], code_id, row.verdict, who) for (segment_id, code_id, who), row in store.latest_decisions(coder).items())
 
 
 def test_queue_holds_segments_with_suggestions_in_transcript_order(review_project):
@@ -153,10 +152,8 @@ def test_u_undoes_several_levels_even_across_a_resume(review_project):
     assert "Nothing to undo." in output
     assert open_session(review_project).current.number == 1
     # The log only grows: 4 decisions and 4 undo rows.
-    with Project.open(review_project).store() as store:
-        assert [tuple(row) for row in store.db.execute("SELECT verdict, COUNT(*) FROM decisions GROUP BY verdict ORDER BY verdict")] == [
-            ("accepted", 2), ("reviewed", 2), ("undo", 4)
-        ]
+    with open_store(review_project) as store:
+        assert sorted(Counter(row.verdict for row in store.decisions()).items()) == [("accepted", 2), ("reviewed", 2), ("undo", 4)]
 
 
 def test_undo_restores_the_previous_verdict(review_project):
@@ -272,10 +269,9 @@ def test_screen_fits_80_columns_and_marks_evidence(review_project):
 
 
 def test_batch_accept_above_threshold(review_project):
-    with Project.open(review_project).store() as store:
-        codebook = Project.open(review_project).codebook()
-        assert accept_above(store, codebook, coder="ann", threshold=0.7) == 2
-        assert accept_above(store, codebook, coder="ann", threshold=0.7) == 0  # already decided
+    with Project.open(review_project) as project:
+        assert accept_above(project, coder="ann", threshold=0.7) == 2
+        assert accept_above(project, coder="ann", threshold=0.7) == 0  # already decided
     assert rows(review_project) == [
         ("lead-01", 2, "sustainability", "accepted", "ann", "batch"),
         ("partner-01", 2, "sustainability", "accepted", "ann", "batch"),
@@ -289,8 +285,8 @@ def test_batch_accept_above_threshold(review_project):
 def test_status_report(review_project):
     drive(open_session(review_project, coder="ann"), "a", "q")
     drive(open_session(review_project, coder="bob"), "x", "x", "q")
-    with Project.open(review_project).store() as store:
-        report = review_status(store, Project.open(review_project).codebook())
+    with Project.open(review_project) as project:
+        report = review_status(project)
     assert report.coders == ["ann", "bob"]
     lead = report.transcripts[0]
     assert (lead.transcript, lead.segments, lead.suggested, lead.coders["ann"].reviewed, lead.coders["bob"].reviewed) == ("lead-01", 2, 2, 1, 2)

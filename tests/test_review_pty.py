@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-
-from qualcode.project import Project
+from conftest import open_store
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -39,8 +38,8 @@ def test_review_in_a_pseudo_terminal(review_project):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    with Project.open(review_project).store() as store:
-        got = [(r["code"], r["verdict"], r["note"]) for r in store.db.execute("SELECT code, verdict, note FROM decisions WHERE coder = 'tty-ann' ORDER BY id")]
+    with open_store(review_project) as store:
+        got = [(r.code, r.verdict, r.note) for r in store.decisions("tty-ann")]
     assert got == [
         ("timescale", "accepted", None),
         (None, "reviewed", None),
@@ -64,6 +63,6 @@ def test_killed_review_keeps_acknowledged_decisions(review_project):
     child.expect("segment 2/2 of lead-01")  # the screen after the key: the decision was acknowledged
     child.kill(9)
     child.close()
-    with Project.open(review_project).store() as store:
+    with open_store(review_project) as store:
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert [r[0] for r in store.db.execute("SELECT verdict FROM decisions WHERE coder = 'kim' ORDER BY id")] == ["accepted", "reviewed"]
+        assert [r.verdict for r in store.decisions("kim")] == ["accepted", "reviewed"]

@@ -5,8 +5,8 @@ import sqlite3
 import pytest
 
 from qualcode.errors import ProjectError
-from qualcode.pipeline import Evidence, Suggestion
 from qualcode.store import SCHEMA_VERSION, Store
+from qualcode.suggestion import Evidence, Suggestion
 from qualcode.transcripts import Transcript, segment_text
 
 
@@ -21,7 +21,7 @@ def suggestions_for(transcript: Transcript) -> list[list[Suggestion]]:
     return [
         [Suggestion("timescale", 0.5, [Evidence("rush", "keyword", 0, 4)])] if "rush" in s.text else []
         for s in transcript.segments
-        if s.coded
+        if s.codable
     ]
 
 
@@ -42,9 +42,9 @@ def test_save_transcript_writes_segments_and_suggestions(store):
     transcript = make_transcript("Q: How?\nA: We had to rush.\nQ: And?\nA: Nothing else.\n")
     outcome = store.save_transcript(transcript, suggestions_for(transcript), pipeline_version="v1", path="t1.txt")
     assert (outcome.segments, outcome.kept_segments) == (4, 0)
-    assert [row["text"] for row in store.coded_segments()] == ["We had to rush.", "Nothing else."]
-    [row] = store.suggestion_rows()
-    assert (row["code"], row["confidence"], row["source"]) == ("timescale", 0.5, "rules")
+    assert [row.text for row in store.codable_segments()] == ["We had to rush.", "Nothing else."]
+    [row] = store.suggestions()
+    assert (row.code, row.confidence, row.source) == ("timescale", 0.5, "rules")
     assert store.counts() == {"transcripts": 1, "segments": 2, "suggestions": 1, "decisions": 0}
     assert store.transcripts()["t1"].metadata == {"role": "lead"}
 
@@ -52,38 +52,38 @@ def test_save_transcript_writes_segments_and_suggestions(store):
 def test_reimport_keeps_decisions_on_unchanged_segments_and_retires_changed_ones(store):
     first = make_transcript("Q: How?\nA: We had to rush.\nQ: And?\nA: Nothing else.\n")
     store.save_transcript(first, suggestions_for(first), pipeline_version="v1", path="t1.txt")
-    rush, nothing = store.coded_segments()
-    store.add_decision(rush["id"], "timescale", "accepted", coder="ann")
-    store.add_decision(nothing["id"], "other", "added", coder="ann")
+    rush, nothing = store.codable_segments()
+    store.add_decision(rush.id, "timescale", "accepted", coder="ann")
+    store.add_decision(nothing.id, "other", "added", coder="ann")
 
     second = make_transcript("Preamble.\n\nQ: How?\nA: We had to rush.\nQ: And?\nA: Something else entirely.\n")
     outcome = store.save_transcript(second, suggestions_for(second), pipeline_version="v1", path="t1.txt")
     assert (outcome.kept_segments, outcome.retired_with_decisions) == (3, 1)
-    rows = store.coded_segments()
-    assert [row["text"] for row in rows] == ["We had to rush.", "Something else entirely."]
-    assert rows[0]["id"] == rush["id"]
-    assert rows[0]["start"] == second.text.index("We had to rush.")
+    rows = store.codable_segments()
+    assert [row.text for row in rows] == ["We had to rush.", "Something else entirely."]
+    assert rows[0].id == rush.id
+    assert rows[0].start == second.text.index("We had to rush.")
     latest = store.latest_decisions()
-    assert list(latest) == [(rush["id"], "timescale", "ann")]
-    assert store.db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 2  # nothing deleted
+    assert list(latest) == [(rush.id, "timescale", "ann")]
+    assert len(store.decisions()) == 2  # nothing deleted
 
 
 def test_latest_decision_per_coder_and_undo(store):
     transcript = make_transcript("Q: How?\nA: We had to rush.\n")
     store.save_transcript(transcript, suggestions_for(transcript), pipeline_version="v1", path="t1.txt")
-    [segment] = store.coded_segments()
-    first = store.add_decision(segment["id"], "timescale", "accepted", coder="ann")
-    second = store.add_decision(segment["id"], "timescale", "rejected", coder="ann")
-    store.add_decision(segment["id"], "timescale", "accepted", coder="bob")
+    [segment] = store.codable_segments()
+    first = store.add_decision(segment.id, "timescale", "accepted", coder="ann")
+    second = store.add_decision(segment.id, "timescale", "rejected", coder="ann")
+    store.add_decision(segment.id, "timescale", "accepted", coder="bob")
     latest = store.latest_decisions()
-    assert {key: row["verdict"] for key, row in latest.items()} == {
-        (segment["id"], "timescale", "ann"): "rejected",
-        (segment["id"], "timescale", "bob"): "accepted",
+    assert {key: row.verdict for key, row in latest.items()} == {
+        (segment.id, "timescale", "ann"): "rejected",
+        (segment.id, "timescale", "bob"): "accepted",
     }
-    store.add_decision(segment["id"], None, "undo", coder="ann", undoes=second)
-    assert store.latest_decisions("ann")[(segment["id"], "timescale", "ann")]["id"] == first
+    store.add_decision(segment.id, None, "undo", coder="ann", undoes=second)
+    assert store.latest_decisions("ann")[(segment.id, "timescale", "ann")].id == first
     with pytest.raises(ValueError):
-        store.add_decision(segment["id"], "timescale", "accepted", coder="")
+        store.add_decision(segment.id, "timescale", "accepted", coder="")
 
 
 def test_decisions_are_committed_immediately(tmp_path):
@@ -91,8 +91,8 @@ def test_decisions_are_committed_immediately(tmp_path):
     store = Store(path)
     transcript = make_transcript("Q: How?\nA: We had to rush.\n")
     store.save_transcript(transcript, suggestions_for(transcript), pipeline_version="v1", path="t1.txt")
-    [segment] = store.coded_segments()
-    store.add_decision(segment["id"], "timescale", "accepted", coder="ann")
+    [segment] = store.codable_segments()
+    store.add_decision(segment.id, "timescale", "accepted", coder="ann")
     # A second connection sees it without the first closing or committing anything further.
     other = sqlite3.connect(path)
     assert other.execute("SELECT coder, verdict FROM decisions").fetchall() == [("ann", "accepted")]

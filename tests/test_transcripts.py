@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import docx
 import pytest
+from conftest import REPO, write
 
 from qualcode.errors import TranscriptError
 from qualcode.transcripts import (
@@ -15,12 +14,10 @@ from qualcode.transcripts import (
     segment_text,
 )
 
-from conftest import REPO, write
-
 
 def coded(transcript_or_segments):
     segments = getattr(transcript_or_segments, "segments", transcript_or_segments)
-    return [segment for segment in segments if segment.coded]
+    return [segment for segment in segments if segment.codable]
 
 
 def assert_offsets_exact(text, segments):
@@ -32,7 +29,7 @@ def assert_offsets_exact(text, segments):
 def test_speaker_turns_interviewer_is_context_respondent_is_coded():
     text = "Interviewer: What happened?\n\nRespondent: We rushed.\nIt was hard.\n\nI: Why?\n\nJane Smith: Time.\n"
     segments = segment_text(text)
-    assert [(s.speaker, s.text, s.coded) for s in segments] == [
+    assert [(s.speaker, s.text, s.codable) for s in segments] == [
         ("Interviewer", "What happened?", False),
         ("Respondent", "We rushed.\nIt was hard.", True),
         ("I", "Why?", False),
@@ -44,9 +41,9 @@ def test_speaker_turns_interviewer_is_context_respondent_is_coded():
 def test_interviewer_labels_are_configurable():
     text = "Facilitator: Question?\nParticipant 3: Answer.\n"
     default = segment_text(text)
-    assert [s.coded for s in default] == [True, True]
+    assert [s.codable for s in default] == [True, True]
     custom = segment_text(text, SegmentOptions(interviewer_labels=("Facilitator",)))
-    assert [s.coded for s in custom] == [False, True]
+    assert [s.codable for s in custom] == [False, True]
 
 
 def test_respondent_sentences_with_colons_do_not_start_turns():
@@ -59,7 +56,7 @@ def test_respondent_sentences_with_colons_do_not_start_turns():
 def test_text_before_the_first_label_is_uncoded_preamble():
     text = "Interview with lead 3, March\n\nInterviewer: Hello.\nRespondent: Hi.\n"
     segments = segment_text(text)
-    assert (segments[0].speaker, segments[0].coded, segments[0].text) == (None, False, "Interview with lead 3, March")
+    assert (segments[0].speaker, segments[0].codable, segments[0].text) == (None, False, "Interview with lead 3, March")
 
 
 def test_file_without_speaker_labels_is_coded_paragraph_by_paragraph():
@@ -70,7 +67,7 @@ def test_file_without_speaker_labels_is_coded_paragraph_by_paragraph():
         (None, "Second paragraph\nstill second."),
         (None, "Third."),
     ]
-    assert all(s.coded for s in segments)
+    assert all(s.codable for s in segments)
 
 
 def test_long_turn_is_split_at_paragraphs_then_sentences_into_even_pieces():

@@ -1,4 +1,5 @@
 """The qualcode command line: parses arguments, calls the library, renders results with rich."""
+# ruff: noqa: I001  (commands appear in --help in the order these imports register them)
 
 from qualcode.cli._common import app
 from qualcode.cli import code as _code  # noqa: F401  (registers the command)

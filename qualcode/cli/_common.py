@@ -11,6 +11,7 @@ from typing import Any, Callable, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from qualcode.errors import QualcodeError
 
@@ -67,3 +68,21 @@ def warn(message: str) -> None:
 
 def is_interactive() -> bool:
     return sys.stderr.isatty()
+
+
+def fmt_number(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def render_models(title: str, models: dict[str, Any], rules_better: dict[str, Any], too_few: dict[str, Any]) -> Table:
+    """The learned models of one run: examples and cross-validated scores per code, and the codes left to their rules."""
+    table = Table(title=title, title_justify="left")
+    for name in ("Code", "yes", "no", "CV F1", "CV kappa"):
+        table.add_column(name, justify="left" if name == "Code" else "right")
+    for code, info in models.items():
+        table.add_row(code, str(info["positives"]), str(info["negatives"]), fmt_number(info["cv_f1"]), fmt_number(info["cv_kappa"]))
+    for code, info in rules_better.items():
+        table.add_row(code, "", "", f"rules kept: kappa {info['rules_kappa']:.2f}", f"model {info['model_cv_kappa']:.2f}", style="dim")
+    for code, info in too_few.items():
+        table.add_row(code, str(info["positives"]), str(info["negatives"]), "rules only", "", style="dim")
+    return table

@@ -7,12 +7,13 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from qualcode.analysis import SuggestionSummary, suggestion_summary
+from qualcode.analysis import SuggestionSummary
 from qualcode.cli._common import Arg, ProjectOpt, app, console, err_console, is_interactive, user_errors, warn
-from qualcode.project import CodeResult, Project, code
+from qualcode.coding import CodeResult, code
+from qualcode.project import Project
 
 EXIT_SKIPPED = 3
 
@@ -30,13 +31,11 @@ def code_cli(
 
     Example: qualcode code --project my-study transcripts/lead-01.txt
     """
-    with _progress() as progress:
-        result = code(project_dir=project, paths=paths, on_progress=progress)
+    with Project.open(project) as opened, _progress() as progress:
+        result = code(opened, paths=paths, on_progress=progress)
     render_result(result)
-    opened = Project.open(project)
-    with opened.store() as store:
-        summary = suggestion_summary(store, opened.codebook())
-    console.print(render_summary(summary))
+    if result.summary is not None:
+        console.print(render_summary(result.summary))
     if result.skipped:
         raise typer.Exit(EXIT_SKIPPED)
 
@@ -46,7 +45,7 @@ class _progress:
 
     def __enter__(self) -> "_progress":
         self.bar: Progress | None = None
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
         if is_interactive():
             self.bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

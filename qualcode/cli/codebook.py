@@ -9,6 +9,7 @@ from rich.tree import Tree
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
 from qualcode.codebook import Code, Codebook
+from qualcode.pipeline import validate_codebook
 from qualcode.project import Project
 
 
@@ -23,22 +24,15 @@ def codebook_cli(
 
     Example: qualcode codebook --check --project my-study
     """
-    codebook = Project.open(project).codebook()
-    _check_patterns(codebook, project)
+    with Project.open(project) as opened:
+        codebook = opened.codebook
+        if check:  # token patterns can only be checked by building spaCy's Matcher, which a tree does not need
+            validate_codebook(codebook, opened.settings)
     if check:
         leaves = sum(1 for code in codebook.codes.values() if not code.children)
         console.print(f"{codebook.path.name}: OK, {len(codebook)} codes ({leaves} without children)")
         return
     console.print(render_tree(codebook, terms=terms))
-
-
-def _check_patterns(codebook: Codebook, project: Path) -> None:
-    """Token patterns are only validated by spaCy's Matcher, so build the matcher."""
-    if any(code.patterns for code in codebook.codes.values()):
-        from qualcode.pipeline import build_pipeline
-
-        settings = Project.open(project).settings
-        build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
 
 
 def _code_label(code: Code, terms: bool) -> str:
@@ -58,7 +52,7 @@ def _code_label(code: Code, terms: bool) -> str:
 
 def render_tree(codebook: Codebook, *, terms: bool = False) -> Tree:
     tree = Tree(f"[bold]{escape(codebook.name)}[/] ({len(codebook)} codes)")
-    branches = {}
+    branches: dict[str, Tree] = {}
     for code, _depth in codebook.walk():
         parent = branches[code.parent] if code.parent else tree
         branches[code.id] = parent.add(_code_label(code, terms))

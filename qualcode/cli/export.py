@@ -7,18 +7,19 @@ from typing import List, Optional
 
 from rich.markup import escape
 
-from qualcode.analysis import STATUSES
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
-from qualcode.export import FORMATS, export
+from qualcode.export import export
+from qualcode.project import Project
+from qualcode.vocabulary import ExportFormat, Status, choices
 
 
 @app.command("export")
 @user_errors
 def export_cli(
     project: Path = ProjectOpt,
-    format: str = Opt("all", "--format", "-f", help=f"What to write, comma-separated: {', '.join(FORMATS)}, or all."),
+    format: str = Opt("all", "--format", "-f", help=f"What to write, comma-separated: {choices(ExportFormat)}, or all."),
     by: Optional[List[str]] = Opt(None, "--by", help="Extra breakdown sheets/tables: an attribute, or attributes crossed with commas. Repeatable."),
-    status: str = Opt("confirmed", "--status", help=f"Which codings count in the tables: {', '.join(STATUSES)}."),
+    status: str = Opt(Status.CONFIRMED.value, "--status", help=f"Which codings count in the tables: {choices(Status)}."),
     coder: Optional[str] = Opt(None, "--coder", help="Only this coder's decisions.", show_default="every coder"),
     output: Optional[Path] = Opt(None, "--output", "-o", help="Folder to write into.", show_default="exports/ in the project"),
 ) -> None:
@@ -26,7 +27,8 @@ def export_cli(
 
     Example: qualcode export --format xlsx,md --by sector --by role,organisation_type
     """
-    result = export(project_dir=project, formats=format, output_dir=output, status=status, coder=coder, by=by or [])
+    with Project.open(project) as opened:
+        result = export(opened, formats=format, output_dir=output, status=status, coder=coder, by=by or [])
     for note in result.notes:
         warn(note)
     for path in result.files:

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from qualcode.cli._common import Arg, ProjectOpt, app, console, user_errors, warn
-from qualcode.qdpx import import_qdpx
+from qualcode.qdpx_import import import_qdpx
 
 
 @app.command("import-qdpx")

@@ -23,7 +23,7 @@ class TerminalKeys:
         self.stream = stream or sys.stdin
         self.fd = self.stream.fileno()
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.saved = None
+        self.saved: list | None = None
 
     def __enter__(self) -> "TerminalKeys":
         import termios
@@ -62,7 +62,6 @@ class TerminalKeys:
                 break
 
     def read_line(self, prompt: str) -> str:
-        import termios
         import tty
 
         self._restore()

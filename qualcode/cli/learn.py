@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,34 +9,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, user_errors, warn
-from qualcode.evaluation import AgreementReport, agreement, evaluate, report_rows
-from qualcode.export import write_atomic
-from qualcode.project import train
-
-UNIT_RULE = (
-    "Units are segments: two sources agree on a segment and code when both apply the code or both do not. "
-    "Only segments both sources cover count (a coder covers the segments they reviewed; the machine every "
-    "respondent segment; a gold file every respondent segment of the transcripts it names). Gold selections "
-    "map onto the segments they overlap."
-)
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+from qualcode.cli._common import Arg, Opt, ProjectOpt, fmt_number, app, console, render_models, user_errors, warn
+from qualcode.evaluation import AgreementReport, agreement, disagreement_rows, evaluate, report_rows
+from qualcode.export import csv_bytes, write_atomic
+from qualcode.project import Project
+from qualcode.training import train
 
 
 def render_agreement(report: AgreementReport, *, title: str) -> Table:
     a, b = report.sources[0], report.sources[1]
     table = Table(title=title, title_justify="left", caption=f"{report.units} segments in common. P/R/F1: {b} scored against {a}.")
-    for name, justify in (("Code", "left"), ("kappa", "right"), ("agree %", "right"), ("P", "right"), ("R", "right"), ("F1", "right"), ("both", "right"), ("A only", "right"), ("B only", "right")):
-        table.add_column(name, justify=justify, no_wrap=name == "Code")
+    for name in ("Code", "kappa", "agree %", "P", "R", "F1", "both", "A only", "B only"):
+        table.add_column(name, justify="left" if name == "Code" else "right", no_wrap=name == "Code")
     if len(report.sources) > 2:
         table.add_column("alpha", justify="right")
     for row in [*report.codes, report.overall]:
-        cells = [row.code, _fmt(row.kappa), f"{row.percent:.1f}", _fmt(row.precision), _fmt(row.recall), _fmt(row.f1), str(row.both), str(row.only_a), str(row.only_b)]
+        cells = [row.code, fmt_number(row.kappa), f"{row.percent:.1f}", fmt_number(row.precision), fmt_number(row.recall), fmt_number(row.f1), str(row.both), str(row.only_a), str(row.only_b)]
         if len(report.sources) > 2:
-            cells.append(_fmt(row.alpha))
+            cells.append(fmt_number(row.alpha))
         table.add_row(*cells, style="bold" if row is report.overall else None, end_section=row is report.codes[-1] if report.codes else False)
     return table
 
@@ -60,32 +48,24 @@ def agreement_cli(
 
     Example: qualcode agreement coder:ann coder:bob --disagreements
     """
-    report = agreement(project_dir=project, sources=sources, min_confidence=min_confidence)
+    with Project.open(project) as opened:
+        report = agreement(opened, sources=sources, min_confidence=min_confidence)
     for message in report.warnings:
         warn(message)
     if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if disagreements:
-            writer.writerow(["transcript", "segment", "code", *report.sources, "evidence", "text"])
-            for item in report.disagreements:
-                writer.writerow([item.transcript, item.segment, item.code, *[int(item.values[s]) for s in report.sources], item.evidence, item.text])
-        else:
-            header, rows = report_rows(report)
-            writer.writerow(header)
-            writer.writerows(rows)
+        data = csv_bytes(*(disagreement_rows(report) if disagreements else report_rows(report)))
         if output:
-            write_atomic(output, buffer.getvalue().encode("utf-8"))
+            write_atomic(output, data)
             console.print(f"Wrote {escape(str(output))}")
         else:
-            typer.echo(buffer.getvalue(), nl=False)
+            typer.echo(data.decode("utf-8"), nl=False)
         return
     if format != "table":
         raise typer.BadParameter("use table or csv", param_hint="--format")
     console.print(render_agreement(report, title=f"Agreement: {' vs '.join(report.sources)}"))
     console.print(
-        f"Overall kappa {_fmt(report.overall.kappa)} (pooled), mean per-code kappa {_fmt(report.macro_kappa)}, "
-        f"macro-F1 {_fmt(report.macro_f1)}" + (f", Krippendorff's alpha {_fmt(report.alpha)}" if report.alpha is not None else "") + "."
+        f"Overall kappa {fmt_number(report.overall.kappa)} (pooled), mean per-code kappa {fmt_number(report.macro_kappa)}, "
+        f"macro-F1 {fmt_number(report.macro_f1)}" + (f", Krippendorff's alpha {fmt_number(report.alpha)}" if report.alpha is not None else "") + "."
     )
     if disagreements:
         for item in report.disagreements:
@@ -110,12 +90,13 @@ def evaluate_cli(
 
     Example: qualcode evaluate gold.csv --top 5
     """
-    result = evaluate(project_dir=project, gold=gold, min_confidence=min_confidence, top=top)
+    with Project.open(project) as opened:
+        result = evaluate(opened, gold=gold, min_confidence=min_confidence, top=top)
     report = result.agreement
     for message in report.warnings:
         warn(message)
     console.print(render_agreement(report, title=f"Suggestions against {report.sources[0]}"))
-    console.print(f"Mean per-code kappa {_fmt(report.macro_kappa)}, macro-F1 {_fmt(report.macro_f1)}.")
+    console.print(f"Mean per-code kappa {fmt_number(report.macro_kappa)}, macro-F1 {fmt_number(report.macro_f1)}.")
     for code in [row.code for row in report.codes]:
         for label, items in (("false positive", result.false_positives.get(code, [])), ("false negative", result.false_negatives.get(code, []))):
             for item in items:
@@ -138,18 +119,11 @@ def train_cli(
 
     Example: qualcode train --project my-study
     """
-    result = train(project_dir=project, seed=seed)
-    table = Table(title=f"Models from {result.examples} reviewed segments", title_justify="left")
-    for name in ("Code", "yes", "no", "CV F1", "CV kappa"):
-        table.add_column(name, justify="left" if name == "Code" else "right")
-    for code, info in result.models.items():
-        table.add_row(code, str(info["positives"]), str(info["negatives"]), _fmt(info["cv_f1"]), _fmt(info["cv_kappa"]))
-    for code, info in result.rules_better.items():
-        table.add_row(code, "", "", f"rules kept: kappa {info['rules_kappa']:.2f}", f"model {info['model_cv_kappa']:.2f}", style="dim")
-    for code, info in result.too_few.items():
-        table.add_row(code, str(info["positives"]), str(info["negatives"]), "rules only", "", style="dim")
-    console.print(table)
+    with Project.open(project) as opened:
+        result = train(opened, seed=seed)
+    console.print(render_models(f"Models from {result.examples} reviewed segments", result.models, result.rules_better, result.too_few))
     if result.run is None:
         console.print("No code has enough examples yet: suggestions stay rule-based.")
     else:
         console.print(f"Model run {result.run} saved in {result.seconds:.1f} s; {result.rescored} undecided segments re-scored.")
+

@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
-from qualcode.project import backup, check
+from qualcode.maintenance import backup, check
+from qualcode.project import Project
 
 
 @app.command("backup")
@@ -22,7 +23,8 @@ def backup_cli(
 
     Example: qualcode backup --output ~/backups/study.db
     """
-    path = backup(project_dir=project, output=output)
+    with Project.open(project) as opened:
+        path = backup(opened, output=output)
     console.print(f"Backed up to {escape(str(path))} ({path.stat().st_size:,} bytes)")
 
 
@@ -35,7 +37,8 @@ def check_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode check --project my-study
     """
-    report = check(project_dir=project)
+    with Project.open(project) as opened:
+        report = check(opened)
     if report.ok:
         console.print(f"OK: schema version {report.schema_version}, {report.transcripts} transcripts, database intact.")
         return

@@ -13,8 +13,11 @@ from rich.text import Text
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
 from qualcode.cli.keys import KeyReader, keys_for
-from qualcode.project import Project, default_coder, maybe_retrain
-from qualcode.review import ORDERS, ReviewFilter, ReviewSession, accept_above
+from qualcode.project import Project
+from qualcode.review import ReviewFilter, ReviewSession, accept_above
+from qualcode.settings import default_coder
+from qualcode.training import maybe_retrain
+from qualcode.vocabulary import ReviewOrder, Verdict, choices
 
 FOOTER = "a:accept 1-9:toggle x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"
 HELP = """\
@@ -28,7 +31,7 @@ n      attach a note (memo) to this segment
 w      widen the context: show the turns before and after
 q      quit (every decision is already saved; reopening resumes where you left off)"""
 CODE_STYLES = ("bold yellow", "bold cyan", "bold magenta", "bold green", "bold blue", "bold red", "yellow", "cyan", "magenta")
-MARKS = {"accepted": ("✔", "green"), "rejected": ("✘", "red"), "added": ("✚", "cyan"), None: ("·", "dim")}
+MARKS = {Verdict.ACCEPTED: ("✔", "green"), Verdict.REJECTED: ("✘", "red"), Verdict.ADDED: ("✚", "cyan"), None: ("·", "dim")}
 
 
 def render_screen(session: ReviewSession, *, widen: bool = False, message: str = "", plain: bool = False, show_help: bool = False) -> Group:
@@ -194,7 +197,7 @@ def run_review(session: ReviewSession, keys: KeyReader, out: Console, *, plain: 
 def review_cli(
     project: Path = ProjectOpt,
     coder: Optional[str] = Opt(None, "--coder", help="Your name; decisions of different coders are kept apart.", show_default="qualcode.yaml 'coder' or your user name"),
-    order: str = Opt("transcript", "--order", help=f"Queue order: {', '.join(ORDERS)} (suggestions nearest 0.5 first)."),
+    order: str = Opt(ReviewOrder.TRANSCRIPT.value, "--order", help=f"Queue order: {choices(ReviewOrder)} (suggestions nearest 0.5 first)."),
     code: Optional[str] = Opt(None, "--code", help="Only segments with a suggestion of this code (or its children)."),
     transcript: Optional[str] = Opt(None, "--transcript", help="Only this transcript."),
     role: Optional[str] = Opt(None, "--role", help="Only transcripts whose role is this (lead, partner, ...)."),
@@ -212,19 +215,17 @@ def review_cli(
 
     Example: qualcode review --coder ann --role lead --order uncertain
     """
-    opened = Project.open(project)
-    coder = coder or default_coder(opened.settings)
-    filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all, order=order)
-    codebook = opened.codebook()
-    with opened.store() as store:
+    with Project.open(project) as opened:
+        coder = coder or default_coder(opened.settings)
+        filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all, order=order)
         if accept_above_threshold is not None:
-            count = accept_above(store, codebook, coder=coder, threshold=accept_above_threshold, filters=filters)
+            count = accept_above(opened, coder=coder, threshold=accept_above_threshold, filters=filters)
             console.print(f"Accepted {count} suggestions at or above {accept_above_threshold:g} as {escape(coder)} (batch).")
             return
         retrained = maybe_retrain(opened)
         if retrained is not None:
             console.print(f"Models refitted on {retrained.examples} reviewed segments; {retrained.rescored} undecided segments re-scored.")
-        session = ReviewSession(store, codebook, coder=coder, filters=filters)
+        session = ReviewSession(opened, coder=coder, filters=filters)
         if not session.items:
             console.print("Nothing to review with these filters." + ("" if include_all else " (--all includes segments without suggestions)"))
             return

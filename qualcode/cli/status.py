@@ -6,10 +6,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from qualcode.cli._common import ProjectOpt, app, console, user_errors
-from qualcode.errors import ProjectError
+from qualcode.cli._common import ProjectOpt, app, console, render_models, user_errors
 from qualcode.project import Project
-from qualcode.review import StatusReport, review_status
+from qualcode.status import StatusReport, review_status
 
 
 @app.command("status")
@@ -19,11 +18,8 @@ def status_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode status --project my-study
     """
-    opened = Project.open(project)
-    if not opened.database_path.exists():
-        raise ProjectError("no project database yet", path=opened.root, fix="run 'qualcode code' first")
-    with opened.store() as store:
-        report = review_status(store, opened.codebook())
+    with Project.open(project) as opened:
+        report = review_status(opened)
     for table in render_status(report):
         console.print(table)
 
@@ -44,24 +40,13 @@ def render_status(report: StatusReport) -> list[Table]:
     codes.add_column("Suggested", justify="right")
     for coder in report.coders:
         codes.add_column(coder, justify="right")
-    for row in report.codes:
-        codes.add_row("  " * row.depth + row.code, str(row.suggested),
-                      *[f"{row.coders[c].accepted}/{row.coders[c].rejected}/{row.coders[c].added}" for c in report.coders])
+    for code_row in report.codes:
+        codes.add_row("  " * code_row.depth + code_row.code, str(code_row.suggested),
+                      *[f"{code_row.coders[c].accepted}/{code_row.coders[c].rejected}/{code_row.coders[c].added}" for c in report.coders])
     if not report.coders:
         codes.caption = "No decisions yet: run 'qualcode review'."
     tables = [transcripts, codes]
     if report.model:
-        models = Table(
-            title=f"Learned models (run {report.model_run}, {report.model['trained_at']}, {report.model['examples']} reviewed segments)",
-            title_justify="left",
-        )
-        for name in ("Code", "yes", "no", "CV F1", "CV kappa"):
-            models.add_column(name, justify="left" if name == "Code" else "right")
-        for code, info in report.model["codes"].items():
-            models.add_row(code, str(info["positives"]), str(info["negatives"]), f"{info['cv_f1']:.2f}", f"{info['cv_kappa']:.2f}")
-        for code, info in report.model.get("rules_better", {}).items():
-            models.add_row(code, "", "", f"rules kept: kappa {info['rules_kappa']:.2f}", f"model {info['model_cv_kappa']:.2f}", style="dim")
-        for code, info in report.model["too_few_examples"].items():
-            models.add_row(code, str(info["positives"]), str(info["negatives"]), "rules only", "", style="dim")
-        tables.append(models)
+        title = f"Learned models (run {report.model_run}, {report.model['trained_at']}, {report.model['examples']} reviewed segments)"
+        tables.append(render_models(title, report.model["codes"], report.model.get("rules_better", {}), report.model["too_few_examples"]))
     return tables

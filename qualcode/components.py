@@ -1,0 +1,245 @@
+"""The spaCy component that suggests codes from the codebook's rules.
+
+``qualcode_suggester`` is registered with ``Language.factory`` when this module is
+imported (``build_pipeline`` does so; nothing else needs spaCy). It matches the codebook's
+keywords and phrases on case-insensitive lemmas (written to ``token.norm``) and its token
+patterns with spaCy's Matcher, then writes:
+
+* ``doc.spans["qualcode"]``: one span per suggested code (label = code id), from the
+  first to the last piece of evidence; the group's ``attrs`` hold each code's
+  ``confidence`` and ``evidence``;
+* ``doc.spans["qualcode_evidence"]``: one span per matched term (label = code id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+from spacy.attrs import LOWER, NORM
+from spacy.errors import MatchPatternError
+from spacy.language import Language
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc, Span, SpanGroup
+
+from qualcode.codebook import Codebook
+from qualcode.errors import CodebookError
+from qualcode.rules import EVIDENCE_KEY, KIND_WEIGHTS, NEGATION_WINDOW, NEGATIONS, SPANS_KEY, rule_confidence
+from qualcode.suggestion import Evidence
+from qualcode.vocabulary import Source
+
+
+class CodeSuggester:
+    """Matches codebook rules in a Doc and writes suggestions to ``doc.spans``."""
+
+    def __init__(self, nlp: Language, name: str, spans_key: str, evidence_key: str) -> None:
+        self.nlp = nlp
+        self.name = name
+        self.spans_key = spans_key
+        self.evidence_key = evidence_key
+        self.vocab = nlp.vocab
+        self.phrase_matcher = PhraseMatcher(nlp.vocab, attr="NORM")
+        self.matcher = Matcher(nlp.vocab, validate=True)
+        # One matcher per token pattern, run only on docs holding all of its required words.
+        self.gated_patterns: list[tuple[list[tuple[str, frozenset[int]]], Any]] = []
+        self.rules: dict[int, tuple[str, str, str]] = {}
+        self.codebook_fingerprint = ""
+        self._norms: dict[int, int] = {}
+        self._lookup: Any = None
+        self._negations = {nlp.vocab.strings.add(word) for word in NEGATIONS}
+
+    # -- set-up -------------------------------------------------------------------
+
+    def set_codebook(self, codebook: Codebook) -> None:
+        self._lookup = _lookup_table(self.nlp)
+        for code in codebook.suggestible():
+            seen: set[tuple[str, ...]] = set()
+            for kind, terms in (("phrase", code.phrases), ("keyword", code.keywords)):
+                for term in terms:
+                    doc = self._pattern_doc(term)
+                    norms = tuple(token.norm_ for token in doc)
+                    if norms in seen:  # "nobody knew" and "nobody know" are one rule after lemmatising
+                        continue
+                    seen.add(norms)
+                    self.phrase_matcher.add(self._rule_key(code.id, kind, term), [doc])
+            for index, pattern in enumerate(code.patterns):
+                key = self._rule_key(code.id, "pattern", _pattern_text(pattern))
+                try:
+                    self.matcher.add(key, [pattern])
+                    matcher = Matcher(self.vocab)
+                    matcher.add(key, [pattern])
+                    self.gated_patterns.append((self._requirements(pattern), matcher))
+                except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
+                    line = code.pattern_lines[index] if index < len(code.pattern_lines) else code.line
+                    first = str(exc).strip().splitlines()
+                    raise CodebookError(
+                        f"invalid token pattern for '{code.id}': {' '.join(first[-3:]) if first else exc}",
+                        path=codebook.path,
+                        line=line,
+                        key_path=f"{code.key_path}.patterns[{index}]",
+                        fix="use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP",
+                    ) from None
+        self.codebook_fingerprint = codebook.fingerprint
+
+    def _requirements(self, pattern: list[dict[str, Any]]) -> list[tuple[str, frozenset[int]]]:
+        """For each token the pattern cannot match without, the words (NORM or LOWER ids) it accepts.
+
+        Optional tokens and constraints other than exact values or IN lists are left out,
+        so the check only ever skips docs the pattern could not match.
+        """
+        required = []
+        for token in pattern:
+            op = str(token.get("OP", ""))
+            if op in ("?", "*", "!") or (op.startswith("{") and op[1:].split(",")[0].strip() in ("", "0")):
+                continue
+            for key, value in token.items():
+                name = str(key).upper()
+                if name not in ("NORM", "LOWER", "ORTH", "TEXT"):
+                    continue
+                if isinstance(value, str):
+                    words = [value]
+                elif isinstance(value, dict) and list(value) == ["IN"] and all(isinstance(item, str) for item in value["IN"]):
+                    words = value["IN"]
+                else:
+                    continue
+                attr = "NORM" if name == "NORM" else "LOWER"
+                values = words if attr == "NORM" else [word.lower() for word in words]
+                required.append((attr, frozenset(self.vocab.strings.add(word) for word in values)))
+                break
+        return required
+
+    def _rule_key(self, code: str, kind: str, term: str) -> str:
+        key = f"{code}\x1f{kind}\x1f{term}"
+        self.rules[self.vocab.strings.add(key)] = (code, kind, term)
+        return key
+
+    def _pattern_doc(self, term: str) -> Doc:
+        doc = self.nlp.make_doc(term)
+        if self._lookup is None:
+            # A trained pipeline lemmatises with context: run it on the term too.
+            for _name, proc in self.nlp.pipeline:
+                if proc is not self:
+                    doc = proc(doc)
+        self._set_norms(doc)
+        return doc
+
+    # -- matching -----------------------------------------------------------------
+
+    def _set_norms(self, doc: Doc) -> tuple[list[int], list[int]]:
+        """Write each token's lower-cased lemma to NORM, the attribute the PhraseMatcher reads.
+
+        Returns the NORM and LOWER ids of the tokens.
+        """
+        if not len(doc):
+            return [], []
+        strings = self.vocab.strings
+        lowers = doc.to_array(LOWER).tolist()
+        if self._lookup is not None:
+            norms = self._norms
+            lookup = self._lookup
+            values = []
+            for lower in lowers:
+                norm = norms.get(lower)
+                if norm is None:
+                    # The table is keyed by string hashes, the same ids as LOWER.
+                    lemma = lookup.get(lower)
+                    norm = norms[lower] = strings.add(lemma) if lemma is not None else lower
+                values.append(norm)
+        else:
+            values = [strings.add(token.lemma_.lower() or token.lower_) for token in doc]
+        doc.from_array([NORM], numpy.array(values, dtype="uint64").reshape(-1, 1))  # type: ignore[arg-type]
+        return values, lowers
+
+    def __call__(self, doc: Doc) -> Doc:
+        norms, lowers = self._set_norms(doc)
+        found: dict[str, list[tuple[Evidence, int, int]]] = {}
+        matches = list(self.phrase_matcher(doc))
+        if self.gated_patterns:
+            present = {"NORM": set(norms), "LOWER": set(lowers)}
+            for required, matcher in self.gated_patterns:
+                if all(not present[attr].isdisjoint(words) for attr, words in required):
+                    matches.extend(matcher(doc))
+        for match_id, start, end in matches:
+            code, kind, term = self.rules[match_id]
+            negated = any(
+                token.norm in self._negations or token.lower in self._negations
+                for token in doc[max(0, start - NEGATION_WINDOW) : start]
+            )
+            span = doc[start:end]
+            found.setdefault(code, []).append((Evidence(term, kind, span.start_char, span.end_char, negated), start, end))
+        suggestions_spans = []
+        evidence_spans: list[Span] = []
+        confidence: dict[str, float] = {}
+        evidence_json: dict[str, list[dict[str, Any]]] = {}
+        for code, items in found.items():
+            items = _drop_nested(items)
+            items.sort(key=lambda item: (item[1], item[2]))
+            evidence = [item[0] for item in items]
+            confidence[code] = rule_confidence(evidence)
+            evidence_json[code] = [item.to_json() for item in evidence]
+            suggestions_spans.append(Span(doc, items[0][1], max(item[2] for item in items), label=code))
+            evidence_spans.extend(Span(doc, start, end, label=code) for _e, start, end in items)
+        doc.spans[self.spans_key] = SpanGroup(
+            doc,
+            name=self.spans_key,
+            spans=suggestions_spans,
+            attrs={"confidence": confidence, "evidence": evidence_json, "source": Source.RULES.value},
+        )
+        doc.spans[self.evidence_key] = SpanGroup(doc, name=self.evidence_key, spans=evidence_spans)
+        return doc
+
+
+def _drop_nested(items: list[tuple[Evidence, int, int]]) -> list[tuple[Evidence, int, int]]:
+    """One rule per matched stretch of text (the heaviest kind), and no match inside a longer one
+    of the same code ("deadline" inside "tight deadline"), so one mention counts once.
+
+    A sweep in start order: O(n log n), because one long turn can hold thousands of matches.
+    """
+    best: dict[tuple[int, int], tuple[Evidence, int, int]] = {}
+    for item in items:
+        span = (item[1], item[2])
+        if span not in best or KIND_WEIGHTS[item[0].kind] > KIND_WEIGHTS[best[span][0].kind]:
+            best[span] = item
+    kept = []
+    furthest = -1
+    for item in sorted(best.values(), key=lambda entry: (entry[1], -entry[2])):
+        if item[2] <= furthest:
+            continue  # inside an earlier, longer match: spans are unique, so it is strictly longer
+        kept.append(item)
+        furthest = item[2]
+    return kept
+
+
+def _pattern_text(pattern: list[dict[str, Any]]) -> str:
+    """A readable form of a token pattern for evidence: {IN: [a, b]} -> a|b, any token -> _."""
+    parts = []
+    for token in pattern:
+        values = []
+        for key, value in token.items():
+            if key == "OP":
+                continue
+            if isinstance(value, dict):
+                options = value.get("IN") or value.get("REGEX") or next(iter(value.values()), "")
+                value = "|".join(map(str, options)) if isinstance(options, list) else str(options)
+            values.append(str(value).lower() if not isinstance(value, bool) else key.lower())
+        parts.append("/".join(values) or "_")
+        parts[-1] += token.get("OP", "")
+    return " ".join(parts)
+
+
+def _lookup_table(nlp: Language) -> Any:
+    """The lookup lemmatizer's table, so lemmas can be found for lower-cased words."""
+    if "lemmatizer" not in nlp.pipe_names:
+        return None
+    lemmatizer: Any = nlp.get_pipe("lemmatizer")
+    if getattr(lemmatizer, "mode", None) != "lookup":
+        return None
+    return lemmatizer.lookups.get_table("lemma_lookup")
+
+
+@Language.factory(
+    "qualcode_suggester",
+    default_config={"spans_key": SPANS_KEY, "evidence_key": EVIDENCE_KEY},
+)
+def make_code_suggester(nlp: Language, name: str, spans_key: str, evidence_key: str) -> CodeSuggester:
+    return CodeSuggester(nlp, name, spans_key, evidence_key)

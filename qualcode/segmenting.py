@@ -1,0 +1,148 @@
+"""Segmenting a transcript's text: speaker turns, then coding segments with exact offsets.
+
+A turn starts at a short speaker label followed by a colon; interviewer turns are kept as
+uncoded context; long respondent turns are split at paragraphs, then sentences, into
+pieces of about equal size. ``text[segment.start:segment.end] == segment.text`` always holds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+DEFAULT_INTERVIEWER_LABELS = ("Interviewer", "I", "Q", "Moderator")
+
+# A speaker label: a short name at the start of a line, then a colon and a space
+# (or the end of the line). Optional markdown bold around it, as in "**Q:**".
+_SPEAKER_LINE = re.compile(
+    r"^[ \t]*\**(?P<label>[^\W\d_][\w.'’\- ]{0,38}?)\**[ \t]*:\**(?:[ \t]+|$)",
+    re.MULTILINE,
+)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_MAX_LABEL_WORDS = 4
+_LOWERCASE_LABELS = {"interviewer", "respondent", "interviewee", "participant", "moderator", "facilitator", "speaker"}
+
+
+def is_speaker_label(label: str, interviewer_labels: Iterable[str] = ()) -> bool:
+    """A short name: at most four words, each capitalised (or a digit), or a known role word.
+
+    This keeps respondent sentences such as "The problem was: time" from starting a turn.
+    """
+    words = label.split()
+    if not words or len(words) > _MAX_LABEL_WORDS:
+        return False
+    folded = label.casefold()
+    if folded in _LOWERCASE_LABELS or folded in {item.casefold() for item in interviewer_labels}:
+        return True
+    return all(word[0].isupper() or word[0].isdigit() for word in words)
+
+
+
+@dataclass
+class Segment:
+    position: int
+    speaker: str | None
+    start: int
+    end: int
+    text: str
+    codable: bool  # a respondent's words, to be coded; interviewer turns and preambles are context
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    interviewer_labels: tuple[str, ...] = DEFAULT_INTERVIEWER_LABELS
+    max_words: int = 120
+
+
+def segment_text(text: str, options: SegmentOptions = SegmentOptions()) -> list[Segment]:
+    """Split stored text into turns and coding segments with exact offsets."""
+    interviewer = {label.casefold() for label in options.interviewer_labels}
+    labels = [
+        match for match in _SPEAKER_LINE.finditer(text) if is_speaker_label(match.group("label"), options.interviewer_labels)
+    ]
+    segments: list[Segment] = []
+
+    def add(speaker: str | None, start: int, end: int, codable: bool) -> None:
+        for piece_start, piece_end in _split_block(text, start, end, options.max_words if codable else None):
+            segments.append(Segment(len(segments), speaker, piece_start, piece_end, text[piece_start:piece_end], codable))
+
+    if len(labels) < 2:
+        for start, end in _paragraphs(text, 0, len(text)):
+            add(None, start, end, True)
+        return segments
+    if text[: labels[0].start()].strip():
+        add(None, 0, labels[0].start(), False)
+    for index, match in enumerate(labels):
+        end = labels[index + 1].start() if index + 1 < len(labels) else len(text)
+        speaker = match.group("label").strip()
+        add(speaker, match.end(), end, speaker.casefold() not in interviewer)
+    return segments
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    pieces = []
+    cursor = start
+    block = text[start:end]
+    breaks = list(_PARAGRAPH_BREAK.finditer(block))
+    if not breaks and block.count("\n") > 0:
+        breaks = list(re.finditer(r"\n+", block))
+    for match in breaks:
+        pieces.append(_strip(text, cursor, start + match.start()))
+        cursor = start + match.end()
+    pieces.append(_strip(text, cursor, end))
+    return [(s, e) for s, e in pieces if e > s]
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    pieces = []
+    cursor = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        pieces.append(_strip(text, cursor, match.end()))
+        cursor = match.end()
+    pieces.append(_strip(text, cursor, end))
+    return [(s, e) for s, e in pieces if e > s]
+
+
+def _split_block(text: str, start: int, end: int, max_words: int | None) -> list[tuple[int, int]]:
+    start, end = _strip(text, start, end)
+    if end <= start:
+        return []
+    if max_words is None:
+        return [(start, end)]
+    total = len(text[start:end].split())
+    if total <= max_words:
+        return [(start, end)]
+    units: list[tuple[int, int, int]] = []
+    for p_start, p_end in _paragraphs(text, start, end):
+        words = len(text[p_start:p_end].split())
+        if words > max_words:
+            units.extend((s, e, len(text[s:e].split())) for s, e in _sentences(text, p_start, p_end))
+        else:
+            units.append((p_start, p_end, words))
+    # Aim for pieces of equal size rather than a full piece and a small remainder.
+    target = total / math.ceil(total / max_words)
+    pieces: list[tuple[int, int]] = []
+    piece_start, piece_words, piece_end = units[0][0], 0, units[0][1]
+    for unit_start, unit_end, words in units:
+        if piece_words and (piece_words >= target or piece_words + words > max_words):
+            pieces.append((piece_start, piece_end))
+            piece_start, piece_words = unit_start, 0
+        piece_words += words
+        piece_end = unit_end
+    pieces.append((piece_start, piece_end))
+    return pieces

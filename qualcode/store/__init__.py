@@ -1,0 +1,665 @@
+"""The project database behind one class: every SQL statement qualcode runs is a ``Store`` method.
+
+Machine suggestions and human decisions live in separate tables. Decisions are
+append-only (an undo is a new row pointing at the one it undoes) and every one carries a
+coder, a timestamp and a batch id from the database's own numbering. Each transcript is
+written in one transaction. Statements are portable (``"end"`` quoted, ``RETURNING``
+rather than ``lastrowid``); what one database does differently sits in its dialect
+module (``sqlite.py``, ``postgres.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from collections import defaultdict
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from qualcode.errors import ProjectError
+from qualcode.store.records import (
+    DecisionRow,
+    Entry,
+    ImportOutcome,
+    ModelRun,
+    Note,
+    SegmentRow,
+    SegmentState,
+    StoredSuggestion,
+    StoredTranscript,
+)
+from qualcode.store.schema import SCHEMA_VERSION, statements
+from qualcode.store.sqlite import SqliteDialect
+from qualcode.suggestion import Evidence, Suggestion
+from qualcode.transcripts import Transcript
+from qualcode.vocabulary import Mark, Method, Verdict
+
+__all__ = [
+    "SCHEMA_VERSION", "DecisionRow", "Entry", "ImportOutcome", "ModelRun", "Note", "SegmentRow", "SegmentState",
+    "Store", "StoredSuggestion", "StoredTranscript", "now",
+]
+
+VERDICTS = frozenset(Verdict)
+MARKS = frozenset(Mark)
+_SEGMENT_COLUMNS = 'id, transcript_id, position, speaker, start, "end", text, codable'
+_DECISION_COLUMNS = "id, segment_id, code, verdict, coder, method, note, undoes, batch, created_at"
+_APPLIED = tuple(verdict.value for verdict in Verdict if verdict.applies)
+_LEARNED_FROM = (Verdict.ACCEPTED.value, Verdict.REJECTED.value, Verdict.ADDED.value, Mark.REVIEWED.value)
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Seconds to wait before each new attempt after losing the database server: about a minute in all.
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _segment(row: Sequence[Any]) -> SegmentRow:
+    return SegmentRow(int(row[0]), row[1], int(row[2]), row[3], int(row[4]), int(row[5]), row[6], bool(row[7]))
+
+
+def _decision(row: Sequence[Any]) -> DecisionRow:
+    return DecisionRow(int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], int(row[8]), row[9])
+
+
+def _json(text: str, table: str, key: object) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ProjectError(f"damaged JSON in table '{table}', row {key} ({exc})", fix="restore the project from a backup, or run 'qualcode check'") from None
+
+
+def _operation(method: F) -> F:
+    """Run a store method, turning the database errors a researcher can act on into one located message."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Store", *args: Any, **kwargs: Any) -> Any:
+        delays = iter(RECONNECT_DELAYS)
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except ProjectError:
+                raise
+            except Exception as exc:
+                # A lost connection (server restart, network drop) is retried as a whole operation,
+                # never from inside an outer transaction, which the server has already rolled back.
+                if self._depth == 0 and self.dialect.connection_lost(exc):
+                    delay = next(delays, None)
+                    if delay is not None:
+                        self._reconnect(delay)
+                        continue
+                translated = self.dialect.translate(exc)
+                if translated is None:
+                    raise
+                raise translated from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def dialect_for(location: str | Path, *, timeout: float = 30.0) -> Any:
+    """The dialect for a database location: a path or ``sqlite:///path`` for SQLite, ``postgresql://...`` for PostgreSQL."""
+    text = str(location)
+    if text.startswith(("postgresql:", "postgres:")):
+        from qualcode.store.postgres import PostgresDialect
+
+        return PostgresDialect(text)
+    if text.startswith("sqlite:"):
+        text = text[len("sqlite:") :]
+        text = text[2:] if text.startswith("//") else text
+    return SqliteDialect(Path(text), timeout=timeout)
+
+
+class Store:
+    """The project's database."""
+
+    def __init__(self, location: str | Path, *, timeout: float = 30.0, create: bool = True, upgrade: bool = False,
+                 missing: str = "no project database yet") -> None:
+        """Open (with ``create``, create) the database at ``location``: a path, ``sqlite:///path`` or ``postgresql://...``.
+
+        An older schema is migrated where the dialect allows it without being asked (SQLite,
+        after a backup) or with ``upgrade``; otherwise the open is refused with the fix.
+        """
+        self.dialect = dialect_for(location, timeout=timeout)
+        self.path = getattr(self.dialect, "path", None)
+        self._depth = 0
+        if not create and not self.dialect.exists():
+            raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
+        try:
+            self.db = self.dialect.connect()
+            if not create and self.schema_version == 0 and self.dialect.is_empty(self.db):
+                self.db.close()
+                raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
+            self._open(upgrade=upgrade)
+        except ProjectError:
+            raise
+        except Exception as exc:
+            translated = self.dialect.translate(exc, opening=True)
+            if translated is None:
+                raise
+            raise translated from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _reconnect(self, delay: float) -> None:
+        time.sleep(delay)
+        try:
+            self.db.close()
+        except Exception:  # the old connection is already broken; closing it may fail too
+            pass
+        try:
+            self.db = self.dialect.connect()
+        except Exception as exc:
+            if not self.dialect.connection_lost(exc):
+                raise
+            # Still unreachable: keep a closed connection so the next attempt fails fast and waits again.
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute(self.dialect.sql(sql), params)
+
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.dialect.executemany(self.db, self.dialect.sql(sql), rows)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._q(sql, params).fetchone()
+        return row[0] if row else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.dialect.begin(self.db, write=True)
+        self._depth = 1
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.dialect.rollback(self.db)
+            raise
+        finally:
+            self._depth = 0
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction, so an analysis sees one consistent state while others write."""
+        if self._depth:
+            yield
+            return
+        self.dialect.begin(self.db, write=False)
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self.dialect.rollback(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        return self.dialect.read_version(self.db)
+
+    def _open(self, *, upgrade: bool) -> None:
+        version = self.schema_version
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise ProjectError(
+                f"the project database has schema version {version}, newer than this qualcode understands ({SCHEMA_VERSION})",
+                path=self.dialect.describe(),
+                fix="upgrade qualcode",
+            )
+        if version < 0:
+            raise ProjectError(f"the project database has schema version {version}, which no qualcode writes", path=self.dialect.describe(),
+                               fix="restore the database from a backup")
+        if version == 0 and not self.dialect.is_empty(self.db):
+            raise ProjectError("this database holds tables but no qualcode schema version", path=self.dialect.describe(),
+                               fix="point qualcode at its own project database, or at an empty one")
+        if version > 0 and not (upgrade or self.dialect.auto_migrate):
+            raise ProjectError(
+                f"the project database has schema version {version}; this qualcode needs {SCHEMA_VERSION}",
+                path=self.dialect.describe(),
+                fix="run 'qualcode db upgrade' once (it backs up nothing: take 'qualcode backup' first)",
+            )
+        self.migrate()
+
+    def migrate(self) -> int:
+        """Bring the schema to this qualcode's version in one transaction, under the database's lock; returns the old version."""
+        version = self.schema_version
+        if version == SCHEMA_VERSION:
+            return version
+        if version > 0 and self.dialect.name == "sqlite":
+            # An existing project: keep a copy of it as it was before changing its schema.
+            self.dialect.backup(self.db, self.dialect.backup_name(version))
+        with self.transaction():
+            self.dialect.lock_schema(self.db)
+            version = self.schema_version  # another process may have migrated while this one waited
+            for statement in statements(version, SCHEMA_VERSION, self.dialect.name):
+                self.db.execute(statement)
+            self.dialect.write_version(self.db, SCHEMA_VERSION)
+        return version
+
+    @_operation
+    def backup(self, target: str | Path) -> Path:
+        return self.dialect.backup(self.db, Path(target))
+
+    @_operation
+    def problems(self) -> list[str]:
+        """Integrity and consistency problems in the database, as sentences."""
+        found = list(self.dialect.integrity(self.db))
+        checks = {
+            "segments whose transcript is missing": "SELECT COUNT(*) FROM segments WHERE transcript_id NOT IN (SELECT id FROM transcripts)",
+            "suggestions whose segment is missing": "SELECT COUNT(*) FROM suggestions WHERE segment_id NOT IN (SELECT id FROM segments)",
+            "decisions whose segment is missing": "SELECT COUNT(*) FROM decisions WHERE segment_id NOT IN (SELECT id FROM segments)",
+            "undo rows pointing at no decision": "SELECT COUNT(*) FROM decisions WHERE undoes IS NOT NULL AND undoes NOT IN (SELECT id FROM decisions)",
+            "segments whose offsets do not slice their text": (
+                'SELECT COUNT(*) FROM segments g JOIN transcripts t ON t.id = g.transcript_id '
+                'WHERE g.retired_at IS NULL AND substr(t.text, g.start + 1, g."end" - g.start) != g.text'
+            ),
+        }
+        for label, sql in checks.items():
+            count = self._one(sql)
+            if count:
+                found.append(f"{count} {label}")
+        return found
+
+    @contextmanager
+    def code_lock(self, holder: str) -> Iterator[None]:
+        """Only one `qualcode code` run writes at a time; a second is refused with the holder's name."""
+        with self.dialect.code_lock(holder, self):
+            yield
+
+    # -- meta -----------------------------------------------------------------------
+
+    @_operation
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        value = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return default if value is None else value
+
+    @_operation
+    def set_meta(self, key: str, value: str) -> None:
+        self._q("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- transcripts ----------------------------------------------------------------
+
+    @_operation
+    def transcripts(self) -> dict[str, StoredTranscript]:
+        rows = self._q("SELECT id, path, format, content_hash, file_metadata, metadata FROM transcripts ORDER BY id").fetchall()
+        return {
+            row[0]: StoredTranscript(row[0], row[1], row[2], row[3], _json(row[4], "transcripts", row[0]), _json(row[5], "transcripts", row[0]))
+            for row in rows
+        }
+
+    @_operation
+    def transcript_text(self, transcript_id: str) -> str:
+        row = self._q("SELECT text FROM transcripts WHERE id = ?", (transcript_id,)).fetchone()
+        if row is None:
+            raise KeyError(transcript_id)
+        return row[0]
+
+    @_operation
+    def set_metadata(self, transcript_id: str, metadata: dict[str, str]) -> None:
+        self._q(
+            "UPDATE transcripts SET metadata = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(metadata, ensure_ascii=False, sort_keys=True), now(), transcript_id),
+        )
+
+    @_operation
+    def save_transcript(self, transcript: Transcript, suggestions: Sequence[Sequence[Suggestion]], *, pipeline_version: str, path: str) -> ImportOutcome:
+        """Insert or replace a transcript, its segments and their suggestions in one transaction.
+
+        A segment whose text is unchanged keeps its id, so the decisions on it stay.
+        A vanished segment that has decisions is retired (kept, hidden), not deleted.
+        """
+        stamp = now()
+        metadata = json.dumps(transcript.metadata, ensure_ascii=False, sort_keys=True)
+        file_metadata = json.dumps(transcript.file_metadata, ensure_ascii=False, sort_keys=True)
+        with self.transaction():
+            self._q(
+                """INSERT INTO transcripts (id, path, format, content_hash, text, file_metadata, metadata, imported_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET path = excluded.path, format = excluded.format,
+                       content_hash = excluded.content_hash, text = excluded.text,
+                       file_metadata = excluded.file_metadata, metadata = excluded.metadata,
+                       updated_at = excluded.updated_at""",
+                (transcript.id, path, transcript.format, transcript.content_hash, transcript.text, file_metadata, metadata, stamp, stamp),
+            )
+            old: dict[str, list[int]] = defaultdict(list)
+            for segment_id, text in self._q(
+                "SELECT id, text FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position", (transcript.id,)
+            ).fetchall():
+                old[text].append(int(segment_id))
+            ids: list[int] = []
+            kept = 0
+            for segment in transcript.segments:
+                reusable = old.get(segment.text)
+                if reusable:
+                    segment_id = reusable.pop(0)
+                    kept += 1
+                    self._q(
+                        'UPDATE segments SET position = ?, speaker = ?, start = ?, "end" = ?, codable = ? WHERE id = ?',
+                        (segment.position, segment.speaker, segment.start, segment.end, int(segment.codable), segment_id),
+                    )
+                else:
+                    segment_id = int(self._one(
+                        'INSERT INTO segments (transcript_id, position, speaker, start, "end", text, codable) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id',
+                        (transcript.id, segment.position, segment.speaker, segment.start, segment.end, segment.text, int(segment.codable)),
+                    ))
+                ids.append(segment_id)
+            retired = self._retire(segment_id for group in old.values() for segment_id in group)
+            self._q("DELETE FROM suggestions WHERE segment_id IN (SELECT id FROM segments WHERE transcript_id = ?)", (transcript.id,))
+            codable_ids = [segment_id for segment_id, segment in zip(ids, transcript.segments) if segment.codable]
+            self._insert_suggestions(zip(codable_ids, suggestions), pipeline_version, stamp)
+        return ImportOutcome(len(ids), kept, retired)
+
+    def _retire(self, leftovers: Iterable[int]) -> int:
+        """Remove segments that vanished from their file: kept but hidden when they carry decisions."""
+        retired = 0
+        stamp = now()
+        for leftover in leftovers:
+            self._q("DELETE FROM suggestions WHERE segment_id = ?", (leftover,))
+            if self._q("SELECT 1 FROM decisions WHERE segment_id = ? LIMIT 1", (leftover,)).fetchone():
+                self._q("UPDATE segments SET retired_at = ? WHERE id = ?", (stamp, leftover))
+                retired += 1
+            else:
+                self._q("DELETE FROM segments WHERE id = ?", (leftover,))
+        return retired
+
+    def _insert_suggestions(self, rows: Iterable[tuple[int, Sequence[Suggestion]]], pipeline_version: str, stamp: str) -> None:
+        self._many(
+            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    segment_id,
+                    item.code,
+                    item.confidence,
+                    json.dumps([evidence.to_json() for evidence in item.evidence], ensure_ascii=False),
+                    str(item.source),
+                    pipeline_version,
+                    stamp,
+                )
+                for segment_id, items in rows
+                for item in items
+            ),
+        )
+
+    @_operation
+    def replace_suggestions(self, transcript_id: str, rows: Sequence[tuple[int, Sequence[Suggestion]]], *, pipeline_version: str) -> None:
+        """Replace the suggestions of one transcript's segments in one transaction."""
+        with self.transaction():
+            self._q("DELETE FROM suggestions WHERE segment_id IN (SELECT id FROM segments WHERE transcript_id = ?)", (transcript_id,))
+            self._insert_suggestions(rows, pipeline_version, now())
+
+    @_operation
+    def replace_segment_suggestions(self, rows: Sequence[tuple[int, Sequence[Suggestion]]], *, pipeline_version: str) -> None:
+        """Replace the suggestions of the given segments, in one transaction."""
+        with self.transaction():
+            self._many("DELETE FROM suggestions WHERE segment_id = ?", [(segment_id,) for segment_id, _items in rows])
+            self._insert_suggestions(rows, pipeline_version, now())
+
+    # -- segments and suggestions -------------------------------------------------------
+
+    @_operation
+    def undecided_segments(self) -> list[SegmentRow]:
+        """Respondent segments nobody has decided anything on yet."""
+        rows = self._q(
+            f"""SELECT {_SEGMENT_COLUMNS} FROM segments g WHERE codable = 1 AND retired_at IS NULL
+                AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.segment_id = g.id) ORDER BY transcript_id, position"""
+        ).fetchall()
+        return [_segment(row) for row in rows]
+
+    @_operation
+    def codable_segments(self, transcript_id: str | None = None) -> list[SegmentRow]:
+        """Respondent segments (to be coded), in transcript and position order."""
+        sql = f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE codable = 1 AND retired_at IS NULL"
+        params: tuple[Any, ...] = ()
+        if transcript_id is not None:
+            sql += " AND transcript_id = ?"
+            params = (transcript_id,)
+        return [_segment(row) for row in self._q(sql + " ORDER BY transcript_id, position", params).fetchall()]
+
+    def segment_numbers(self) -> dict[int, int]:
+        """Each respondent segment's number (1-based) within its transcript, as shown in review and exports."""
+        numbers: dict[int, int] = {}
+        previous, number = None, 0
+        for row in self.codable_segments():
+            number = number + 1 if row.transcript_id == previous else 1
+            previous = row.transcript_id
+            numbers[row.id] = number
+        return numbers
+
+    @_operation
+    def segments(self, transcript_id: str) -> list[SegmentRow]:
+        """Every current segment of a transcript, interviewer turns included, in order."""
+        rows = self._q(
+            f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position", (transcript_id,)
+        ).fetchall()
+        return [_segment(row) for row in rows]
+
+    @_operation
+    def suggestions(self) -> list[StoredSuggestion]:
+        """Every current suggestion, in transcript, position and code order."""
+        rows = self._q(
+            """SELECT s.segment_id, s.code, s.confidence, s.evidence, s.source, g.transcript_id, s.pipeline_version
+               FROM suggestions s JOIN segments g ON g.id = s.segment_id
+               WHERE g.retired_at IS NULL ORDER BY g.transcript_id, g.position, s.code"""
+        ).fetchall()
+        found = []
+        for segment_id, code, confidence, evidence, source, transcript_id, version in rows:
+            items = _json(evidence, "suggestions", f"{segment_id}/{code}")
+            try:
+                parsed = [Evidence.from_json(item) for item in items]
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ProjectError(f"damaged evidence in table 'suggestions', row {segment_id}/{code} ({exc})",
+                                   fix="run 'qualcode code' after moving the codebook's fingerprint, or restore a backup") from None
+            found.append(StoredSuggestion(int(segment_id), transcript_id, Suggestion(code, float(confidence), parsed, source), version))
+        return found
+
+    @_operation
+    def stale_transcripts(self, pipeline_version: str) -> list[str]:
+        """Transcripts with any suggestion made by other rules (a '+model-N' suffix is ignored), or never suggested."""
+        rows = self._q(
+            """SELECT DISTINCT g.transcript_id FROM suggestions s JOIN segments g ON g.id = s.segment_id
+               WHERE s.pipeline_version != ? AND substr(s.pipeline_version, 1, ?) != ?""",
+            (pipeline_version, len(pipeline_version) + 1, pipeline_version + "+"),
+        ).fetchall()
+        stale = {row[0] for row in rows}
+        if self.get_meta("pipeline_version") != pipeline_version:
+            stale.update(self.transcripts())
+        return sorted(stale)
+
+    @_operation
+    def counts(self) -> dict[str, int]:
+        return {
+            "transcripts": self._one("SELECT COUNT(*) FROM transcripts"),
+            "segments": self._one("SELECT COUNT(*) FROM segments WHERE codable = 1 AND retired_at IS NULL"),
+            "suggestions": self._one("SELECT COUNT(*) FROM suggestions"),
+            "decisions": self._one("SELECT COUNT(*) FROM decisions"),
+        }
+
+    # -- decisions ------------------------------------------------------------------
+
+    def add_decision(
+        self,
+        segment_id: int,
+        code: str | None,
+        verdict: str,
+        *,
+        coder: str,
+        method: str = Method.MANUAL,
+        note: str | None = None,
+        undoes: int | None = None,
+    ) -> int:
+        """Append one decision and commit it at once."""
+        return self.record([Entry(segment_id, code, verdict, note, undoes)], coder=coder, method=method)[0]
+
+    @_operation
+    def record(self, entries: Sequence[Entry], *, coder: str, method: str = Method.MANUAL, client_key: str | None = None) -> list[int]:
+        """Append the decisions of one action in one transaction; they share a batch id, so one undo reverts them all.
+
+        ``client_key`` names the action: recording the same key twice (a retry after a lost
+        connection) returns the first recording's ids and writes nothing.
+        """
+        if not coder or not coder.strip():
+            raise ValueError("a decision needs a coder name")
+        for entry in entries:
+            if entry.verdict in VERDICTS and not entry.code:
+                raise ValueError(f"a '{entry.verdict}' decision needs a code")
+            if entry.verdict not in VERDICTS and entry.verdict not in MARKS:
+                raise ValueError(f"unknown verdict '{entry.verdict}'")
+        if not entries:
+            return []
+        stamp = now()
+        key = client_key or uuid.uuid4().hex
+        with self.transaction():
+            batch = self._one(
+                "INSERT INTO batches (coder, method, client_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_key) DO NOTHING RETURNING id",
+                (coder, str(method), key, stamp),
+            )
+            if batch is None:
+                existing = self._one("SELECT id FROM batches WHERE client_key = ?", (key,))
+                return [int(row[0]) for row in self._q("SELECT id FROM decisions WHERE batch = ? ORDER BY id", (existing,)).fetchall()]
+            ids = []
+            for entry in entries:
+                ids.append(int(self._one(
+                    "INSERT INTO decisions (segment_id, code, verdict, coder, method, note, undoes, batch, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (entry.segment_id, entry.code, str(entry.verdict), coder, str(method), entry.note, entry.undoes, batch, stamp),
+                )))
+        return ids
+
+    def _undone(self, coder: str | None = None) -> set[int]:
+        sql = "SELECT undoes FROM decisions WHERE undoes IS NOT NULL"
+        params: tuple[Any, ...] = ()
+        if coder is not None:
+            sql += " AND coder = ?"
+            params = (coder,)
+        return {int(row[0]) for row in self._q(sql, params).fetchall()}
+
+    @_operation
+    def coder_states(self, coder: str, segment_ids: Iterable[int] | None = None) -> dict[int, SegmentState]:
+        """What one coder has decided on each segment, undone rows left out."""
+        undone = self._undone(coder)
+        sql = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE coder = ? AND verdict != 'undo'"
+        params: list[Any] = [coder]
+        if segment_ids is not None:
+            ids = list(segment_ids)
+            if not ids:
+                return {}
+            sql += f" AND segment_id IN ({','.join('?' * len(ids))})"
+            params.extend(ids)
+        states: dict[int, SegmentState] = {}
+        for row in self._q(sql + " ORDER BY id", params).fetchall():
+            decision = _decision(row)
+            if decision.id in undone:
+                continue
+            state = states.setdefault(decision.segment_id, SegmentState())
+            if decision.verdict == Mark.REVIEWED:
+                state.reviewed = True
+            elif decision.verdict == Mark.NOTE:
+                state.notes.append(decision.note or "")
+            elif decision.code is not None:
+                state.codes[decision.code] = decision.verdict
+                state.methods[decision.code] = decision.method
+        return states
+
+    @_operation
+    def last_batch(self, coder: str) -> list[DecisionRow]:
+        """The coder's most recent action that has not been undone (its decisions), or []."""
+        undone = self._undone(coder)
+        batches = self._q("SELECT DISTINCT batch FROM decisions WHERE coder = ? AND verdict != 'undo' ORDER BY batch DESC", (coder,)).fetchall()
+        for (batch,) in batches:
+            rows = self._q(
+                f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE batch = ? AND coder = ? AND verdict != 'undo' ORDER BY id", (batch, coder)
+            ).fetchall()
+            live = [decision for decision in map(_decision, rows) if decision.id not in undone]
+            if live:
+                return live
+        return []
+
+    @_operation
+    def training_decisions(self) -> int:
+        """Decisions that can teach the models: the count a model run records and retraining compares with."""
+        placeholders = ", ".join("?" * len(_LEARNED_FROM))
+        return int(self._one(f"SELECT COUNT(*) FROM decisions WHERE verdict IN ({placeholders})", _LEARNED_FROM))
+
+    @_operation
+    def coders(self) -> list[str]:
+        return [row[0] for row in self._q("SELECT DISTINCT coder FROM decisions ORDER BY coder").fetchall()]
+
+    @_operation
+    def latest_decisions(self, coder: str | None = None) -> dict[tuple[int, str, str], DecisionRow]:
+        """Each coder's latest standing verdict per (segment, code), undone rows excluded."""
+        undone = self._undone()
+        columns = ", ".join(f"d.{column.strip()}" for column in _DECISION_COLUMNS.split(","))
+        sql = f"""SELECT {columns} FROM decisions d JOIN segments g ON g.id = d.segment_id
+                  WHERE d.code IS NOT NULL AND d.verdict IN (?, ?, ?) AND g.retired_at IS NULL"""
+        params: list[Any] = [Verdict.ACCEPTED.value, Verdict.REJECTED.value, Verdict.ADDED.value]
+        if coder is not None:
+            sql += " AND d.coder = ?"
+            params.append(coder)
+        latest: dict[tuple[int, str, str], DecisionRow] = {}
+        for row in self._q(sql + " ORDER BY d.id", params).fetchall():
+            decision = _decision(row)
+            if decision.id in undone or decision.code is None:
+                continue
+            latest[(decision.segment_id, decision.code, decision.coder)] = decision
+        return latest
+
+    @_operation
+    def decisions(self, coder: str | None = None) -> list[DecisionRow]:
+        """Every decision row, oldest first (undo rows and undone rows included)."""
+        sql = f"SELECT {_DECISION_COLUMNS} FROM decisions"
+        params: tuple[Any, ...] = ()
+        if coder is not None:
+            sql += " WHERE coder = ?"
+            params = (coder,)
+        return [_decision(row) for row in self._q(sql + " ORDER BY id", params).fetchall()]
+
+    @_operation
+    def notes(self, coder: str | None = None) -> list[Note]:
+        """Memos written in review that have not been undone, oldest first."""
+        undone = self._undone()
+        return [
+            Note(decision.id, decision.segment_id, decision.coder, decision.note or "", decision.created_at)
+            for decision in self.decisions(coder)
+            if decision.verdict == Mark.NOTE and decision.id not in undone and (decision.note or "").strip()
+        ]
+
+    # -- learned models ---------------------------------------------------------------
+
+    @_operation
+    def save_model_run(self, *, trained_at: str, decisions: int, summary: dict[str, Any], parameters: bytes, format: str) -> int:
+        with self.transaction():
+            return int(self._one(
+                "INSERT INTO model_runs (trained_at, decisions, summary, parameters, format) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (trained_at, decisions, json.dumps(summary), self.dialect.binary(parameters), format),
+            ))
+
+    @_operation
+    def latest_model_run(self, *, parameters: bool = False) -> ModelRun | None:
+        """The most recent training run: its summary, and with ``parameters`` its fitted parameters (bytes, never unpickled)."""
+        columns = "id, trained_at, decisions, summary, format" + (", parameters" if parameters else "")
+        row = self._q(f"SELECT {columns} FROM model_runs ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        blob = bytes(row[5]) if parameters and row[5] is not None else None
+        return ModelRun(int(row[0]), row[1], int(row[2]), _json(row[3], "model_runs", row[0]), row[4], blob)
+

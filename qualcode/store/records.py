@@ -1,0 +1,121 @@
+"""What the store hands out and takes in: small dataclasses, never database rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from qualcode.suggestion import Suggestion
+from qualcode.vocabulary import Mark, Verdict
+
+
+@dataclass
+class StoredTranscript:
+    id: str
+    path: str
+    format: str
+    content_hash: str
+    file_metadata: dict[str, str]
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    id: int
+    transcript_id: str
+    position: int
+    speaker: str | None
+    start: int
+    end: int
+    text: str
+    codable: bool
+
+
+@dataclass
+class StoredSuggestion:
+    """A suggestion as stored for one segment."""
+
+    segment_id: int
+    transcript_id: str
+    suggestion: Suggestion
+    pipeline_version: str = ""
+
+    @property
+    def code(self) -> str:
+        return self.suggestion.code
+
+    @property
+    def confidence(self) -> float:
+        return self.suggestion.confidence
+
+    @property
+    def source(self) -> str:
+        return self.suggestion.source
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    id: int
+    segment_id: int
+    code: str | None
+    verdict: str  # a Verdict, or a Mark for rows about the whole segment
+    coder: str
+    method: str
+    note: str | None
+    undoes: int | None
+    batch: int
+    created_at: str
+
+
+@dataclass
+class Entry:
+    """One decision to append: a verdict on a code, or a segment-level mark (code None)."""
+
+    segment_id: int
+    code: str | None
+    verdict: Verdict | Mark | str
+    note: str | None = None
+    undoes: int | None = None
+
+
+@dataclass
+class SegmentState:
+    """What one coder has decided on one segment, undone rows left out."""
+
+    codes: dict[str, str] = field(default_factory=dict)
+    methods: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    reviewed: bool = False
+
+
+@dataclass
+class ImportOutcome:
+    segments: int
+    kept_segments: int
+    retired_with_decisions: int
+
+
+@dataclass
+class ModelRun:
+    id: int
+    trained_at: str
+    decisions: int
+    summary: dict[str, Any]
+    format: str
+    parameters: bytes | None = None
+
+    @property
+    def readable(self) -> bool:
+        """Parameters in a format qualcode reads itself (old pickled runs were dropped unread)."""
+        return self.format.startswith("npz")
+
+
+@dataclass(frozen=True)
+class Note:
+    """A memo written in review: by whom, on which segment, when."""
+
+    id: int
+    segment_id: int
+    coder: str
+    text: str
+    created_at: str

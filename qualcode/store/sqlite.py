@@ -1,0 +1,167 @@
+"""Everything SQLite-only in one place: connecting, pragmas, the schema version in
+``user_version``, the online backup, the integrity check, the coding lock and the
+errors SQLite raises for a full disk, a read-only file or a damaged database."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from qualcode.errors import ProjectError
+
+NAME = "sqlite"
+
+
+class SqliteDialect:
+    name = NAME
+    # SQLite takes one writer at a time, so a migration holds the database by itself.
+    auto_migrate = True
+
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+
+    @staticmethod
+    def sql(statement: str) -> str:
+        return statement
+
+    @staticmethod
+    def executemany(connection: sqlite3.Connection, statement: str, rows: Any) -> None:
+        connection.executemany(statement, rows)
+
+    @staticmethod
+    def binary(data: bytes) -> bytes:
+        return data
+
+    @staticmethod
+    def connection_lost(exc: BaseException) -> bool:
+        return False  # a file has no connection to lose
+
+    @staticmethod
+    def lock_schema(connection: sqlite3.Connection) -> None:
+        pass  # BEGIN IMMEDIATE already holds the only write lock
+
+    @staticmethod
+    def begin(connection: sqlite3.Connection, *, write: bool) -> None:
+        # IMMEDIATE takes the write lock at once, so a writer never fails half-way on "database is locked".
+        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @staticmethod
+    def rollback(connection: sqlite3.Connection) -> None:
+        if connection.in_transaction:  # SQLite may already have rolled back (a full disk does)
+            connection.execute("ROLLBACK")
+
+    @staticmethod
+    def read_version(connection: sqlite3.Connection) -> int:
+        return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+    @staticmethod
+    def write_version(connection: sqlite3.Connection, version: int) -> None:
+        connection.execute(f"PRAGMA user_version = {int(version)}")
+
+    @staticmethod
+    def is_empty(connection: sqlite3.Connection) -> bool:
+        return connection.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
+
+    def backup(self, connection: sqlite3.Connection, target: Path) -> Path:
+        """A consistent copy through SQLite's online backup API, written to a temporary file and renamed."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        try:
+            copy = sqlite3.connect(temporary)
+            try:
+                connection.backup(copy)
+            finally:
+                copy.close()
+            os.replace(temporary, target)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
+        return target
+
+    @staticmethod
+    def integrity(connection: sqlite3.Connection) -> list[str]:
+        lines = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+        return [] if lines == ["ok"] else [f"integrity: {line}" for line in lines[:20]]
+
+    def backup_name(self, version: int) -> Path:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        return self.path.parent / "backups" / f"{self.path.stem}-schema{version}-{stamp}.db"
+
+    @contextmanager
+    def code_lock(self, holder: str, store: Any = None) -> Iterator[None]:
+        """One `qualcode code` writing at a time: an OS lock on a file beside the database, released when the process ends."""
+        lock_path = self.path.parent / "code.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                raise ProjectError(
+                    f"another 'qualcode code' is running on this project ({_holder_text(handle.read())})",
+                    path=self.path,
+                    fix="wait for it to finish, then run 'qualcode code' again",
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(_holder(holder)))
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.truncate(0)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def translate(self, exc: BaseException, *, opening: bool = False) -> ProjectError | None:
+        """A located message for the SQLite errors a researcher can act on; None for the rest."""
+        if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+            return None
+        text = str(exc)
+        if "disk is full" in text or "disk I/O error" in text:
+            return ProjectError(f"the disk is full ({text})", path=self.path, fix="free some space on this disk, then run the command again; nothing was lost")
+        if "readonly" in text or "read-only" in text:
+            return ProjectError("the project database is read-only", path=self.path,
+                                fix="ask for write access to the project folder, or use a reading command (status, stats, export)")
+        if "locked" in text or "busy" in text:
+            return ProjectError(f"the project database stayed busy for {self.timeout:.0f} s ({text})", path=self.path,
+                                fix="another qualcode is writing a large batch; run the command again when it has finished")
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
+            return ProjectError(f"cannot open the project database ({text})", path=self.path,
+                                fix="check that the folder exists and you may read and write it")
+        return ProjectError(f"{'cannot open the project database' if opening else 'the project database is damaged'} ({text})", path=self.path,
+                            fix="restore it from .qualcode/backups/ or a 'qualcode backup', then run 'qualcode check'")
+
+
+def _holder(holder: str) -> dict[str, Any]:
+    return {"holder": holder, "host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _holder_text(raw: str) -> str:
+    try:
+        data = json.loads(raw)
+        return f"{data['holder']} on {data['host']}, process {data['pid']}, since {data['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"

@@ -1,0 +1,57 @@
+"""A suggested code for a segment, and the evidence that triggered it: plain data shared by
+the pipeline, the models, the store and review."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from qualcode.vocabulary import Source
+
+# A learned confidence at or above this says "the code applies"; rule suggestions apply when they fire.
+SUGGEST_THRESHOLD = 0.5
+
+
+@dataclass
+class Evidence:
+    term: str
+    kind: str  # keyword, phrase or pattern
+    start: int
+    end: int
+    negated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"term": self.term, "kind": self.kind, "start": self.start, "end": self.end}
+        if self.negated:
+            data["negated"] = True
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Evidence":
+        return cls(str(data["term"]), str(data["kind"]), int(data["start"]), int(data["end"]), bool(data.get("negated", False)))
+
+
+@dataclass
+class Suggestion:
+    code: str
+    confidence: float
+    evidence: list[Evidence] = field(default_factory=list)
+    source: str = Source.RULES
+
+    @property
+    def says_yes(self) -> bool:
+        """Whether the machine is saying 'this code applies': rules when they fire, a model from 0.5 up."""
+        return self.source == Source.RULES or self.confidence >= SUGGEST_THRESHOLD
+
+    def reason(self, text: str | None = None) -> str:
+        """What stands behind the suggestion: its source and the rules that fired.
+
+        Given the segment's ``text``, a token pattern is shown by the words it matched.
+        """
+        terms: list[str] = []
+        for item in self.evidence:
+            shown = text[item.start : item.end] if text is not None and item.kind == "pattern" else item.term
+            label = f"'{shown}'" + (" (negated)" if item.negated else "")
+            if label not in terms:
+                terms.append(label)
+        return f"{self.source}: {', '.join(terms)}" if terms else str(self.source)

@@ -1,0 +1,120 @@
+"""Learning from decisions: fit a model per code on the review decisions, keep it in the
+project database, and re-score the segments nobody has decided on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from qualcode.model import PARAMETERS_FORMAT, fit_models
+from qualcode.pipeline import pipeline_version
+from qualcode.project import Project
+from qualcode.store import Store
+from qualcode.vocabulary import Verdict
+from qualcode.worker import WorkerSpec, pipeline_for, suggest_texts
+
+
+@dataclass
+class TrainResult:
+    run: int | None
+    examples: int
+    decisions: int
+    models: dict[str, dict[str, Any]]
+    too_few: dict[str, dict[str, int]]
+    rules_better: dict[str, dict[str, float]] = field(default_factory=dict)
+    rescored: int = 0
+    seconds: float = 0.0
+
+
+def training_labels(store: Store, codes: Iterable[str]) -> tuple[list[int], dict[str, list[int | None]], int]:
+    """Segment ids with any decision, and per code a label for each: 1, 0, or None (unknown).
+
+    All coders' standing decisions are pooled; where coders disagree on a segment and code,
+    the most recent decision wins.
+    """
+    codes = list(codes)
+    latest: dict[tuple[int, str], tuple[int, str]] = {}
+    for (segment_id, code, _coder), standing in store.latest_decisions().items():
+        previous = latest.get((segment_id, code))
+        if previous is None or standing.id > previous[0]:
+            latest[(segment_id, code)] = (standing.id, standing.verdict)
+    reviewed: set[int] = set()
+    for coder in store.coders():
+        reviewed.update(segment_id for segment_id, state in store.coder_states(coder).items() if state.reviewed)
+    segment_ids = sorted(reviewed | {segment_id for segment_id, _code in latest})
+    active = {row.id for row in store.codable_segments()}
+    segment_ids = [segment_id for segment_id in segment_ids if segment_id in active]
+    labels: dict[str, list[int | None]] = {}
+    for code in codes:
+        values: list[int | None] = []
+        for segment_id in segment_ids:
+            decision = latest.get((segment_id, code))
+            if decision is not None:
+                values.append(1 if Verdict(decision[1]).applies else 0)
+            else:
+                values.append(0 if segment_id in reviewed else None)
+        labels[code] = values
+    return segment_ids, labels, store.training_decisions()
+
+
+def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResult:
+    """Fit a model per code on the project's review decisions, store it, and re-score undecided segments."""
+    started = time.perf_counter()
+    settings, codebook, store = project.settings, project.codebook, project.store
+    codes = [code.id for code in codebook.codes.values() if not code.children]
+    segment_ids, labels, decisions = training_labels(store, codes)
+    texts = {row.id: row.text for row in store.codable_segments()}
+    nlp = pipeline_for(codebook, settings)
+    docs = list(nlp.pipe([texts[segment_id] for segment_id in segment_ids], batch_size=256))
+    models = fit_models(docs, labels, rule_codes=[code.id for code in codebook.suggestible()],
+                        min_examples=settings.learn_min_examples, seed=seed)
+    summary = models.summary()
+    run = None
+    parameters = models.to_bytes()
+    if models.models or models.rules_better:
+        run = store.save_model_run(trained_at=models.trained_at, decisions=decisions, summary=summary,
+                                   parameters=parameters, format=PARAMETERS_FORMAT)
+    result = TrainResult(run, models.examples, decisions, summary["codes"], summary["too_few_examples"], summary["rules_better"])
+    if run is not None and rescore:
+        spec = WorkerSpec.build(codebook, settings, model_run=run, model_parameters=parameters)
+        version = f"{pipeline_version(codebook, settings.pipeline)}+model-{run}"
+        result.rescored = rescore_undecided(store, spec, version)
+        store.set_meta("model_run_scored", str(run))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def maybe_retrain(project: Project) -> TrainResult | None:
+    """Refit when at least ``retrain_after`` decisions came in since the last fit (and some code has enough examples).
+
+    A project whose latest run cannot be read any more (an old pickled run) is refitted as soon as it has decisions.
+    """
+    if not project.settings.retrain_after or not project.has_database:
+        return None
+    store = project.store
+    count = store.training_decisions()
+    last = store.latest_model_run()
+    if last is not None and not last.readable:
+        due = count > 0  # a pickled run from an older qualcode, never read: refit it
+    else:
+        due = count - (last.decisions if last is not None else 0) >= project.settings.retrain_after
+    if not due:
+        return None
+    result = train(project)
+    return result if result.run is not None else None
+
+
+def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int = 512) -> int:
+    """Re-suggest the segments nobody has decided on with the current models.
+
+    Reviewed segments keep the suggestions their coder saw, so comparing machine and coder
+    never scores the models on their own training data.
+    """
+    rows = store.undecided_segments()
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        suggestions = suggest_texts(spec, [row.text for row in chunk])
+        store.replace_segment_suggestions(list(zip([row.id for row in chunk], suggestions)), pipeline_version=version)
+    return len(rows)
+

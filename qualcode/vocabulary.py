@@ -1,0 +1,71 @@
+"""The closed vocabularies of qualcode: verdicts, decision marks, sources, statuses, orders.
+
+Each is a ``StrEnum`` so that values compare equal to the strings stored in the
+database and shown to users, while code names them instead of repeating literals.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    """A coder's verdict on one code for one segment."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ADDED = "added"
+
+    @property
+    def applies(self) -> bool:
+        """Whether the coder says the code applies (accepted a suggestion, or added the code)."""
+        return self is not Verdict.REJECTED
+
+
+class Mark(StrEnum):
+    """A decision row about the whole segment rather than one code."""
+
+    REVIEWED = "reviewed"  # the coder is done with the segment
+    NOTE = "note"  # a memo
+    UNDO = "undo"  # cancels the row it names
+
+
+class Method(StrEnum):
+    """How a decision was made."""
+
+    MANUAL = "manual"  # one key in review
+    BATCH = "batch"  # review --accept-above
+    IMPORT = "import"  # import-qdpx
+
+
+class Source(StrEnum):
+    """What stands behind a suggestion."""
+
+    RULES = "rules"
+    MODEL = "model"
+    BOTH = "both"
+
+
+class Status(StrEnum):
+    """Which codings count in an analysis or export."""
+
+    CONFIRMED = "confirmed"  # accepted or added by a coder
+    SUGGESTED = "suggested"  # machine suggestions nobody has decided on
+    ALL = "all"
+
+
+class ReviewOrder(StrEnum):
+    TRANSCRIPT = "transcript"
+    UNCERTAIN = "uncertain"
+
+
+class ExportFormat(StrEnum):
+    XLSX = "xlsx"
+    CSV = "csv"
+    MD = "md"
+    QDPX = "qdpx"
+
+
+def choices(vocabulary: type[StrEnum]) -> str:
+    """The values of a vocabulary as a user reads them: 'a, b, c'."""
+    return ", ".join(member.value for member in vocabulary)

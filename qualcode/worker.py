@@ -1,0 +1,104 @@
+"""What a worker process needs to code transcripts, and the work it does on one file.
+
+A ``WorkerSpec`` carries the codebook's text, the settings and the learned models'
+parameters: plain values that any engine can ship to a worker (a forked process, a
+process pool, a Dask worker on another machine). Each worker builds its spaCy pipeline
+once and keeps it, keyed by the codebook's fingerprint, and returns plain rows (the
+segmented transcript and its suggestions), never spaCy objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qualcode.codebook import Codebook, fingerprint, parse_codebook
+from qualcode.errors import TranscriptError
+from qualcode.model import ModelSet, suggest
+from qualcode.pipeline import build_pipeline
+from qualcode.settings import Settings
+from qualcode.suggestion import Suggestion
+from qualcode.transcripts import Transcript, read_transcript
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+# Pipelines built in this process, by (codebook fingerprint, pipeline name, language).
+_PIPELINES: dict[tuple[str, str | None, str], "Language"] = {}
+# Learned models read in this process, by model run id.
+_MODELS: dict[int, ModelSet] = {}
+
+
+def pipeline_for(codebook: Codebook, settings: Settings) -> "Language":
+    """This process's pipeline for the codebook and settings, built on first use."""
+    key = (codebook.fingerprint, settings.pipeline, settings.language)
+    nlp = _PIPELINES.get(key)
+    if nlp is None:
+        _PIPELINES.clear()  # one codebook at a time: an edited codebook replaces the old pipeline
+        nlp = _PIPELINES[key] = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
+    return nlp
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, as plain values."""
+
+    codebook_text: str
+    codebook_path: str
+    settings: Settings
+    model_run: int | None = None
+    model_parameters: bytes | None = field(default=None, repr=False)
+    model_codes: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, codebook: Codebook, settings: Settings, *, model_run: int | None = None, model_parameters: bytes | None = None) -> "WorkerSpec":
+        return cls(codebook.text, str(codebook.path), settings, model_run, model_parameters, tuple(codebook.codes))
+
+    def codebook(self) -> Codebook:
+        return parse_codebook(self.codebook_text, path=self.codebook_path)
+
+    def nlp(self) -> "Language":
+        cached = _PIPELINES.get((fingerprint(self.codebook_text), self.settings.pipeline, self.settings.language))
+        return cached if cached is not None else pipeline_for(self.codebook(), self.settings)
+
+    def models(self) -> ModelSet | None:
+        if self.model_run is None or self.model_parameters is None:
+            return None
+        models = _MODELS.get(self.model_run)
+        if models is None:
+            _MODELS.clear()
+            models = _MODELS[self.model_run] = ModelSet.from_bytes(self.model_parameters, run=self.model_run).restricted_to(self.model_codes)
+        return models
+
+
+@dataclass
+class FileResult:
+    """One file's outcome: the segmented transcript and a list of suggestions per codable segment, or why it was skipped."""
+
+    path: Path
+    transcript: Transcript | None = None
+    suggestions: list[list[Suggestion]] | None = None
+    error: str | None = None
+
+
+def process_file(spec: WorkerSpec, path: Path) -> FileResult:
+    """Read, segment and suggest one transcript file."""
+    try:
+        transcript = read_transcript(path, spec.settings.segment_options)
+    except TranscriptError as exc:
+        return FileResult(path, error=str(exc))
+    texts = [segment.text for segment in transcript.segments if segment.codable]
+    suggestions = suggest(spec.nlp(), texts, min_confidence=spec.settings.min_confidence, models=spec.models())
+    return FileResult(path, transcript, suggestions)
+
+
+def suggest_texts(spec: WorkerSpec, texts: list[str]) -> list[list[Suggestion]]:
+    """Suggestions for already stored segment texts (re-suggesting after a codebook or model change)."""
+    return suggest(spec.nlp(), texts, min_confidence=spec.settings.min_confidence, models=spec.models())
+
+
+def warm(spec: WorkerSpec) -> Any:
+    """Build the pipeline and read the models now (a process pool's initializer), so the first file is not slower."""
+    spec.nlp()
+    return spec.models()
