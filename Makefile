@@ -15,6 +15,8 @@ demo: $(STAMP)
 	$(BIN)/qualcode code --project .
 
 test: $(STAMP)
+	$(BIN)/ruff check qualcode tests benchmarks scripts
+	$(BIN)/mypy qualcode
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

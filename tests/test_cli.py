@@ -18,13 +18,45 @@ def run(*args: str):
     return runner.invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "100"})
 
 
-@pytest.mark.parametrize("command", [[], ["code"], ["codebook"], ["export"], ["review"], ["status"], ["stats"], ["import-qdpx"]])
+def registered_commands() -> list[str]:
+    """Every command the app registers, read from the app itself (a new command cannot be forgotten here)."""
+    names = [info.name or (info.callback.__name__ if info.callback else "") for info in app.registered_commands]
+    names += [f"{group.name} {info.name}" for group in app.registered_groups for info in group.typer_instance.registered_commands]
+    return names
+
+
+def test_the_app_has_the_commands_the_readme_documents():
+    assert len(registered_commands()) >= 12
+
+
+@pytest.mark.parametrize("command", [[], *[name.split() for name in registered_commands()]])
 def test_every_help_shows_an_example(command):
     result = run(*command, "--help")
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     assert "Example: qualcode" in result.output
-    if command:
+    if command and command[0] != "import-qdpx":
         assert "--project" in result.output
+
+
+@pytest.mark.parametrize("command", registered_commands())
+def test_every_command_is_in_the_readme(command):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"qualcode {command}" in readme, f"'qualcode {command}' is not documented in README.md"
+
+
+def test_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == f"qualcode {version('qualcode')}\n"
+
+
+@pytest.mark.parametrize("command", [["review", "--coder", "ann"], ["status"], ["stats"], ["agreement", "coder:a", "machine"],
+                                     ["evaluate", "gold.csv"], ["train"], ["check"], ["backup"]])
+def test_reading_commands_never_create_a_database(small_project, command):
+    result = run(*command, "--project", str(small_project))
+    assert result.exit_code == 1 and "no project database yet. Fix: run 'qualcode code' first" in " ".join(result.output.split())
+    assert not (small_project / ".qualcode").exists()
 
 
 def test_code_prints_summary_table(small_project):

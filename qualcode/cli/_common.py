@@ -31,6 +31,25 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+def _show_version(value: bool) -> None:
+    if value:
+        from qualcode import __version__
+
+        typer.echo(f"qualcode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Show qualcode's version and exit."),
+) -> None:
+    """Deductive coding of interview transcripts: spaCy code suggestions from a YAML codebook,
+    human review in the terminal, theme tables by respondent type.
+
+    Example: qualcode code --project my-study
+    """
+
+
 PROJECT_HELP = "Project folder (holds codebook.yaml and transcripts/)."
 ProjectOpt = Opt(Path("."), "--project", "-p", help=PROJECT_HELP, show_default="current folder")
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qualcode.cli._common import Arg, Opt, ProjectOpt, fmt_number, app, console, render_models, user_errors, warn
+from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, fmt_number, render_models, user_errors, warn
 from qualcode.evaluation import AgreementReport, agreement, disagreement_rows, evaluate, report_rows
 from qualcode.export import csv_bytes, write_atomic
 from qualcode.project import Project

@@ -31,7 +31,7 @@ n      attach a note (memo) to this segment
 w      widen the context: show the turns before and after
 q      quit (every decision is already saved; reopening resumes where you left off)"""
 CODE_STYLES = ("bold yellow", "bold cyan", "bold magenta", "bold green", "bold blue", "bold red", "yellow", "cyan", "magenta")
-MARKS = {Verdict.ACCEPTED: ("✔", "green"), Verdict.REJECTED: ("✘", "red"), Verdict.ADDED: ("✚", "cyan"), None: ("·", "dim")}
+MARKS: dict[str | None, tuple[str, str]] = {Verdict.ACCEPTED: ("✔", "green"), Verdict.REJECTED: ("✘", "red"), Verdict.ADDED: ("✚", "cyan"), None: ("·", "dim")}
 
 
 def render_screen(session: ReviewSession, *, widen: bool = False, message: str = "", plain: bool = False, show_help: bool = False) -> Group:
