@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench reliability clean
+.PHONY: demo test test-postgres bench reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ test: $(STAMP)
 	$(BIN)/ruff check qualcode tests benchmarks scripts
 	$(BIN)/mypy qualcode
 	$(BIN)/python -m pytest
+
+# The whole suite with a throw-away PostgreSQL cluster (needs Debian's postgresql package), as CI runs it.
+test-postgres: $(STAMP)
+	QUALCODE_REQUIRE_POSTGRES=1 pg_virtualenv $(MAKE) test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py

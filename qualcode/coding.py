@@ -112,9 +112,8 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
     settings, codebook = project.settings, project.codebook
     version = pipeline_version(codebook, settings.pipeline)
     result = CodeResult(pipeline_version=version)
-    if project.has_database:
-        result.retrained = maybe_retrain(project)
     store = project.create_store()
+    result.retrained = maybe_retrain(project)
     run = store.latest_model_run(parameters=True)
     usable = run is not None and run.readable and run.parameters is not None
     model_run = run.id if run is not None and usable else None

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
+from qualcode.errors import ProjectError
 from qualcode.project import Project
+from qualcode.store import TABLES, Store
 from qualcode.transcripts import file_hash
 
 
@@ -14,7 +19,8 @@ def backup(project: Project, *, output: str | Path | None = None) -> Path:
     """A consistent copy of the project database, safe to take while others work in it."""
     store = project.store
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = Path(output) if output else project.database_path.parent / "backups" / f"project-{stamp}.db"
+    suffix = ".db" if project.is_sqlite else ".dump"  # pg_dump's custom format, for pg_restore
+    target = Path(output) if output else project.database_path.parent / "backups" / f"project-{stamp}{suffix}"
     return store.backup(target)
 
 
@@ -50,3 +56,64 @@ def check(project: Project) -> CheckReport:
         report.problems.append(f"{len(changed)} transcript files changed since import: {', '.join(changed[:5])}")
         report.fixes.append("run 'qualcode code' to re-import them (decisions on unchanged segments are kept)")
     return report
+
+
+# -- moving between databases and schema versions ----------------------------------------------
+
+
+@dataclass
+class Upgrade:
+    database: str
+    old_version: int
+    new_version: int
+
+
+def upgrade(project: Project) -> Upgrade:
+    """Bring the project database's schema to this qualcode's version (one transaction, under the database's lock)."""
+    store = project.existing_store(upgrade=True)
+    version = store.schema_version
+    return Upgrade(project.describe_database(), store.migrated_from if store.migrated_from is not None else version, version)
+
+
+@dataclass
+class CopyReport:
+    source: str
+    target: str
+    rows: dict[str, int]
+    verified: bool
+
+
+def copy_database(project: Project, *, to: str) -> CopyReport:
+    """Copy the project's database into another, empty one (SQLite or PostgreSQL), every row and id intact,
+    then read both back and compare them table by table."""
+    source = project.store
+    target_url = project.resolve_database(to)
+    if target_url == project.database_url:
+        raise ProjectError("the copy would go into the project's own database", path=project.describe_database(),
+                           fix="name another database with --to")
+    with Store(target_url) as target:
+        if not target.is_blank():
+            raise ProjectError("the target database already holds a project", path=target.dialect.describe(),
+                               fix="copy into a new, empty database")
+        target.load_tables({table: source.table_rows(table) for table in TABLES})
+        rows = {table: 0 for table in TABLES}
+        verified = True
+        for table in TABLES:
+            left, right = _digest(source.table_rows(table)), _digest(target.table_rows(table))
+            rows[table] = left[0]
+            verified = verified and left == right
+        described = target.dialect.describe()
+    if not verified:
+        raise ProjectError("the copy differs from the project's database", path=described,
+                           fix="drop the target database and copy again; report this if it happens twice")
+    return CopyReport(project.describe_database(), described, rows, verified)
+
+
+def _digest(rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
+    """How many rows, and a hash of their values, comparable across database engines."""
+    digest = hashlib.sha256()
+    count = 0
+    for row in rows:
+        count += 1
+        digest.update(json.dumps([value.hex() if isinstance(value, bytes) else value for value in row], default=str).encode("utf-8"))
+    return count, digest.hexdigest()

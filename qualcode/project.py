@@ -71,12 +71,21 @@ class Project:
     def database_url(self) -> str:
         """The database: QUALCODE_DATABASE_URL, else 'database' in qualcode.yaml, else the project's SQLite file."""
         url = os.environ.get(DATABASE_URL_ENV) or self.settings.database
-        if not url:
-            return str(self.database_path)
-        if url.startswith("sqlite:"):
-            path = Path(url[len("sqlite:") :].removeprefix("//"))
-            return str(path if path.is_absolute() else self.root / path)
-        return url
+        return self.resolve_database(url) if url else str(self.database_path)
+
+    def resolve_database(self, url: str) -> str:
+        """A database URL as qualcode opens it: a server URL as given; an SQLite file made absolute.
+
+        SQLite is written as SQLAlchemy writes it: ``sqlite:///study.db`` is relative to the
+        project, ``sqlite:////srv/studies/study.db`` absolute; ``sqlite:study.db`` and a plain
+        path work too.
+        """
+        if url.startswith(("postgresql:", "postgres:")):
+            return url
+        text = url[len("sqlite:") :] if url.startswith("sqlite:") else url
+        text = text[3:] if text.startswith("///") else text
+        path = Path(text).expanduser()
+        return str(path if path.is_absolute() else self.root / path)
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,12 +116,15 @@ class Project:
             return Path(self.database_url).exists()
         return True  # a server: whether it holds a project is known once connected
 
-    def existing_store(self, missing: str = "no project database yet") -> Store:
-        """The project's database, which must exist already (reading commands never create one)."""
+    def existing_store(self, missing: str = "no project database yet", *, upgrade: bool = False) -> Store:
+        """The project's database, which must exist already (reading commands never create one).
+
+        With ``upgrade``, an older schema on a server is brought up to date (``qualcode db upgrade``).
+        """
         if self._store is None:
             if not self.has_database:
                 raise ProjectError(missing, path=self.root, fix="run 'qualcode code' first")
-            self._store = Store(self.database_url, create=False, missing=missing)
+            self._store = Store(self.database_url, create=False, missing=missing, upgrade=upgrade)
         return self._store
 
     @property

@@ -6,6 +6,7 @@ import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -59,6 +60,12 @@ _SETTING_TYPES: dict[str, Any] = {
     "groups": dict,
 }
 _MINIMUM = {"segment_words": 10, "learn_min_examples": 2, "max_transcript_mb": 1}
+
+
+def has_password(url: str) -> bool:
+    """Whether a database URL carries a password (user:password@host, or password= in its query)."""
+    parts = urlsplit(url)
+    return bool(parts.password) or "password=" in parts.query
 
 
 def load_settings(project_dir: str | Path) -> Settings:
@@ -115,7 +122,14 @@ def _checked(key: str, value: Any, path: Path, line: int) -> Any:
                 path=path, line=line, key_path=key, fix="e.g. 'groups: {role: [lead, partner, stakeholder]}'",
             )
         return tuple((attribute, tuple(str(item).strip() for item in order)) for attribute, order in value.items())
-    return value if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else str(value)
+    if key == "database" and has_password(text):
+        raise SettingsError(
+            "the database URL holds a password, and qualcode.yaml is shared with everyone who has the project",
+            path=path, line=line, key_path=key,
+            fix="remove the password from the URL; libpq reads it from ~/.pgpass, a PGSERVICE entry or PGPASSWORD",
+        )
+    return text
 
 
 def _construct(node: yaml.Node) -> Any:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -25,6 +27,82 @@ def call(service: Callable[..., Any], project_dir: str | Path, *args: Any, **kwa
 def open_store(project_dir: str | Path) -> Iterator[Store]:
     with Project.open(project_dir) as project:
         yield project.store
+
+
+# -- PostgreSQL: a real server, found through libpq's environment (PGHOST, PGPORT, PGUSER, ...) ----------
+
+REQUIRE_POSTGRES = os.environ.get("QUALCODE_REQUIRE_POSTGRES") == "1"
+HOW_TO_RUN_POSTGRES = "run 'make test-postgres' (Debian's postgresql, started by pg_virtualenv), or set PGHOST/PGPORT/PGUSER for a server of yours"
+_skipped_postgres: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A PostgreSQL server to create test databases on: its maintenance database's conninfo (libpq fills in the rest)."""
+    reason = None
+    try:
+        import psycopg
+
+        with psycopg.connect("", dbname=os.environ.get("PGDATABASE", "postgres"), connect_timeout=3, autocommit=True) as connection:
+            connection.execute("SELECT 1")
+    except ImportError:
+        reason = "psycopg is not installed"
+    except Exception as exc:  # no server: say why in one line
+        reason = f"no PostgreSQL server ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+    if reason is not None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(f"{reason}; {HOW_TO_RUN_POSTGRES}")
+    return os.environ.get("PGDATABASE", "postgres")
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped afterwards."""
+    import psycopg
+
+    name = f"qualcode_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect("", dbname=postgres_server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql:///{name}"
+    finally:
+        with psycopg.connect("", dbname=postgres_server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, monkeypatch) -> str:
+    """Which database the project fixtures use: the same tests run on both. On PostgreSQL, every project
+    opened in the test (and every qualcode process it starts) uses a fresh database through QUALCODE_DATABASE_URL."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        monkeypatch.setenv("QUALCODE_DATABASE_URL", url)
+    return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked sqlite_only (they look inside the SQLite file) do not run on PostgreSQL."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (dropped if params.get("backend") == "postgresql" and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and report.when == "setup" and "PostgreSQL" in str(report.longrepr):
+        _skipped_postgres.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped_postgres:
+        terminalreporter.write_line(
+            f"{len(_skipped_postgres)} PostgreSQL tests were skipped: no server was found. To run them, {HOW_TO_RUN_POSTGRES}.",
+            yellow=True,
+        )
 
 SMALL_CODEBOOK = """\
 name: Test codebook
@@ -56,7 +134,7 @@ def write(path: Path, text: str) -> Path:
 
 
 @pytest.fixture
-def small_project(tmp_path: Path) -> Path:
+def small_project(tmp_path: Path, backend: str) -> Path:
     """A project with a tiny codebook and two transcripts with known content."""
     write(tmp_path / "codebook.yaml", SMALL_CODEBOOK)
     write(
@@ -122,7 +200,7 @@ def review_project(small_project):
 
 
 @pytest.fixture
-def decided_project(tmp_path):
+def decided_project(tmp_path, backend):
     """Four respondents with hand-placed decisions (no reliance on the rules):
 
     lead-01  seg1 timescale accepted (ann); seg2 timescale added + sustainability added (ann)

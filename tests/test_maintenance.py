@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import sqlite3
 
-from conftest import call, open_store
+import pytest
+from conftest import call, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
+from qualcode.coding import code
 from qualcode.maintenance import backup, check
 from qualcode.store import SCHEMA_VERSION, Entry, Store
 from qualcode.store.schema import statements
@@ -13,6 +15,7 @@ from qualcode.store.schema import statements
 runner = CliRunner()
 
 
+@pytest.mark.sqlite_only
 def test_backup_is_a_consistent_copy(decided_project, tmp_path):
     target = call(backup, decided_project, output=tmp_path / "copy.db")
     copy = Store(target)
@@ -23,6 +26,7 @@ def test_backup_is_a_consistent_copy(decided_project, tmp_path):
     assert len(list((decided_project / ".qualcode" / "backups").glob("project-*.db"))) == 1
 
 
+@pytest.mark.sqlite_only
 def test_check_ok_then_changed_missing_and_orphans(decided_project):
     assert call(check, decided_project).ok
     ok = runner.invoke(app, ["check", "--project", str(decided_project)])
@@ -83,3 +87,45 @@ def test_failed_migration_leaves_the_old_schema(tmp_path, monkeypatch):
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
     assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'model_runs'").fetchone() is None
+
+
+class _Exploit:
+    """A pickle that would create a file when loaded: what a hostile shared database could hold."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_in_an_old_database_is_never_loaded_and_the_models_are_refitted(tmp_path):
+    import pickle
+
+    project = tmp_path / "study"
+    write(project / "codebook.yaml", "codes:\n  - id: money\n    label: Money\n    keywords: [budget]\n")
+    write(project / "qualcode.yaml", "retrain_after: 1\nlearn_min_examples: 2\n")
+    turns = "\n\n".join(f"Q: ?\nA: {text}" for text in ["The budget was cut.", "Budget again.", "Nice weather.", "A sunny day."])
+    write(project / "transcripts" / "t1.txt", turns + "\n")
+    path = project / ".qualcode" / "project.db"
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.executescript(";".join(statements(0, 2, "sqlite")))
+    old.execute("PRAGMA user_version = 2")
+    marker = tmp_path / "pwned"
+    old.execute("INSERT INTO model_runs (trained_at, decisions, summary, model) VALUES ('then', 0, '{}', ?)", (pickle.dumps(_Exploit(str(marker))),))
+    old.commit()
+    old.close()
+    call(code, project)  # migrates (after a backup), then imports
+    with open_store(project) as store:
+        run = store.latest_model_run(parameters=True)
+        assert run is not None and run.format == "pickle-discarded" and run.parameters is None
+        segments = store.codable_segments()
+        for segment in segments:
+            verdict = "accepted" if "udget" in segment.text else "rejected"
+            store.record([Entry(segment.id, "money", verdict), Entry(segment.id, None, "reviewed")], coder="ann")
+    result = call(code, project)  # a dropped run is refitted as soon as there are decisions
+    assert result.retrained is not None and result.retrained.run == 2
+    with open_store(project) as store:
+        assert store.latest_model_run().format == "npz-1"
+    assert not marker.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -10,11 +11,17 @@ from conftest import open_store
 pexpect = pytest.importorskip("pexpect")
 
 
+def terminal_env(**values: str) -> dict[str, str]:
+    """A bare terminal's environment, keeping where the database is (QUALCODE_DATABASE_URL and libpq's PG* variables)."""
+    kept = {key: value for key, value in os.environ.items() if key == "QUALCODE_DATABASE_URL" or key.startswith("PG")}
+    return {"PATH": "/usr/bin:/bin", **kept, **values}
+
+
 def test_review_in_a_pseudo_terminal(review_project):
     child = pexpect.spawn(
         sys.executable,
         ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "tty-ann"],
-        env={"TERM": "xterm", "COLUMNS": "80", "LINES": "24", "PATH": "/usr/bin:/bin"},
+        env=terminal_env(TERM="xterm", COLUMNS="80", LINES="24"),
         encoding="utf-8",
         timeout=30,
         dimensions=(24, 80),
@@ -53,7 +60,7 @@ def test_killed_review_keeps_acknowledged_decisions(review_project):
     child = pexpect.spawn(
         sys.executable,
         ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "kim"],
-        env={"TERM": "xterm", "PATH": "/usr/bin:/bin"},
+        env=terminal_env(TERM="xterm"),
         encoding="utf-8",
         timeout=30,
         dimensions=(24, 80),
@@ -64,5 +71,5 @@ def test_killed_review_keeps_acknowledged_decisions(review_project):
     child.kill(9)
     child.close()
     with open_store(review_project) as store:
-        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert store.problems() == []
         assert [r.verdict for r in store.decisions("kim")] == ["accepted", "reviewed"]

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import sqlite3
+import threading
 
 import pytest
 
 from qualcode.errors import ProjectError
-from qualcode.store import SCHEMA_VERSION, Store
+from qualcode.store import SCHEMA_VERSION, Entry, Store
 from qualcode.suggestion import Evidence, Suggestion
 from qualcode.transcripts import Transcript, segment_text
 
@@ -25,17 +25,33 @@ def suggestions_for(transcript: Transcript) -> list[list[Suggestion]]:
     ]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """Where a fresh database lives: an SQLite file, or an empty database on the test PostgreSQL server."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / ".qualcode" / "project.db")
+
+
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / ".qualcode" / "project.db") as store:
+def store(location):
+    with Store(location) as store:
         yield store
 
 
-def test_new_database_has_schema_version_and_wal(store):
+def test_new_database_has_the_schema(store):
     assert store.schema_version == SCHEMA_VERSION
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    tables = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"transcripts", "segments", "suggestions", "decisions", "meta"} <= tables
+    assert store.counts() == {"transcripts": 0, "segments": 0, "suggestions": 0, "decisions": 0}
+    assert store.is_blank() and store.latest_model_run() is None
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    with Store(tmp_path / "p.db") as store:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        tables = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"transcripts", "segments", "suggestions", "decisions", "batches", "model_runs", "meta"} <= tables
 
 
 def test_save_transcript_writes_segments_and_suggestions(store):
@@ -86,16 +102,49 @@ def test_latest_decision_per_coder_and_undo(store):
         store.add_decision(segment.id, "timescale", "accepted", coder="")
 
 
-def test_decisions_are_committed_immediately(tmp_path):
-    path = tmp_path / "p.db"
-    store = Store(path)
+def test_decisions_are_committed_immediately(store, location):
     transcript = make_transcript("Q: How?\nA: We had to rush.\n")
     store.save_transcript(transcript, suggestions_for(transcript), pipeline_version="v1", path="t1.txt")
     [segment] = store.codable_segments()
     store.add_decision(segment.id, "timescale", "accepted", coder="ann")
     # A second connection sees it without the first closing or committing anything further.
-    other = sqlite3.connect(path)
-    assert other.execute("SELECT coder, verdict FROM decisions").fetchall() == [("ann", "accepted")]
+    with Store(location) as other:
+        assert [(row.coder, row.verdict) for row in other.decisions()] == [("ann", "accepted")]
+
+
+def test_batch_ids_are_unique_when_coders_record_at_once(store, location):
+    """Each action's batch id comes from the database's numbering: concurrent coders never share one."""
+    transcript = make_transcript("Q: How?\nA: We had to rush.\n")
+    store.save_transcript(transcript, suggestions_for(transcript), pipeline_version="v1", path="t1.txt")
+    [segment] = store.codable_segments()
+
+    def coder(name: str) -> None:
+        with Store(location) as own:
+            for _ in range(25):
+                own.record([Entry(segment.id, "timescale", "accepted"), Entry(segment.id, None, "reviewed")], coder=name)
+
+    threads = [threading.Thread(target=coder, args=(f"coder-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rows = store.decisions()
+    assert len(rows) == 200
+    batches = {}
+    for row in rows:
+        batches.setdefault(row.batch, set()).add(row.coder)
+    assert len(batches) == 100 and all(len(coders) == 1 for coders in batches.values())
+
+
+def test_a_retried_action_is_recorded_once(store):
+    """The key an action gets before its first attempt finds the first recording when a lost connection is retried."""
+    transcript = make_transcript("Q: How?\nA: We had to rush.\n")
+    store.save_transcript(transcript, suggestions_for(transcript), pipeline_version="v1", path="t1.txt")
+    [segment] = store.codable_segments()
+    entries = [Entry(segment.id, "timescale", "accepted"), Entry(segment.id, None, "reviewed")]
+    first = store._record(entries, "ann", "manual", "key-1")
+    again = store._record(entries, "ann", "manual", "key-1")
+    assert first == again and len(store.decisions()) == 2
 
 
 def test_failed_save_leaves_no_half_transcript(store):
@@ -114,16 +163,18 @@ def test_stale_transcripts_follow_the_pipeline_version(store):
     assert store.stale_transcripts("v2") == ["t1"]
 
 
-def test_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "p.db"
-    Store(path).close()
-    raw = sqlite3.connect(path)
-    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    raw.close()
-    with pytest.raises(ProjectError, match="newer than this qualcode understands"):
-        Store(path)
+@pytest.mark.parametrize("version", [SCHEMA_VERSION + 1, -3])
+def test_unknown_schema_versions_are_refused_naming_both(store, location, version):
+    store.dialect.write_version(store.db, version)
+    with pytest.raises(ProjectError) as raised:
+        Store(location)
+    if version > 0:
+        assert f"schema version {version}, newer than this qualcode understands ({SCHEMA_VERSION}). Fix: upgrade qualcode" in str(raised.value)
+    else:
+        assert "schema version -3, which no qualcode writes" in str(raised.value)
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_database_is_a_clear_error(tmp_path):
     path = tmp_path / "p.db"
     path.write_bytes(b"this is not sqlite" * 100)

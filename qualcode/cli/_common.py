@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from qualcode.errors import QualcodeError
+from qualcode.project import DATABASE_URL_ENV
+from qualcode.settings import has_password
 
 Arg = typer.Argument
 Opt = typer.Option
@@ -48,6 +50,9 @@ def _options(
 
     Example: qualcode code --project my-study
     """
+    if has_password(os.environ.get(DATABASE_URL_ENV, "")):
+        warn(f"{DATABASE_URL_ENV} holds a password, which other users of this machine may see in its process list; "
+             "libpq reads it from ~/.pgpass or PGPASSWORD instead")
 
 
 PROJECT_HELP = "Project folder (holds codebook.yaml and transcripts/)."

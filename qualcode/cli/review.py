@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.rule import Rule
 from rich.text import Text
 
-from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
+from qualcode.cli._common import Opt, ProjectOpt, app, console, err_console, user_errors
 from qualcode.cli.keys import KeyReader, keys_for
 from qualcode.project import Project
 from qualcode.review import ReviewFilter, ReviewSession, accept_above
@@ -225,6 +225,9 @@ def review_cli(
         retrained = maybe_retrain(opened)
         if retrained is not None:
             console.print(f"Models refitted on {retrained.examples} reviewed segments; {retrained.rescored} undecided segments re-scored.")
+        opened.store.on_retry = lambda delay: err_console.print(
+            f"[yellow]The connection to the database was lost; trying again in {delay:g} s. Nothing you saved is lost.[/]"
+        )
         session = ReviewSession(opened, coder=coder, filters=filters)
         if not session.items:
             console.print("Nothing to review with these filters." + ("" if include_all else " (--all includes segments without suggestions)"))

@@ -40,7 +40,7 @@ from qualcode.vocabulary import Mark, Method, Verdict
 
 __all__ = [
     "SCHEMA_VERSION", "DecisionRow", "Entry", "ImportOutcome", "ModelRun", "Note", "SegmentRow", "SegmentState",
-    "Store", "StoredSuggestion", "StoredTranscript", "now",
+    "Store", "StoredSuggestion", "StoredTranscript", "TABLES", "now",
 ]
 
 VERDICTS = frozenset(Verdict)
@@ -49,6 +49,17 @@ _SEGMENT_COLUMNS = 'id, transcript_id, position, speaker, start, "end", text, co
 _DECISION_COLUMNS = "id, segment_id, code, verdict, coder, method, note, undoes, batch, created_at"
 _APPLIED = tuple(verdict.value for verdict in Verdict if verdict.applies)
 _LEARNED_FROM = (Verdict.ACCEPTED.value, Verdict.REJECTED.value, Verdict.ADDED.value, Mark.REVIEWED.value)
+# Every table a project holds, in an order that satisfies its foreign keys, with the column that orders its rows.
+TABLES: dict[str, tuple[list[str], str]] = {
+    "transcripts": (["id", "path", "format", "content_hash", "text", "file_metadata", "metadata", "imported_at", "updated_at"], "id"),
+    "segments": (["id", "transcript_id", "position", "speaker", "start", '"end"', "text", "codable", "retired_at"], "id"),
+    "suggestions": (["segment_id", "code", "confidence", "evidence", "source", "pipeline_version", "created_at"], "segment_id, code"),
+    "batches": (["id", "coder", "method", "client_key", "created_at"], "id"),
+    "decisions": (["id", "segment_id", "code", "verdict", "coder", "method", "note", "undoes", "batch", "created_at"], "id"),
+    "model_runs": (["id", "trained_at", "decisions", "summary", "parameters", "format"], "id"),
+    "meta": (["key", "value"], "key"),
+}
+NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]  # their ids come from the database's numbering
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
@@ -91,6 +102,8 @@ def _operation(method: F) -> F:
                 if self._depth == 0 and self.dialect.connection_lost(exc):
                     delay = next(delays, None)
                     if delay is not None:
+                        if self.on_retry is not None:
+                            self.on_retry(delay)
                         self._reconnect(delay)
                         continue
                 translated = self.dialect.translate(exc)
@@ -110,7 +123,7 @@ def dialect_for(location: str | Path, *, timeout: float = 30.0) -> Any:
         return PostgresDialect(text)
     if text.startswith("sqlite:"):
         text = text[len("sqlite:") :]
-        text = text[2:] if text.startswith("//") else text
+        text = text[3:] if text.startswith("///") else text
     return SqliteDialect(Path(text), timeout=timeout)
 
 
@@ -127,6 +140,9 @@ class Store:
         self.dialect = dialect_for(location, timeout=timeout)
         self.path = getattr(self.dialect, "path", None)
         self._depth = 0
+        # Told the seconds before each new attempt when the server was lost, so a screen can say so.
+        self.on_retry: Callable[[float], None] | None = None
+        self.migrated_from: int | None = None  # the schema version found, when opening migrated it
         if not create and not self.dialect.exists():
             raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
         try:
@@ -245,6 +261,7 @@ class Store:
         version = self.schema_version
         if version == SCHEMA_VERSION:
             return version
+        self.migrated_from = version
         if version > 0 and self.dialect.name == "sqlite":
             # An existing project: keep a copy of it as it was before changing its schema.
             self.dialect.backup(self.db, self.dialect.backup_name(version))
@@ -510,12 +527,11 @@ class Store:
         """Append one decision and commit it at once."""
         return self.record([Entry(segment_id, code, verdict, note, undoes)], coder=coder, method=method)[0]
 
-    @_operation
-    def record(self, entries: Sequence[Entry], *, coder: str, method: str = Method.MANUAL, client_key: str | None = None) -> list[int]:
+    def record(self, entries: Sequence[Entry], *, coder: str, method: str = Method.MANUAL) -> list[int]:
         """Append the decisions of one action in one transaction; they share a batch id, so one undo reverts them all.
 
-        ``client_key`` names the action: recording the same key twice (a retry after a lost
-        connection) returns the first recording's ids and writes nothing.
+        The action gets a key of its own before the first attempt: when a lost connection is
+        retried, a recording that did reach the database is found by its key, not made twice.
         """
         if not coder or not coder.strip():
             raise ValueError("a decision needs a coder name")
@@ -526,12 +542,15 @@ class Store:
                 raise ValueError(f"unknown verdict '{entry.verdict}'")
         if not entries:
             return []
+        return self._record(entries, coder, str(method), uuid.uuid4().hex)
+
+    @_operation
+    def _record(self, entries: Sequence[Entry], coder: str, method: str, key: str) -> list[int]:
         stamp = now()
-        key = client_key or uuid.uuid4().hex
         with self.transaction():
             batch = self._one(
                 "INSERT INTO batches (coder, method, client_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_key) DO NOTHING RETURNING id",
-                (coder, str(method), key, stamp),
+                (coder, method, key, stamp),
             )
             if batch is None:
                 existing = self._one("SELECT id FROM batches WHERE client_key = ?", (key,))
@@ -541,7 +560,7 @@ class Store:
                 ids.append(int(self._one(
                     "INSERT INTO decisions (segment_id, code, verdict, coder, method, note, undoes, batch, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (entry.segment_id, entry.code, str(entry.verdict), coder, str(method), entry.note, entry.undoes, batch, stamp),
+                    (entry.segment_id, entry.code, str(entry.verdict), coder, method, entry.note, entry.undoes, batch, stamp),
                 )))
         return ids
 
@@ -642,6 +661,34 @@ class Store:
             for decision in self.decisions(coder)
             if decision.verdict == Mark.NOTE and decision.id not in undone and (decision.note or "").strip()
         ]
+
+    # -- whole tables, for moving a project between databases ------------------------------
+
+    @_operation
+    def table_rows(self, table: str) -> Iterator[tuple[Any, ...]]:
+        """Every row of one of the project's tables, in a fixed order (the schema version is left out of meta)."""
+        columns, order = TABLES[table]
+        where = " WHERE key != 'schema_version'" if table == "meta" else ""
+        for row in self._q(f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {order}").fetchall():
+            yield tuple(bytes(value) if isinstance(value, memoryview) else value for value in row)
+
+    @_operation
+    def is_blank(self) -> bool:
+        """Whether this database holds no transcripts, decisions or models yet (a copy may go into it)."""
+        return not any(self._one(f"SELECT COUNT(*) FROM {table}") for table in ("transcripts", "decisions", "model_runs"))
+
+    @_operation
+    def load_tables(self, tables: dict[str, Iterable[Sequence[Any]]]) -> None:
+        """Write whole tables, ids kept, in one transaction; the database's numbering then goes on after the highest id."""
+        with self.transaction():
+            for table, rows in tables.items():
+                columns, _order = TABLES[table]
+                if table == "meta":
+                    self._q("DELETE FROM meta WHERE key != 'schema_version'")
+                placeholders = ", ".join("?" * len(columns))
+                self._many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+                           ([self.dialect.binary(value) if isinstance(value, bytes) else value for value in row] for row in rows))
+            self.dialect.continue_numbering(self.db, NUMBERED_TABLES)
 
     # -- learned models ---------------------------------------------------------------
 

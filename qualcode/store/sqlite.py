@@ -60,6 +60,10 @@ class SqliteDialect:
         return False  # a file has no connection to lose
 
     @staticmethod
+    def continue_numbering(connection: sqlite3.Connection, tables: list[str]) -> None:
+        pass  # AUTOINCREMENT already goes on after the highest id written
+
+    @staticmethod
     def lock_schema(connection: sqlite3.Connection) -> None:
         pass  # BEGIN IMMEDIATE already holds the only write lock
 

@@ -1,0 +1,202 @@
+"""A team coding one project at once: 8 coder processes review through the library while a
+`qualcode code` run imports 200 new transcripts, on PostgreSQL and, for comparison, on SQLite.
+
+Each coder is a process with its own ReviewSession: it accepts, rejects, toggles and undoes
+for a fixed time, timing every action (the decision is committed before the action returns)
+and logging the decision ids each acknowledged action got back. Afterwards the database must
+hold every acknowledged decision (none lost), each batch id must belong to one action of one
+coder (no duplicates), and no action may have failed. A third run restarts the PostgreSQL
+server half-way through (pg_ctlcluster) and counts what was lost.
+
+Needs a PostgreSQL server from libpq's environment, e.g.:
+    pg_virtualenv .venv/bin/python benchmarks/team.py [--coders 8] [--seconds 20] [--transcripts 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from throughput import build_corpus  # noqa: E402
+
+from qualcode.coding import code  # noqa: E402
+from qualcode.project import Project  # noqa: E402
+from qualcode.review import ReviewFilter, ReviewSession  # noqa: E402
+from qualcode.store import Store  # noqa: E402
+
+ACTIONS = "aaxa1xau"  # mostly accept/reject (each writes several rows), some toggles and undos
+
+
+def coder_process(project_dir: str, coder: str, seconds: float, start_at: float, results: multiprocessing.Queue) -> None:
+    latencies: list[float] = []
+    acknowledged: list[list[int]] = []
+    errors: list[str] = []
+    with Project.open(project_dir) as project:
+        session = ReviewSession(project, coder=coder, filters=ReviewFilter(include_unsuggested=True))
+        store = session.store
+        original = store.record
+
+        def logged(entries, **kwargs):
+            ids = original(entries, **kwargs)
+            acknowledged.append(ids)
+            return ids
+
+        store.record = logged  # type: ignore[method-assign]
+        while time.time() < start_at:
+            time.sleep(0.01)
+        index = 0
+        while time.time() < start_at + seconds:
+            key = ACTIONS[index % len(ACTIONS)]
+            index += 1
+            began = time.perf_counter()
+            try:
+                if key == "a":
+                    session.accept_all()
+                elif key == "x":
+                    session.reject_all()
+                elif key == "1":
+                    session.toggle(1)
+                else:
+                    session.undo()
+            except Exception as exc:  # counted, not hidden: the goal is none
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            latencies.append(time.perf_counter() - began)
+            if session.finished:
+                session = ReviewSession(project, coder=coder, filters=ReviewFilter(include_unsuggested=True))
+                session.store.record = logged  # type: ignore[method-assign]
+    results.put((coder, latencies, acknowledged, errors))
+
+
+def server_control() -> list[str] | None:
+    port = os.environ.get("PGPORT", "5432")
+    if shutil.which("pg_lsclusters") is None:
+        return None
+    for line in subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False).stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == port and fields[3] == "online":
+            return ["pg_ctlcluster", fields[0], fields[1]]
+    return None
+
+
+def run_team(workdir: Path, database: str | None, coders: int, seconds: float, transcripts: int, restart: bool) -> dict:
+    project_dir = workdir / f"team-{uuid.uuid4().hex[:6]}"
+    project_dir.mkdir()
+    shutil.copy(REPO / "codebook.yaml", project_dir / "codebook.yaml")
+    (project_dir / "qualcode.yaml").write_text("retrain_after: 0\nworkers: 1\n" + (f"database: {database}\n" if database else ""))
+    build_corpus(project_dir / "transcripts", target_words=60 * 830, seed=3)
+    incoming = workdir / f"incoming-{uuid.uuid4().hex[:6]}"
+    build_corpus(incoming, target_words=transcripts * 830, seed=11)
+    for index, path in enumerate(sorted(incoming.iterdir())):
+        path.rename(incoming / f"new-{index:04d}{path.suffix}")
+    with Project.open(project_dir) as project:
+        code(project)
+    results: multiprocessing.Queue = multiprocessing.Queue()
+    start_at = time.time() + 3
+    processes = [multiprocessing.Process(target=coder_process, args=(str(project_dir), f"coder-{n}", seconds, start_at, results)) for n in range(coders)]
+    for process in processes:
+        process.start()
+    while time.time() < start_at:
+        time.sleep(0.01)
+    importer = subprocess.Popen([sys.executable, "-m", "qualcode", "code", "--project", str(project_dir), str(incoming)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    restarted = None
+    if restart:
+        control = server_control()
+        if control is None:
+            raise SystemExit("no pg_ctlcluster-managed cluster on PGPORT to restart")
+        time.sleep(seconds / 2)
+        began = time.perf_counter()
+        subprocess.run([*control, "restart"], check=True, capture_output=True)
+        restarted = time.perf_counter() - began
+    collected = [results.get(timeout=seconds + 300) for _ in processes]
+    for process in processes:
+        process.join()
+    _out, importer_errors = importer.communicate(timeout=1200)
+    with Store(database or project_dir / ".qualcode" / "project.db") as store:
+        rows = store.decisions()
+        transcripts_in = len(store.transcripts())
+    batch_of = {row.id: row.batch for row in rows}
+    latencies = [value for _coder, values, _acks, _errors in collected for value in values]
+    acknowledged_ids = [i for _coder, _values, acks, _errors in collected for ids in acks for i in ids]
+    # A duplicate batch id: one batch holding two actions (of one coder or two), or one action spread over two batches.
+    actions_in_batch: dict[int, int] = defaultdict(int)
+    duplicates = 0
+    for _coder, _values, acks, _errors in collected:
+        for ids in acks:
+            batches = {batch_of[i] for i in ids if i in batch_of}
+            duplicates += len(batches) > 1
+            for batch in batches:
+                actions_in_batch[batch] += 1
+    duplicates += sum(1 for count in actions_in_batch.values() if count > 1)
+    errors = [error for _coder, _values, _acks, errs in collected for error in errs]
+    return {
+        "backend": "postgresql" if database else "sqlite",
+        "restart": restarted,
+        "actions": len(latencies),
+        "decisions": len(acknowledged_ids),
+        "per_second": len(acknowledged_ids) / seconds,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p95_ms": sorted(latencies)[int(0.95 * (len(latencies) - 1))] * 1000,
+        "max_ms": max(latencies) * 1000,
+        "lost": len(set(acknowledged_ids) - set(batch_of)),
+        "duplicate_batches": duplicates,
+        "errors": len(errors) + (importer.returncode != 0),
+        "error_samples": errors[:3] + ([importer_errors.decode()[-300:]] if importer.returncode else []),
+        "transcripts": transcripts_in,
+        "importer_exit": importer.returncode,
+    }
+
+
+def fresh_database() -> str:
+    import psycopg
+
+    name = f"qualcode_team_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("", dbname=os.environ.get("PGDATABASE", "postgres"), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql:///{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--coders", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--transcripts", type=int, default=200)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="qualcode-team-"))
+    try:
+        runs = [
+            run_team(workdir, None, args.coders, args.seconds, args.transcripts, restart=False),
+            run_team(workdir, fresh_database(), args.coders, args.seconds, args.transcripts, restart=False),
+            run_team(workdir, fresh_database(), args.coders, args.seconds, args.transcripts, restart=True),
+        ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"{args.coders} coders reviewing for {args.seconds:g} s while `qualcode code` imports {args.transcripts} new transcripts")
+    print(f"{'backend':<22}{'actions':>9}{'decisions':>11}{'dec/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}{'lost':>6}{'dup':>5}{'errors':>8}{'imported':>10}")
+    for run in runs:
+        label = run["backend"] + (f" + restart ({run['restart']:.1f} s)" if run["restart"] else "")
+        print(f"{label:<22}{run['actions']:>9}{run['decisions']:>11}{run['per_second']:>8.0f}{run['p50_ms']:>8.1f}{run['p95_ms']:>8.1f}"
+              f"{run['max_ms']:>8.0f}{run['lost']:>6}{run['duplicate_batches']:>5}{run['errors']:>8}{run['transcripts']:>10}")
+        for sample in run["error_samples"]:
+            print("   error:", sample)
+    sqlite, server = runs[0], runs[1]
+    print(f"PostgreSQL / SQLite decisions per second: {server['per_second'] / sqlite['per_second']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

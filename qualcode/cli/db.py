@@ -1,0 +1,56 @@
+"""qualcode db: the project database itself: upgrade its schema, copy it to another database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
+from qualcode.maintenance import copy_database, upgrade
+from qualcode.project import Project
+from qualcode.settings import has_password
+
+db_app = typer.Typer(name="db", help="The project database: upgrade its schema, copy it between SQLite and PostgreSQL.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@user_errors
+def upgrade_cli(project: Path = ProjectOpt) -> None:
+    """Bring the project database to this qualcode's schema: one transaction, under a lock, so coders never see half of it.
+
+    A PostgreSQL project is never upgraded without being asked (every coder's qualcode must
+    agree on the schema); an SQLite project upgrades itself after a backup. Take
+    'qualcode backup' first.
+
+    Example: qualcode db upgrade --project my-study
+    """
+    with Project.open(project) as opened:
+        result = upgrade(opened)
+    if result.old_version == result.new_version:
+        console.print(f"{escape(result.database)}: schema version {result.new_version}, already up to date.")
+    else:
+        console.print(f"{escape(result.database)}: schema upgraded from version {result.old_version} to {result.new_version}.")
+
+
+@db_app.command("copy")
+@user_errors
+def copy_cli(
+    to: str = Opt(..., "--to", help="The empty database to copy into: postgresql://HOST/DBNAME, postgresql:///?service=NAME, or sqlite:///PATH."),
+    project: Path = ProjectOpt,
+) -> None:
+    """Copy the project database into another, empty database (SQLite to PostgreSQL and back), every decision,
+    note, model run and batch id intact; both are then read back and compared table by table.
+
+    Example: qualcode db copy --to postgresql://db.example.org/study
+    """
+    if has_password(to):
+        warn("the URL holds a password, which other users of this machine may see; libpq reads it from ~/.pgpass or PGPASSWORD instead")
+    with Project.open(project) as opened:
+        report = copy_database(opened, to=to)
+    counts = ", ".join(f"{count:,} {table}" for table, count in report.rows.items() if table != "meta")
+    console.print(f"Copied {escape(report.source)} to {escape(report.target)}: {counts}; read back and identical.")
+    console.print(f"To work in the copy, set 'database: {escape(report.target)}' in qualcode.yaml (or QUALCODE_DATABASE_URL), "
+                  "then run 'qualcode check'.")

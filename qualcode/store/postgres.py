@@ -1,0 +1,238 @@
+"""Everything PostgreSQL-only in one place: connecting through libpq, placeholders, the
+schema version in ``meta``, advisory locks (one `qualcode code` at a time, migrations
+under a lock), ``pg_dump`` backups, ``COPY``, and the errors a server raises.
+
+Credentials never come from qualcode: libpq reads ``~/.pgpass``, ``PGSERVICE`` and
+``PGPASSWORD`` as it always does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
+
+from qualcode.errors import ProjectError
+
+NAME = "postgresql"
+# Advisory lock keys (any two 32-bit numbers of our own): one for `qualcode code`, one for schema changes.
+LOCK_SPACE = 0x51C0DE
+CODE_LOCK = 1
+SCHEMA_LOCK = 2
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ProjectError(
+            "this project's database is on a PostgreSQL server, and psycopg is not installed",
+            fix="pip install 'qualcode[postgres]'",
+        ) from None
+    return psycopg
+
+
+def redact(url: str) -> str:
+    """The URL as it may be shown: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+class PostgresDialect:
+    name = NAME
+    # A shared server: every coder's qualcode must agree on the schema, so an older one is
+    # upgraded only when somebody asks for it (`qualcode db upgrade`).
+    auto_migrate = False
+
+    def __init__(self, url: str) -> None:
+        self.url = "postgresql:" + url.split(":", 1)[1] if url.startswith("postgres:") else url
+        self.path = None
+
+    def describe(self) -> str:
+        return redact(self.url)
+
+    @staticmethod
+    def exists() -> bool:
+        return True  # whether the database holds a project is known once connected
+
+    def connect(self) -> Any:
+        psycopg = _psycopg()
+        connection = psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name="qualcode")
+        connection.execute("SET lock_timeout = '30s'")
+        return connection
+
+    @staticmethod
+    def sql(statement: str) -> str:
+        return _PLACEHOLDER.sub("%s", statement)
+
+    @staticmethod
+    def executemany(connection: Any, statement: str, rows: Iterable[Any]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(statement, list(rows))
+
+    @staticmethod
+    def binary(data: bytes) -> bytes:
+        return data
+
+    @staticmethod
+    def begin(connection: Any, *, write: bool) -> None:
+        connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    @staticmethod
+    def rollback(connection: Any) -> None:
+        try:
+            connection.execute("ROLLBACK")
+        except Exception:  # a broken connection has nothing left to roll back: the server already did
+            pass
+
+    @staticmethod
+    def read_version(connection: Any) -> int:
+        if connection.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            return 0
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        try:
+            return int(row[0]) if row else 0
+        except ValueError:
+            return -1
+
+    @staticmethod
+    def write_version(connection: Any, version: int) -> None:
+        connection.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(int(version)),),
+        )
+
+    @staticmethod
+    def is_empty(connection: Any) -> bool:
+        count = connection.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()").fetchone()[0]
+        return count == 0
+
+    @staticmethod
+    def continue_numbering(connection: Any, tables: list[str]) -> None:
+        """After rows were written with their ids, let the identity columns go on from the highest."""
+        for table in tables:
+            connection.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
+
+    @staticmethod
+    def lock_schema(connection: Any) -> None:
+        # Released by the transaction's end; a second qualcode upgrading at once waits, then finds nothing to do.
+        connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, SCHEMA_LOCK))
+
+    def backup(self, connection: Any, target: Path) -> Path:
+        """A consistent copy with pg_dump in its custom format (restore with pg_restore), written to a temporary file and renamed."""
+        pg_dump = shutil.which("pg_dump")
+        if pg_dump is None:
+            raise ProjectError("pg_dump is not installed", fix="install PostgreSQL's client programs (Debian: apt-get install postgresql-client)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        try:
+            completed = subprocess.run([pg_dump, "--format=custom", "--no-owner", f"--file={temporary}", f"--dbname={self.url}"],
+                                       capture_output=True, text=True, timeout=3600, check=False)
+            if completed.returncode != 0:
+                message = (completed.stderr.strip().splitlines() or ["no message"])[-1]
+                raise ProjectError(f"pg_dump failed ({redact(message)})", path=self.describe(),
+                                   fix="check that pg_dump's version is at least the server's, and that you may read the database")
+            os.replace(temporary, target)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
+        return target
+
+    @staticmethod
+    def integrity(connection: Any) -> list[str]:
+        invalid = connection.execute(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND NOT i.indisvalid"
+        ).fetchone()[0]
+        return [f"integrity: {invalid} invalid indexes (rebuild them with REINDEX)"] if invalid else []
+
+    def backup_name(self, version: int) -> Path:
+        raise AssertionError("a PostgreSQL project is never migrated without being asked")
+
+    @contextmanager
+    def code_lock(self, holder: str, store: Any) -> Iterator[None]:
+        """One `qualcode code` writing at a time: a session-level advisory lock, released when its connection ends."""
+        connection = store.db
+        acquired = connection.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, CODE_LOCK)).fetchone()[0]
+        if not acquired:
+            row = connection.execute("SELECT holder FROM locks WHERE name = 'code'").fetchone()
+            raise ProjectError(
+                f"another 'qualcode code' is writing to this project ({_holder_text(row[0] if row else '')})",
+                path=self.describe(),
+                fix="wait for it to finish, then run 'qualcode code' again",
+            )
+        info = json.dumps({"holder": holder, "host": socket.gethostname(), "pid": os.getpid(),
+                           "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        connection.execute(
+            "INSERT INTO locks (name, holder, since) VALUES ('code', %s, now()::text) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, since = excluded.since",
+            (info,),
+        )
+        try:
+            yield
+        finally:
+            try:
+                connection.execute("DELETE FROM locks WHERE name = 'code'")
+                connection.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, CODE_LOCK))
+            except Exception:  # the connection is gone, and with it the lock
+                pass
+
+    def copy_rows(self, connection: Any, table: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+        """Rows into a table through COPY, the fastest way into PostgreSQL."""
+        with connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    @staticmethod
+    def connection_lost(exc: BaseException) -> bool:
+        psycopg = _psycopg()
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith(("08", "57P"))
+
+    def translate(self, exc: BaseException, *, opening: bool = False) -> ProjectError | None:
+        psycopg = _psycopg()
+        if not isinstance(exc, psycopg.Error) or isinstance(exc, (psycopg.IntegrityError, psycopg.ProgrammingError)) and not isinstance(
+            exc, psycopg.errors.InsufficientPrivilege
+        ):
+            return None
+        text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        state = getattr(exc, "sqlstate", None) or ""
+        if state == "53100":
+            return ProjectError(f"the database server's disk is full ({text})", path=self.describe(),
+                                fix="ask the server's administrator to free space; nothing acknowledged was lost")
+        if state == "42501":
+            return ProjectError(f"no permission on the project database ({text})", path=self.describe(),
+                                fix="ask the database's owner to GRANT you access to its tables")
+        if state == "25006":
+            return ProjectError("the project database is read-only for you", path=self.describe(),
+                                fix="use a reading command (status, stats, export), or ask for write access")
+        if self.connection_lost(exc):
+            return ProjectError(
+                f"cannot reach the database server ({text})",
+                path=self.describe(),
+                fix="check that the server is running and reachable; the password comes from ~/.pgpass, PGSERVICE or PGPASSWORD",
+            )
+        return ProjectError(f"the database server refused ({text})", path=self.describe(), fix="run 'qualcode check'")
+
+
+def _holder_text(raw: str) -> str:
+    try:
+        data = json.loads(raw)
+        return f"{data['holder']} on {data['host']}, process {data['pid']}, since {data['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"
