@@ -41,10 +41,7 @@ class Table:
 
 def group_labels(store: Store, by: Sequence[str]) -> dict[str, str]:
     """Each transcript's group: its values of the ``by`` attributes ('unknown' when missing), joined by ' / '."""
-    return {
-        tid: " / ".join(stored.metadata.get(attribute) or UNKNOWN_ROLE for attribute in by)
-        for tid, stored in store.transcripts().items()
-    }
+    return {tid: " / ".join(value or UNKNOWN_ROLE for value in values) for tid, values in store.attribute_values(by).items()}
 
 
 def ordered_groups(labels: set[str], by: Sequence[str] = ("role",), orders: GroupOrders | None = None) -> list[str]:
@@ -98,23 +95,18 @@ def suggestion_summary(store: Store, codebook: Codebook, *, attribute: str = "ro
     respondents: dict[str, int] = defaultdict(int)
     for group in group_of.values():
         respondents[group] += 1
-    segments_by_code: dict[str, set[int]] = defaultdict(set)
-    transcripts_by_code: dict[str, set[str]] = defaultdict(set)
-    for stored in store.suggestions():
-        if stored.confidence < min_confidence or stored.code not in codebook:
-            continue
-        for member in [stored.code, *codebook.ancestors(stored.code)]:
-            segments_by_code[member].add(stored.segment_id)
-            transcripts_by_code[member].add(stored.transcript_id)
     groups = ordered_groups(set(group_of.values()), [attribute], orders)
+    segments: dict[str, int] = defaultdict(int)
+    transcripts: dict[str, int] = defaultdict(int)
+    by_group: dict[str, dict[str, int]] = defaultdict(lambda: {group: 0 for group in groups})
+    rollup = {code.id: [code.id, *codebook.descendants(code.id)] for code in codebook.codes.values()}
+    for code_id, transcript_id, count in store.suggestion_reach(rollup, min_confidence=min_confidence):
+        segments[code_id] += count  # a segment belongs to one transcript, so per-transcript counts add up
+        transcripts[code_id] += 1
+        by_group[code_id][group_of[transcript_id]] += 1
     summary = SuggestionSummary(attribute, groups, dict(respondents), len(group_of), store.counts()["segments"])
     for code, depth in codebook.walk():
-        by_group = {group: 0 for group in groups}
-        for tid in transcripts_by_code[code.id]:
-            by_group[group_of[tid]] += 1
-        summary.rows.append(
-            CodeCount(code.id, code.label, depth, len(segments_by_code[code.id]), len(transcripts_by_code[code.id]), by_group)
-        )
+        summary.rows.append(CodeCount(code.id, code.label, depth, segments[code.id], transcripts[code.id], dict(by_group[code.id])))
     return summary
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from qualcode.errors import TranscriptError
 from qualcode.readers import blank_controls, decode, docx_text, split_front_matter, srt_text, vtt_text
@@ -44,29 +45,65 @@ class Transcript:
 # -- discovery and metadata ---------------------------------------------------------
 
 
+def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
+    """Every file under the given files and folders, in a stable order, with why it is skipped (None: read it).
+
+    Folders are read one at a time (a folder of a million files is never listed whole), hidden
+    files and folders are left out, and symbolic links to other folders are followed once each,
+    so a link loop ends instead of going round.
+    """
+    seen: set[str] = set()
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            yield from _walk_folder(path, seen)
+        elif path.exists():
+            yield path, _unsupported(path)
+        else:
+            yield path, "no such file or folder"
+
+
+def _walk_folder(folder: Path, seen: set[str]) -> Iterator[tuple[Path, str | None]]:
+    real = os.path.realpath(folder)
+    if real in seen:
+        yield folder, "a link to a folder already read (a symbolic link loop, or two links to one folder); read once"
+        return
+    seen.add(real)
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as exc:
+        yield folder, f"cannot read this folder ({exc.strerror})"
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        child = Path(entry.path)
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            is_folder = False
+        if is_folder:
+            yield from _walk_folder(child, seen)
+        elif entry.name != METADATA_FILE:
+            yield child, _unsupported(child)
+
+
+def _unsupported(path: Path) -> str | None:
+    if path.suffix.lower() in FORMATS:
+        return None
+    return f"unsupported format '{path.suffix or path.name}' (qualcode reads {', '.join(FORMATS)})"
+
+
 def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Transcript files under the given files and folders, and the files skipped with why."""
     found: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_dir() or any(part.startswith(".") for part in child.relative_to(path).parts):
-                    continue
-                if child.name == METADATA_FILE:
-                    continue
-                if child.suffix.lower() in FORMATS:
-                    found.append(child)
-                else:
-                    skipped.append((child, f"unsupported format '{child.suffix or child.name}' (qualcode reads {', '.join(FORMATS)})"))
-        elif path.is_file():
-            if path.suffix.lower() in FORMATS:
-                found.append(path)
-            else:
-                skipped.append((path, f"unsupported format '{path.suffix or path.name}' (qualcode reads {', '.join(FORMATS)})"))
+    for path, reason in walk(paths):
+        if reason is None:
+            found.append(path)
         else:
-            skipped.append((path, "no such file or folder"))
+            skipped.append((path, reason))
     return found, skipped
 
 

@@ -4,6 +4,7 @@ import pytest
 from conftest import call, open_store, write
 
 from qualcode import coding as coding_module
+from qualcode import merging
 from qualcode.coding import code
 from qualcode.errors import SettingsError
 from qualcode.settings import Settings, load_settings
@@ -30,7 +31,7 @@ def test_second_run_over_unchanged_folder_processes_nothing(small_project, monke
         raise AssertionError("no transcript should be processed again")
 
     monkeypatch.setattr(coding_module, "run_local", fail)
-    monkeypatch.setattr(coding_module, "resuggest", fail)
+    monkeypatch.setattr(merging, "resuggest", fail)
     result = call(code, small_project)
     assert sorted(result.unchanged) == ["lead-01", "partner-01"]
     assert result.imported == result.updated == result.resuggested == []

@@ -7,15 +7,18 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from qualcode.analysis import SuggestionSummary
-from qualcode.cli._common import Arg, ProjectOpt, app, console, err_console, is_interactive, user_errors, warn
-from qualcode.coding import CodeResult, code
+from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, err_console, is_interactive, user_errors, warn
+from qualcode.coding import CodeResult, code, code_to_shards, import_results
+from qualcode.dask_engine import DaskOptions
 from qualcode.project import Project
 
 EXIT_SKIPPED = 3
+ENGINES = ("local", "dask")
 
 
 @app.command("code")
@@ -23,6 +26,13 @@ EXIT_SKIPPED = 3
 def code_cli(
     paths: Optional[List[Path]] = Arg(None, help="Transcript files or folders.", show_default="transcripts/ in the project"),
     project: Path = ProjectOpt,
+    engine: str = Opt("local", "--engine", help="local: this machine's processes; dask: a Dask cluster (pip install 'qualcode[dask]')."),
+    scheduler: Optional[str] = Opt(None, "--scheduler", help="With --engine dask: a running cluster's scheduler, tcp://HOST:8786.",
+                                   show_default="a LocalCluster on this machine"),
+    workers: int = Opt(2, "--workers", min=1, help="With --engine dask and no --scheduler: LocalCluster workers (one thread each)."),
+    dashboard: bool = Opt(False, "--dashboard", help="With --engine dask and no --scheduler: serve Dask's dashboard on port 8787."),
+    output: Optional[str] = Opt(None, "--output", help="With --engine dask: parquet:DIR writes Parquet shards there and leaves the database "
+                                                       "alone (merge them with 'qualcode import-results DIR')."),
 ) -> None:
     """Import new or changed transcripts and suggest codes for every respondent segment.
 
@@ -31,13 +41,56 @@ def code_cli(
 
     Example: qualcode code --project my-study transcripts/lead-01.txt
     """
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"use one of: {', '.join(ENGINES)}", param_hint="--engine")
+    if engine == "local" and (scheduler or output or dashboard):
+        raise typer.BadParameter("--scheduler, --dashboard and --output go with --engine dask", param_hint="--engine")
+    if output is not None and not output.startswith("parquet:"):
+        raise typer.BadParameter("write it as parquet:DIR", param_hint="--output")
+    options = DaskOptions(scheduler=scheduler, workers=workers, dashboard=dashboard) if engine == "dask" else None
     with Project.open(project) as opened, _progress() as progress:
-        result = code(opened, paths=paths, on_progress=progress)
+        if output is not None and options is not None:
+            result = code_to_shards(opened, output[len("parquet:") :], paths=paths, engine=options, on_progress=progress)
+        else:
+            result = code(opened, paths=paths, on_progress=progress, engine=options)
+    render_result(result)
+    if result.shards:
+        console.print(f"Wrote {len(result.shards)} shards to {escape(output[len('parquet:'):] if output else '')}. "
+                      f"Merge them into the project with: qualcode import-results {escape(output[len('parquet:'):] if output else '')}")
+    if result.summary is not None:
+        console.print(render_summary(result.summary))
+    if result.skipped:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+@app.command("import-results")
+@user_errors
+def import_results_cli(
+    folder: str = Arg(..., help="A folder of Parquet shards written by 'qualcode code --engine dask --output parquet:DIR' (local, NFS, or s3:// with s3fs)."),
+    project: Path = ProjectOpt,
+) -> None:
+    """Merge coding results made elsewhere (a cluster with no access to the project database) into the project.
+
+    Merging is idempotent: a transcript already in the project is left as it is, so a folder
+    merged twice, or after an interrupted merge, imports nothing twice.
+
+    Example: qualcode import-results /shared/study-shards --project my-study
+    """
+    with Project.open(project) as opened, _progress() as progress:
+        result = import_results(opened, folder, on_progress=progress)
     render_result(result)
     if result.summary is not None:
         console.print(render_summary(result.summary))
     if result.skipped:
         raise typer.Exit(EXIT_SKIPPED)
+
+
+class _Rate(ProgressColumn):
+    """Files (or shards) per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f}/s" if speed else "", style="dim")
 
 
 class _progress:
@@ -48,7 +101,7 @@ class _progress:
         self.tasks: dict[str, TaskID] = {}
         if is_interactive():
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
                 console=err_console, transient=True,
             )
             self.bar.start()
@@ -58,7 +111,7 @@ class _progress:
         if self.bar is None or total < 2:
             return
         if stage not in self.tasks:
-            label = {"import": "Importing", "resuggest": "Re-suggesting"}.get(stage, stage)
+            label = {"import": "Importing", "resuggest": "Re-suggesting", "dask": "Coding on Dask (files)", "merge": "Merging (shards)"}.get(stage, stage)
             self.tasks[stage] = self.bar.add_task(label, total=total)
         self.bar.update(self.tasks[stage], completed=done)
 

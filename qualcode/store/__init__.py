@@ -325,6 +325,19 @@ class Store:
         }
 
     @_operation
+    def transcript_states(self, ids: Sequence[str]) -> dict[str, StoredTranscript]:
+        """The stored transcripts among ``ids`` (content hash and metadata, not text), looked up a chunk at a time."""
+        found: dict[str, StoredTranscript] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = self._q(
+                f"SELECT id, path, format, content_hash, file_metadata, metadata FROM transcripts WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            for row in rows:
+                found[row[0]] = StoredTranscript(row[0], row[1], row[2], row[3], _json(row[4], "transcripts", row[0]), _json(row[5], "transcripts", row[0]))
+        return found
+
+    @_operation
     def transcript_text(self, transcript_id: str) -> str:
         row = self._q("SELECT text FROM transcripts WHERE id = ?", (transcript_id,)).fetchone()
         if row is None:
@@ -385,6 +398,60 @@ class Store:
             codable_ids = [segment_id for segment_id, segment in zip(ids, transcript.segments) if segment.codable]
             self._insert_suggestions(zip(codable_ids, suggestions), pipeline_version, stamp)
         return ImportOutcome(len(ids), kept, retired)
+
+    @_operation
+    def insert_transcripts(self, batch: Sequence[tuple[Transcript, Sequence[Sequence[Suggestion]], str, str]]) -> list[str]:
+        """New transcripts (transcript, suggestions per codable segment, path, pipeline version) with their segments and
+        suggestions, in one transaction. A transcript already in the database is left as it is, so merging the same
+        results twice writes nothing twice. Returns the ids inserted.
+        """
+        if not batch:
+            return []
+        stamp = now()
+        with self.transaction():
+            ids = [transcript.id for transcript, _suggestions, _path, _version in batch]
+            placeholders = ", ".join("?" * len(ids))
+            present = {row[0] for row in self._q(f"SELECT id FROM transcripts WHERE id IN ({placeholders})", ids).fetchall()}
+            fresh = []
+            for item in batch:
+                if item[0].id not in present:
+                    present.add(item[0].id)  # a batch naming one transcript twice inserts it once
+                    fresh.append(item)
+            transcripts = [
+                (t.id, path, t.format, t.content_hash, t.text, json.dumps(t.file_metadata, ensure_ascii=False, sort_keys=True),
+                 json.dumps(t.metadata, ensure_ascii=False, sort_keys=True), stamp, stamp)
+                for t, _suggestions, path, _version in fresh
+            ]
+            segments = [
+                (t.id, s.position, s.speaker, s.start, s.end, s.text, int(s.codable)) for t, _suggestions, _path, _version in fresh for s in t.segments
+            ]
+            suggestions = [
+                (t.id, segment.position, item.code, item.confidence, json.dumps([e.to_json() for e in item.evidence], ensure_ascii=False),
+                 str(item.source), version, stamp)
+                for t, per_segment, _path, version in fresh
+                for segment, items in zip([s for s in t.segments if s.codable], per_segment)
+                for item in items
+            ]
+            self.dialect.bulk_insert(self, transcripts, segments, suggestions)
+        return [item[0].id for item in fresh]
+
+    def _bulk_insert(self, transcripts: list[tuple], segments: list[tuple], suggestions: list[tuple]) -> None:
+        """The portable way in for new transcripts: many rows per statement, segment ids read back by position."""
+        self._many("INSERT INTO transcripts (id, path, format, content_hash, text, file_metadata, metadata, imported_at, updated_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", transcripts)
+        self._many('INSERT INTO segments (transcript_id, position, speaker, start, "end", text, codable) VALUES (?, ?, ?, ?, ?, ?, ?)', segments)
+        ids = [row[0] for row in transcripts]
+        segment_id: dict[tuple[str, int], int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for sid, tid, position in self._q(
+                f"SELECT id, transcript_id, position FROM segments WHERE transcript_id IN ({', '.join('?' * len(chunk))}) AND retired_at IS NULL", chunk
+            ).fetchall():
+                segment_id[(tid, int(position))] = int(sid)
+        self._many(
+            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((segment_id[(tid, position)], *rest) for tid, position, *rest in suggestions),
+        )
 
     def _retire(self, leftovers: Iterable[int]) -> int:
         """Remove segments that vanished from their file: kept but hidden when they carry decisions."""
@@ -488,6 +555,36 @@ class Store:
                                    fix="run 'qualcode code' after moving the codebook's fingerprint, or restore a backup") from None
             found.append(StoredSuggestion(int(segment_id), transcript_id, Suggestion(code, float(confidence), parsed, source), version))
         return found
+
+    @_operation
+    def suggestion_reach(self, rollup: dict[str, list[str]], *, min_confidence: float = 0.0) -> list[tuple[str, str, int]]:
+        """Per (code, transcript), the segments suggested that code or any code it counts (``rollup[code]``: the code
+        and its descendants), each segment once. Counted by the database, so memory does not grow with the corpus."""
+        pairs = [(code, member) for code, members in rollup.items() for member in members]
+        found: list[tuple[str, str, int]] = []
+        for start in range(0, len(pairs), 4000):  # bounded parameters per statement
+            chunk = pairs[start : start + 4000]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            found.extend(
+                (row[0], row[1], int(row[2]))
+                for row in self._q(
+                    f"""WITH rollup (code, member) AS (VALUES {values})
+                        SELECT r.code, g.transcript_id, COUNT(DISTINCT s.segment_id)
+                        FROM suggestions s JOIN segments g ON g.id = s.segment_id JOIN rollup r ON r.member = s.code
+                        WHERE g.retired_at IS NULL AND s.confidence >= ? GROUP BY r.code, g.transcript_id""",
+                    [value for pair in chunk for value in pair] + [min_confidence],
+                ).fetchall()
+            )
+        return found
+
+    @_operation
+    def attribute_values(self, attributes: Sequence[str]) -> dict[str, tuple[str | None, ...]]:
+        """Each transcript's values of the given attributes (None where it has none), without keeping whole metadata."""
+        values: dict[str, tuple[str | None, ...]] = {}
+        for transcript_id, metadata in self._q("SELECT id, metadata FROM transcripts ORDER BY id").fetchall():
+            parsed = _json(metadata, "transcripts", transcript_id)
+            values[transcript_id] = tuple(parsed.get(attribute) for attribute in attributes)
+        return values
 
     @_operation
     def stale_transcripts(self, pipeline_version: str) -> list[str]:
