@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from qualcode.codebook import Codebook, load_codebook
 from qualcode.errors import ProjectError
@@ -21,7 +20,7 @@ from qualcode.store import Store
 
 CODEBOOK_FILE = "codebook.yaml"
 DATABASE = Path(".qualcode") / "project.db"
-DATABASE_URL_ENV = "QUALCODE_DATABASE_URL"
+DATABASE_URL_ENV = "QUALCODE_DATABASE_URL"  # wins over qualcode.yaml
 
 
 class Project:
@@ -96,11 +95,9 @@ class Project:
         url = self.database_url
         if self.is_sqlite:
             return self.relative(Path(url))
-        parts = urlsplit(url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return url.replace(parts.netloc, netloc)
-        return url
+        from qualcode.store.postgres import redact
+
+        return redact(url)
 
     # -- what it holds --------------------------------------------------------------------
 

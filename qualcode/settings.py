@@ -6,7 +6,6 @@ import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -64,6 +63,8 @@ _MINIMUM = {"segment_words": 10, "learn_min_examples": 2, "max_transcript_mb": 1
 
 def has_password(url: str) -> bool:
     """Whether a database URL carries a password (user:password@host, or password= in its query)."""
+    from urllib.parse import urlsplit  # only when a URL is given: the import costs every command ~10 ms
+
     parts = urlsplit(url)
     return bool(parts.password) or "password=" in parts.query
 

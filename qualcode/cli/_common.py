@@ -6,16 +6,16 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from qualcode.errors import QualcodeError
-from qualcode.project import DATABASE_URL_ENV
-from qualcode.settings import has_password
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 Arg = typer.Argument
 Opt = typer.Option
@@ -50,8 +50,9 @@ def _options(
 
     Example: qualcode code --project my-study
     """
-    if has_password(os.environ.get(DATABASE_URL_ENV, "")):
-        warn(f"{DATABASE_URL_ENV} holds a password, which other users of this machine may see in its process list; "
+    url = os.environ.get("QUALCODE_DATABASE_URL", "")
+    if url and _url_has_password(url):
+        warn("QUALCODE_DATABASE_URL holds a password, which other users of this machine may see in its process list; "
              "libpq reads it from ~/.pgpass or PGPASSWORD instead")
 
 
@@ -98,8 +99,16 @@ def fmt_number(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def render_models(title: str, models: dict[str, Any], rules_better: dict[str, Any], too_few: dict[str, Any]) -> Table:
+def _url_has_password(url: str) -> bool:
+    from qualcode.settings import has_password
+
+    return has_password(url)
+
+
+def render_models(title: str, models: dict[str, Any], rules_better: dict[str, Any], too_few: dict[str, Any]) -> "Table":
     """The learned models of one run: examples and cross-validated scores per code, and the codes left to their rules."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for name in ("Code", "yes", "no", "CV F1", "CV kappa"):
         table.add_column(name, justify="left" if name == "Code" else "right")

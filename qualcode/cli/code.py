@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
 
-from qualcode.analysis import SuggestionSummary
 from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, err_console, is_interactive, user_errors, warn
-from qualcode.coding import CodeResult, code, code_to_shards, import_results
-from qualcode.dask_engine import DaskOptions
-from qualcode.project import Project
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+    from qualcode.analysis import SuggestionSummary
+    from qualcode.coding import CodeResult
 
 EXIT_SKIPPED = 3
 ENGINES = ("local", "dask")
@@ -41,6 +41,10 @@ def code_cli(
 
     Example: qualcode code --project my-study transcripts/lead-01.txt
     """
+    from qualcode.coding import code, code_to_shards
+    from qualcode.dask_engine import DaskOptions
+    from qualcode.project import Project
+
     if engine not in ENGINES:
         raise typer.BadParameter(f"use one of: {', '.join(ENGINES)}", param_hint="--engine")
     if engine == "local" and (scheduler or output or dashboard):
@@ -76,6 +80,9 @@ def import_results_cli(
 
     Example: qualcode import-results /shared/study-shards --project my-study
     """
+    from qualcode.coding import import_results
+    from qualcode.project import Project
+
     with Project.open(project) as opened, _progress() as progress:
         result = import_results(opened, folder, on_progress=progress)
     render_result(result)
@@ -85,12 +92,17 @@ def import_results_cli(
         raise typer.Exit(EXIT_SKIPPED)
 
 
-class _Rate(ProgressColumn):
-    """Files (or shards) per second."""
+def _rate_column() -> Any:
+    """A progress column of files (or shards) per second."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f}/s" if speed else "", style="dim")
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.1f}/s" if speed else "", style="dim")
+
+    return Rate()
 
 
 class _progress:
@@ -100,8 +112,10 @@ class _progress:
         self.bar: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
         if is_interactive():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _rate_column(), TimeRemainingColumn(),
                 console=err_console, transient=True,
             )
             self.bar.start()
@@ -120,7 +134,7 @@ class _progress:
             self.bar.stop()
 
 
-def render_result(result: CodeResult) -> None:
+def render_result(result: "CodeResult") -> None:
     for message in result.warnings:
         warn(message)
     for skipped in result.skipped:
@@ -141,7 +155,9 @@ def render_result(result: CodeResult) -> None:
         )
 
 
-def render_summary(summary: SuggestionSummary) -> Table:
+def render_summary(summary: "SuggestionSummary") -> "Table":
+    from rich.table import Table
+
     table = Table(title=f"Suggested codes: respondents by {summary.attribute}", title_justify="left")
     table.add_column("Code", no_wrap=True)
     table.add_column("Segments", justify="right")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
-from rich.tree import Tree
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
-from qualcode.codebook import Code, Codebook
-from qualcode.pipeline import validate_codebook
-from qualcode.project import Project
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from qualcode.codebook import Code, Codebook
 
 
 @app.command("codebook")
@@ -24,9 +26,13 @@ def codebook_cli(
 
     Example: qualcode codebook --check --project my-study
     """
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         codebook = opened.codebook
         if check:  # token patterns can only be checked by building spaCy's Matcher, which a tree does not need
+            from qualcode.pipeline import validate_codebook
+
             validate_codebook(codebook, opened.settings)
     if check:
         leaves = sum(1 for code in codebook.codes.values() if not code.children)
@@ -35,7 +41,7 @@ def codebook_cli(
     console.print(render_tree(codebook, terms=terms))
 
 
-def _code_label(code: Code, terms: bool) -> str:
+def _code_label(code: "Code", terms: bool) -> str:
     text = f"[bold]{escape(code.id)}[/]  {escape(code.label)}"
     if code.manual:
         text += " [dim](manual)[/]"
@@ -50,7 +56,9 @@ def _code_label(code: Code, terms: bool) -> str:
     return text
 
 
-def render_tree(codebook: Codebook, *, terms: bool = False) -> Tree:
+def render_tree(codebook: "Codebook", *, terms: bool = False) -> "Tree":
+    from rich.tree import Tree
+
     tree = Tree(f"[bold]{escape(codebook.name)}[/] ({len(codebook)} codes)")
     branches: dict[str, Tree] = {}
     for code, _depth in codebook.walk():

@@ -8,9 +8,6 @@ import typer
 from rich.markup import escape
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
-from qualcode.maintenance import copy_database, upgrade
-from qualcode.project import Project
-from qualcode.settings import has_password
 
 db_app = typer.Typer(name="db", help="The project database: upgrade its schema, copy it between SQLite and PostgreSQL.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -27,6 +24,9 @@ def upgrade_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode db upgrade --project my-study
     """
+    from qualcode.maintenance import upgrade
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         result = upgrade(opened)
     if result.old_version == result.new_version:
@@ -46,6 +46,10 @@ def copy_cli(
 
     Example: qualcode db copy --to postgresql://db.example.org/study
     """
+    from qualcode.maintenance import copy_database
+    from qualcode.project import Project
+    from qualcode.settings import has_password
+
     if has_password(to):
         warn("the URL holds a password, which other users of this machine may see; libpq reads it from ~/.pgpass or PGPASSWORD instead")
     with Project.open(project) as opened:

@@ -8,8 +8,6 @@ from typing import List, Optional
 from rich.markup import escape
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
-from qualcode.export import export
-from qualcode.project import Project
 from qualcode.vocabulary import ExportFormat, Status, choices
 
 
@@ -27,6 +25,9 @@ def export_cli(
 
     Example: qualcode export --format xlsx,md --by sector --by role,organisation_type
     """
+    from qualcode.export import export
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         result = export(opened, formats=format, output_dir=output, status=status, coder=coder, by=by or [])
     for note in result.notes:

@@ -7,7 +7,6 @@ from pathlib import Path
 from rich.markup import escape
 
 from qualcode.cli._common import Arg, ProjectOpt, app, console, user_errors, warn
-from qualcode.qdpx_import import import_qdpx
 
 
 @app.command("import-qdpx")
@@ -22,6 +21,8 @@ def import_qdpx_cli(
 
     Example: qualcode import-qdpx study.qdpx --project imported-study
     """
+    from qualcode.qdpx_import import import_qdpx
+
     result = import_qdpx(path=file, project_dir=project)
     for message in result.warnings:
         warn(message)

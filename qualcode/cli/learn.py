@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, fmt_number, render_models, user_errors, warn
-from qualcode.evaluation import AgreementReport, agreement, disagreement_rows, evaluate, report_rows
-from qualcode.export import csv_bytes, write_atomic
-from qualcode.project import Project
-from qualcode.training import train
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from qualcode.evaluation import AgreementReport
 
 
-def render_agreement(report: AgreementReport, *, title: str) -> Table:
+def render_agreement(report: "AgreementReport", *, title: str) -> "Table":
+    from rich.table import Table
+
     a, b = report.sources[0], report.sources[1]
     table = Table(title=title, title_justify="left", caption=f"{report.units} segments in common. P/R/F1: {b} scored against {a}.")
     for name in ("Code", "kappa", "agree %", "P", "R", "F1", "both", "A only", "B only"):
@@ -48,6 +50,10 @@ def agreement_cli(
 
     Example: qualcode agreement coder:ann coder:bob --disagreements
     """
+    from qualcode.evaluation import agreement, disagreement_rows, report_rows
+    from qualcode.export import csv_bytes, write_atomic
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         report = agreement(opened, sources=sources, min_confidence=min_confidence)
     for message in report.warnings:
@@ -90,6 +96,9 @@ def evaluate_cli(
 
     Example: qualcode evaluate gold.csv --top 5
     """
+    from qualcode.evaluation import evaluate
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         result = evaluate(opened, gold=gold, min_confidence=min_confidence, top=top)
     report = result.agreement
@@ -119,6 +128,9 @@ def train_cli(
 
     Example: qualcode train --project my-study
     """
+    from qualcode.project import Project
+    from qualcode.training import train
+
     with Project.open(project) as opened:
         result = train(opened, seed=seed)
     console.print(render_models(f"Models from {result.examples} reviewed segments", result.models, result.rules_better, result.too_few))

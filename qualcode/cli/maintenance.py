@@ -9,8 +9,6 @@ import typer
 from rich.markup import escape
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
-from qualcode.maintenance import backup, check
-from qualcode.project import Project
 
 
 @app.command("backup")
@@ -23,6 +21,9 @@ def backup_cli(
 
     Example: qualcode backup --output ~/backups/study.db
     """
+    from qualcode.maintenance import backup
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         path = backup(opened, output=output)
     console.print(f"Backed up to {escape(str(path))} ({path.stat().st_size:,} bytes)")
@@ -37,6 +38,9 @@ def check_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode check --project my-study
     """
+    from qualcode.maintenance import check
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         report = check(opened)
     if report.ok:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console, Group
 from rich.markup import escape
-from rich.rule import Rule
 from rich.text import Text
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, err_console, user_errors
 from qualcode.cli.keys import KeyReader, keys_for
-from qualcode.project import Project
-from qualcode.review import ReviewFilter, ReviewSession, accept_above
-from qualcode.settings import default_coder
-from qualcode.training import maybe_retrain
 from qualcode.vocabulary import ReviewOrder, Verdict, choices
+
+if TYPE_CHECKING:
+    from qualcode.review import ReviewSession
 
 FOOTER = "a:accept 1-9:toggle x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"
 HELP = """\
@@ -34,7 +32,7 @@ CODE_STYLES = ("bold yellow", "bold cyan", "bold magenta", "bold green", "bold b
 MARKS: dict[str | None, tuple[str, str]] = {Verdict.ACCEPTED: ("✔", "green"), Verdict.REJECTED: ("✘", "red"), Verdict.ADDED: ("✚", "cyan"), None: ("·", "dim")}
 
 
-def render_screen(session: ReviewSession, *, widen: bool = False, message: str = "", plain: bool = False, show_help: bool = False) -> Group:
+def render_screen(session: "ReviewSession", *, widen: bool = False, message: str = "", plain: bool = False, show_help: bool = False) -> Group:
     item = session.current
     parts: list = []
     if item is None:
@@ -117,7 +115,7 @@ def _turn_text(speaker: str | None, text: str, style: str, limit: int | None) ->
     return Text(f"{speaker + ': ' if speaker else ''}{text}", style=style)
 
 
-def codebook_listing(session: ReviewSession) -> Text:
+def codebook_listing(session: "ReviewSession") -> Text:
     text = Text()
     for number, (code, depth) in enumerate(session.codebook.walk(), start=1):
         text.append(f"{number:>3} {'  ' * depth}{code.id}", style="bold")
@@ -125,7 +123,7 @@ def codebook_listing(session: ReviewSession) -> Text:
     return text
 
 
-def run_review(session: ReviewSession, keys: KeyReader, out: Console, *, plain: bool = False, interactive: bool = True) -> str:
+def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain: bool = False, interactive: bool = True) -> str:
     """The review loop: draw, read one key, act. Returns why it ended ('quit', 'end of input', 'interrupted')."""
     widen = False
     message = ""
@@ -134,6 +132,8 @@ def run_review(session: ReviewSession, keys: KeyReader, out: Console, *, plain: 
         if interactive:
             out.clear()
         else:
+            from rich.rule import Rule
+
             out.print(Rule(style="dim"))
         out.print(render_screen(session, widen=widen, message=message, plain=plain, show_help=show_help))
         out.file.flush()  # the screen is the acknowledgement: it must not wait in a pipe's buffer
@@ -215,6 +215,11 @@ def review_cli(
 
     Example: qualcode review --coder ann --role lead --order uncertain
     """
+    from qualcode.project import Project
+    from qualcode.review import ReviewFilter, ReviewSession, accept_above
+    from qualcode.settings import default_coder
+    from qualcode.training import maybe_retrain
+
     with Project.open(project) as opened:
         coder = coder or default_coder(opened.settings)
         filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all, order=order)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from rich.table import Table
-
-from qualcode.analysis import Table as Frequency
-from qualcode.analysis import theme_table
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
-from qualcode.project import Project
 from qualcode.vocabulary import Status, choices
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from qualcode.analysis import Table as Frequency
 
 
 @app.command("stats")
@@ -27,12 +27,17 @@ def stats_cli(
 
     Example: qualcode stats --by role --status suggested
     """
+    from qualcode.analysis import theme_table
+    from qualcode.project import Project
+
     with Project.open(project) as opened:
         table = theme_table(opened, by=by, status=status, coder=coder)
     console.print(render_frequency(table, status=status, segments=segments))
 
 
-def render_frequency(table: Frequency, *, status: str, segments: bool = False) -> Table:
+def render_frequency(table: "Frequency", *, status: str, segments: bool = False) -> "Table":
+    from rich.table import Table
+
     groups = [*table.attrs["groups"], "All"]
     index = {name: position for position, name in enumerate(table.columns)}
     rendered = Table(title=f"Respondents raising each code, by {' x '.join(table.attrs['by'])} ({status} codings)", title_justify="left")

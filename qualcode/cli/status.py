@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from qualcode.cli._common import ProjectOpt, app, console, render_models, user_errors
-from qualcode.project import Project
-from qualcode.status import StatusReport, review_status
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from qualcode.status import StatusReport
 
 
 @app.command("status")
@@ -18,13 +20,18 @@ def status_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode status --project my-study
     """
+    from qualcode.project import Project
+    from qualcode.status import review_status
+
     with Project.open(project) as opened:
         report = review_status(opened)
     for table in render_status(report):
         console.print(table)
 
 
-def render_status(report: StatusReport) -> list[Table]:
+def render_status(report: "StatusReport") -> "list[Table]":
+    from rich.table import Table
+
     transcripts = Table(title="Transcripts: segments reviewed by each coder", title_justify="left")
     transcripts.add_column("Transcript", no_wrap=True)
     transcripts.add_column("Role")
