@@ -152,7 +152,9 @@ def codings(store: Store, codebook: Codebook, *, status: str = Status.CONFIRMED,
         decided.add((segment_id, code))
         if Verdict(decision.verdict).applies:
             confirmed[(segment_id, code)].append(who)
-    confidence = {(stored.segment_id, stored.code): stored.confidence for stored in store.suggestions()}
+    # Confirmed codings need the confidence of their own segments only: a large project's other suggestions are not read.
+    wanted = None if chosen != Status.CONFIRMED else sorted({segment_id for segment_id, _code in confirmed})
+    confidence = {(stored.segment_id, stored.code): stored.confidence for stored in store.suggestions(evidence=False, segment_ids=wanted)}
     found: list[Coding] = []
     if chosen in (Status.CONFIRMED, Status.ALL):
         for (segment_id, code), coders in confirmed.items():

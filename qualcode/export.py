@@ -9,7 +9,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 from qualcode.analysis import (
     Coding,
@@ -30,7 +30,7 @@ from qualcode.errors import AnalysisError
 from qualcode.project import Project
 from qualcode.qdpx_export import codebook_qdc, project_qdpx
 from qualcode.quotes import quotes_markdown
-from qualcode.spreadsheet import cell, workbook_bytes
+from qualcode.spreadsheet import workbook_bytes
 from qualcode.store import Store
 from qualcode.vocabulary import ExportFormat, Status, choices
 
@@ -45,14 +45,18 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside the target, then rename over it."""
+def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
+    """Write to a temporary file beside the target, then rename over it. ``data`` is the bytes, or a function that
+    writes them to the file as it goes (a large table is never held whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; exports are ordinary files
         with os.fdopen(handle, "wb") as out:
-            out.write(data)
+            if callable(data):
+                data(out)
+            else:
+                out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -68,18 +72,21 @@ def _umask() -> int:
     return current
 
 
-def codings_rows(store: Store, *, coder: str | None = None) -> tuple[list[str], list[list[object]]]:
-    """One row per segment and code: each coder's latest decision, else the pending suggestion."""
+def codings_rows(store: Store, *, coder: str | None = None) -> tuple[list[str], Iterator[list[object]]]:
+    """One row per segment and code: each coder's latest decision, else the pending suggestion (rows made as they are read)."""
     transcripts = store.transcripts()
     attributes = attribute_names(store)
-    suggested: dict[int, dict[str, float]] = {}
-    for stored in store.suggestions():
-        suggested.setdefault(stored.segment_id, {})[stored.code] = stored.confidence
+    return CODINGS_COLUMNS + attributes, _codings_rows(store, transcripts, attributes, coder)
+
+
+def _codings_rows(store: Store, transcripts: dict, attributes: list[str], coder: str | None) -> Iterator[list[object]]:
     decided: dict[int, dict[str, list]] = {}
     for (segment_id, code, _coder), decision in store.latest_decisions(coder).items():
         decided.setdefault(segment_id, {}).setdefault(code, []).append(decision)
-    rows: list[list[object]] = []
     for transcript_id, stored_transcript in transcripts.items():
+        suggested: dict[int, dict[str, float]] = {}
+        for segment_id, code, value in store.confidences(transcript_id):
+            suggested.setdefault(segment_id, {})[code] = value
         extra = [stored_transcript.metadata.get(attribute, "") for attribute in attributes]
         for number, segment in enumerate(store.codable_segments(transcript_id), start=1):
             confidences = suggested.get(segment.id, {})
@@ -89,10 +96,9 @@ def codings_rows(store: Store, *, coder: str | None = None) -> tuple[list[str], 
                 confidence: object = confidences.get(code, "")
                 if code in decisions:
                     for decision in sorted(decisions[code], key=lambda row: row.coder):
-                        rows.append(base + [code, decision.verdict, confidence, decision.coder] + extra)
+                        yield base + [code, decision.verdict, confidence, decision.coder] + extra
                 else:
-                    rows.append(base + [code, Status.SUGGESTED.value, confidence, ""] + extra)
-    return CODINGS_COLUMNS + attributes, rows
+                    yield base + [code, Status.SUGGESTED.value, confidence, ""] + extra
 
 
 def parse_formats(value: str | Iterable[str]) -> list[str]:
@@ -135,10 +141,11 @@ def export(
     tables = _tables(store, codebook, found, breakdowns, orders)
     if ExportFormat.CSV in chosen:
         header, rows = codings_rows(store, coder=coder)
-        result.rows = len(rows)
-        result.files.append(_write_csv(target / "codings.csv", header, rows))
+        result.rows = _write_csv(target / "codings.csv", header, rows)
+        result.files.append(target / "codings.csv")
         for name, table in tables.items():
-            result.files.append(_write_csv(target / f"{_slug(name)}.csv", table.columns, table.rows))
+            _write_csv(target / f"{_slug(name)}.csv", table.columns, table.rows)
+            result.files.append(target / f"{_slug(name)}.csv")
     if ExportFormat.XLSX in chosen:
         path = target / "themes.xlsx"
         write_atomic(path, workbook_bytes(tables))
@@ -178,10 +185,24 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows([cell(value) for value in row] for row in rows)
+    writer.writerows(rows)  # the csv module writes None as an empty cell
     return buffer.getvalue().encode("utf-8")
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    write_atomic(path, csv_bytes(header, rows))
-    return path
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Write a CSV as its rows come; returns how many rows."""
+    written = 0
+
+    def write(out: IO[bytes]) -> None:
+        nonlocal written
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            written += 1
+        text.flush()
+        text.detach()
+
+    write_atomic(path, write)
+    return written

@@ -43,7 +43,8 @@ class ReviewItem:
     speaker: str | None
     text: str
     metadata: dict[str, str]
-    suggestions: list[Suggestion]
+    suggestions: list[Suggestion]  # codes and confidences; the evidence is read when the item is shown
+    has_evidence: bool = False
 
     def uncertainty(self) -> float:
         if not self.suggestions:
@@ -115,7 +116,15 @@ class ReviewSession:
 
     @property
     def current(self) -> ReviewItem | None:
-        return self.items[self.index] if self.items else None
+        if not self.items:
+            return None
+        item = self.items[self.index]
+        if not item.has_evidence:
+            # The queue was loaded without evidence (most of the cost of opening a large project): read this segment's now.
+            full = {stored.code: stored.suggestion for stored in self.store.suggestions(segment_ids=[item.segment_id])}
+            item.suggestions = [full.get(suggestion.code, suggestion) for suggestion in item.suggestions]
+            item.has_evidence = True
+        return item
 
     @property
     def finished(self) -> bool:
@@ -315,7 +324,7 @@ def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[
     if filters.code is not None:
         wanted_codes = {filters.code, *codebook.descendants(filters.code)}
     suggestions: dict[int, list[Suggestion]] = defaultdict(list)
-    for suggested in store.suggestions():
+    for suggested in store.suggestions(evidence=False):
         if suggested.confidence >= filters.min_confidence:
             suggestions[suggested.segment_id].append(suggested.suggestion)
     items: list[ReviewItem] = []

@@ -55,7 +55,7 @@ def review_status(project: Project) -> StatusReport:
     states = {coder: store.coder_states(coder) for coder in coders}
     suggested_segments: dict[str, set[int]] = defaultdict(set)
     suggested_by_transcript: dict[str, set[int]] = defaultdict(set)
-    for suggested in store.suggestions():
+    for suggested in store.suggestions(evidence=False):
         suggested_segments[suggested.code].add(suggested.segment_id)
         suggested_by_transcript[suggested.transcript_id].add(suggested.segment_id)
     transcripts: list[TranscriptStatus] = []

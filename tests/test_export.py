@@ -18,7 +18,8 @@ def test_codings_reflect_each_coders_latest_decision(small_project):
         store.add_decision(first.id, "timescale", "accepted", coder="ann")
         store.add_decision(first.id, "timescale", "rejected", coder="bob")
         store.add_decision(second.id, "other", "added", coder="ann")
-        header, rows = codings_rows(store)
+        header, produced = codings_rows(store)
+        rows = list(produced)
         assert header[-2:] == ["role", "sector"]
         table = [(r[0], r[1], r[6], r[7], r[9]) for r in rows]
         assert table == [

@@ -538,23 +538,47 @@ class Store:
         return [_segment(row) for row in rows]
 
     @_operation
-    def suggestions(self) -> list[StoredSuggestion]:
-        """Every current suggestion, in transcript, position and code order."""
-        rows = self._q(
-            """SELECT s.segment_id, s.code, s.confidence, s.evidence, s.source, g.transcript_id, s.pipeline_version
-               FROM suggestions s JOIN segments g ON g.id = s.segment_id
-               WHERE g.retired_at IS NULL ORDER BY g.transcript_id, g.position, s.code"""
-        ).fetchall()
+    def suggestions(self, *, evidence: bool = True, segment_ids: Sequence[int] | None = None) -> list[StoredSuggestion]:
+        """Current suggestions, in transcript, position and code order: all of them, or those of ``segment_ids``.
+
+        Without ``evidence`` the evidence column is not read at all, which is most of the work
+        when a queue or a table only needs codes and confidences.
+        """
+        sql = f"""SELECT s.segment_id, s.code, s.confidence, {"s.evidence" if evidence else "''"}, s.source, g.transcript_id, s.pipeline_version
+                  FROM suggestions s JOIN segments g ON g.id = s.segment_id WHERE g.retired_at IS NULL"""
+        if segment_ids is None:
+            rows = self._q(sql + " ORDER BY g.transcript_id, g.position, s.code").fetchall()
+        else:
+            rows = []
+            for start in range(0, len(segment_ids), 500):
+                chunk = list(segment_ids[start : start + 500])
+                rows += self._q(sql + f" AND s.segment_id IN ({', '.join('?' * len(chunk))}) ORDER BY g.transcript_id, g.position, s.code",
+                                chunk).fetchall()
         found = []
-        for segment_id, code, confidence, evidence, source, transcript_id, version in rows:
-            items = _json(evidence, "suggestions", f"{segment_id}/{code}")
-            try:
-                parsed = [Evidence.from_json(item) for item in items]
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise ProjectError(f"damaged evidence in table 'suggestions', row {segment_id}/{code} ({exc})",
-                                   fix="run 'qualcode code' after moving the codebook's fingerprint, or restore a backup") from None
+        for segment_id, code, confidence, raw, source, transcript_id, version in rows:
+            parsed = self._evidence(raw, segment_id, code) if evidence else []
             found.append(StoredSuggestion(int(segment_id), transcript_id, Suggestion(code, float(confidence), parsed, source), version))
         return found
+
+    @_operation
+    def confidences(self, transcript_id: str) -> list[tuple[int, str, float]]:
+        """(segment, code, confidence) of one transcript's current suggestions: what a table of codings needs, and no more."""
+        return [
+            (int(row[0]), row[1], float(row[2]))
+            for row in self._q(
+                "SELECT s.segment_id, s.code, s.confidence FROM suggestions s JOIN segments g ON g.id = s.segment_id "
+                "WHERE g.transcript_id = ? AND g.retired_at IS NULL", (transcript_id,)
+            ).fetchall()
+        ]
+
+    @staticmethod
+    def _evidence(raw: str, segment_id: int, code: str) -> list[Evidence]:
+        items = _json(raw, "suggestions", f"{segment_id}/{code}")
+        try:
+            return [Evidence.from_json(item) for item in items]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProjectError(f"damaged evidence in table 'suggestions', row {segment_id}/{code} ({exc})",
+                               fix="run 'qualcode code' again to recompute the suggestions, or restore a backup") from None
 
     @_operation
     def suggestion_reach(self, rollup: dict[str, list[str]], *, min_confidence: float = 0.0) -> list[tuple[str, str, int]]:
