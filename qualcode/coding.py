@@ -14,7 +14,7 @@ from qualcode import dask_engine, shards
 from qualcode.analysis import suggestion_summary
 from qualcode.dask_engine import DaskOptions, FileJob
 from qualcode.errors import ProjectError
-from qualcode.merging import finish, merge_shard, save_result
+from qualcode.merging import NewTranscripts, finish, merge_shard, save_result
 from qualcode.pipeline import pipeline_version
 from qualcode.planning import CodeResult, Job, ProgressCallback, Skipped, count_files, given_paths, plan, read_metadata, worker_spec
 from qualcode.project import Project
@@ -104,10 +104,11 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
             jobs = list(plan(project, store, given, csv_metadata, result))
             if on_progress:
                 on_progress("import", 0, len(jobs))
-            for done, (job, outcome) in enumerate(zip(jobs, run_local(jobs, spec) if jobs else []), start=1):
-                save_result(project, store, job, outcome, csv_metadata, scored_version, result)
-                if on_progress:
-                    on_progress("import", done, len(jobs))
+            with NewTranscripts(store, result) as new:
+                for done, (job, outcome) in enumerate(zip(jobs, run_local(jobs, spec) if jobs else []), start=1):
+                    save_result(project, store, job, outcome, csv_metadata, scored_version, result, new)
+                    if on_progress:
+                        on_progress("import", done, len(jobs))
         else:
             location = project.database_path.parent / SHARDS_FOLDER
             # Shards a crashed run left behind are merged first (merging is idempotent), so no file is coded twice.

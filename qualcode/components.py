@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy
-from spacy.attrs import LOWER, NORM
+from spacy.attrs import IDX, LEMMA, LENGTH, LOWER, NORM
 from spacy.errors import MatchPatternError
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
@@ -40,8 +40,9 @@ class CodeSuggester:
         self.vocab = nlp.vocab
         self.phrase_matcher = PhraseMatcher(nlp.vocab, attr="NORM")
         self.matcher = Matcher(nlp.vocab, validate=True)
-        # One matcher per token pattern, run only on docs holding all of its required words.
-        self.gated_patterns: list[tuple[list[tuple[str, frozenset[int]]], Any]] = []
+        # One matcher per token pattern, run only on docs holding all of its required words, and (for patterns of a
+        # bounded length) only on the stretches around them.
+        self.gated_patterns: list[tuple[list[tuple[str, frozenset[int]]], Any, int | None]] = []
         self.rules: dict[int, tuple[str, str, str]] = {}
         self.codebook_fingerprint = ""
         self._norms: dict[int, int] = {}
@@ -50,8 +51,9 @@ class CodeSuggester:
 
     # -- set-up -------------------------------------------------------------------
 
-    def set_codebook(self, codebook: Codebook) -> None:
-        self._lookup = _lookup_table(self.nlp)
+    def set_codebook(self, codebook: Codebook, *, lemmas: Any = None) -> None:
+        """Build the matchers. ``lemmas``: a lookup table of lemmas to use; None reads a trained pipeline's lemmas."""
+        self._lookup = lemmas
         for code in codebook.suggestible():
             seen: set[tuple[str, ...]] = set()
             for kind, terms in (("phrase", code.phrases), ("keyword", code.keywords)):
@@ -68,7 +70,7 @@ class CodeSuggester:
                     self.matcher.add(key, [pattern])
                     matcher = Matcher(self.vocab)
                     matcher.add(key, [pattern])
-                    self.gated_patterns.append((self._requirements(pattern), matcher))
+                    self.gated_patterns.append((self._requirements(pattern), matcher, _longest(pattern)))
                 except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
                     line = code.pattern_lines[index] if index < len(code.pattern_lines) else code.line
                     first = str(exc).strip().splitlines()
@@ -126,7 +128,8 @@ class CodeSuggester:
     # -- matching -----------------------------------------------------------------
 
     def _set_norms(self, doc: Doc) -> tuple[list[int], list[int]]:
-        """Write each token's lower-cased lemma to NORM, the attribute the PhraseMatcher reads.
+        """Write each token's lower-cased lemma to NORM, the attribute the PhraseMatcher reads (and, looked up here,
+        to LEMMA too, for token patterns that name it).
 
         Returns the NORM and LOWER ids of the tokens.
         """
@@ -147,26 +150,51 @@ class CodeSuggester:
                 values.append(norm)
         else:
             values = [strings.add(token.lemma_.lower() or token.lower_) for token in doc]
-        doc.from_array([NORM], numpy.array(values, dtype="uint64").reshape(-1, 1))  # type: ignore[arg-type]
+        array = numpy.array(values, dtype="uint64").reshape(-1, 1)
+        if self._lookup is not None:
+            doc.from_array([NORM, LEMMA], numpy.hstack([array, array]))  # type: ignore[arg-type]
+        else:
+            doc.from_array([NORM], array)  # type: ignore[arg-type]
         return values, lowers
+
+    def pattern_matches(self, doc: Doc, norms: list[int], lowers: list[int]) -> list[tuple[int, int, int]]:
+        """The token patterns' matches: each pattern only on docs holding all its required words, and (when a match
+        has a bounded length) only on the stretches around the rarest of them. The same matches as the Matcher over
+        the whole doc, for a fraction of the work."""
+        found: list[tuple[int, int, int]] = []
+        present = {"NORM": set(norms), "LOWER": set(lowers)}
+        where: dict[tuple[str, int], list[int]] | None = None
+        for required, matcher, longest in self.gated_patterns:
+            if not all(not present[attr].isdisjoint(words) for attr, words in required):
+                continue
+            if longest is None or not required:
+                found.extend(matcher(doc))
+                continue
+            if where is None:
+                where = _positions(norms, lowers)
+            # Every match holds a word of each required group: look only around the rarest group's words.
+            anchors = min((sorted(p for word in words for p in where.get((attr, word), ())) for attr, words in required), key=len)
+            for start, end in _windows(anchors, longest, len(doc)):
+                found.extend((match_id, first + start, last + start) for match_id, first, last in matcher(doc[start:end]))
+        return found
 
     def __call__(self, doc: Doc) -> Doc:
         norms, lowers = self._set_norms(doc)
         found: dict[str, list[tuple[Evidence, int, int]]] = {}
         matches = list(self.phrase_matcher(doc))
         if self.gated_patterns:
-            present = {"NORM": set(norms), "LOWER": set(lowers)}
-            for required, matcher in self.gated_patterns:
-                if all(not present[attr].isdisjoint(words) for attr, words in required):
-                    matches.extend(matcher(doc))
+            matches.extend(self.pattern_matches(doc, norms, lowers))
+        if matches:
+            # Character offsets from arrays, and negation from the ids already at hand: no Token objects per match.
+            offsets = doc.to_array([IDX, LENGTH]).tolist()
+        negations = self._negations
         for match_id, start, end in matches:
             code, kind, term = self.rules[match_id]
-            negated = any(
-                token.norm in self._negations or token.lower in self._negations
-                for token in doc[max(0, start - NEGATION_WINDOW) : start]
-            )
-            span = doc[start:end]
-            found.setdefault(code, []).append((Evidence(term, kind, span.start_char, span.end_char, negated), start, end))
+            window = range(max(0, start - NEGATION_WINDOW), start)
+            negated = any(norms[i] in negations or lowers[i] in negations for i in window)
+            start_char = offsets[start][0]
+            end_char = offsets[end - 1][0] + offsets[end - 1][1]
+            found.setdefault(code, []).append((Evidence(term, kind, start_char, end_char, negated), start, end))
         suggestions_spans = []
         evidence_spans: list[Span] = []
         confidence: dict[str, float] = {}
@@ -210,6 +238,44 @@ def _drop_nested(items: list[tuple[Evidence, int, int]]) -> list[tuple[Evidence,
     return kept
 
 
+def _longest(pattern: list[dict[str, Any]]) -> int | None:
+    """How many tokens a match of the pattern can span at most; None when it has no bound (an OP of * or +)."""
+    total = 0
+    for token in pattern:
+        op = str(token.get("OP", "")).strip()
+        if op in ("*", "+"):
+            return None
+        if op.startswith("{"):
+            bounds = op.strip("{}").split(",")
+            upper = bounds[-1].strip()
+            if not upper:
+                return None
+            total += int(upper)
+        else:
+            total += 1
+    return total
+
+
+def _positions(norms: list[int], lowers: list[int]) -> dict[tuple[str, int], list[int]]:
+    where: dict[tuple[str, int], list[int]] = {}
+    for index, (norm, lower) in enumerate(zip(norms, lowers)):
+        where.setdefault(("NORM", norm), []).append(index)
+        where.setdefault(("LOWER", lower), []).append(index)
+    return where
+
+
+def _windows(anchors: list[int], longest: int, length: int) -> list[tuple[int, int]]:
+    """The stretches of at most ``longest`` tokens either side of each anchor, merged where they touch."""
+    merged: list[tuple[int, int]] = []
+    for anchor in anchors:
+        start, end = max(0, anchor - longest + 1), min(length, anchor + longest)
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _pattern_text(pattern: list[dict[str, Any]]) -> str:
     """A readable form of a token pattern for evidence: {IN: [a, b]} -> a|b, any token -> _."""
     parts = []
@@ -225,16 +291,6 @@ def _pattern_text(pattern: list[dict[str, Any]]) -> str:
         parts.append("/".join(values) or "_")
         parts[-1] += token.get("OP", "")
     return " ".join(parts)
-
-
-def _lookup_table(nlp: Language) -> Any:
-    """The lookup lemmatizer's table, so lemmas can be found for lower-cased words."""
-    if "lemmatizer" not in nlp.pipe_names:
-        return None
-    lemmatizer: Any = nlp.get_pipe("lemmatizer")
-    if getattr(lemmatizer, "mode", None) != "lookup":
-        return None
-    return lemmatizer.lookups.get_table("lemma_lookup")
 
 
 @Language.factory(

@@ -21,9 +21,46 @@ def note_warnings(project: Project, relative: str, transcript: Transcript, resul
     result.warnings.extend(project.shorten(warning) for warning in transcript.warnings)
 
 
+class NewTranscripts:
+    """New transcripts gathered and written a chunk per transaction: many rows per statement instead of one per segment.
+
+    A transcript is written whole or not at all, so an interrupted run loses at most the chunk
+    being gathered (coded again next time), never half a transcript.
+    """
+
+    def __init__(self, store: Store, result: CodeResult, size: int = 32) -> None:
+        self.store, self.result, self.size = store, result, size
+        self.pending: list[tuple] = []
+
+    def add(self, transcript: Transcript, suggestions: list, path: str, version: str) -> None:
+        self.pending.append((transcript, suggestions, path, version))
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        inserted = set(self.store.insert_transcripts(self.pending))
+        for transcript, _suggestions, _path, _version in self.pending:
+            if transcript.id in inserted:
+                self.result.imported.append(transcript.id)
+                self.result.words += transcript.words
+            else:  # written a moment ago by another run
+                self.result.unchanged.append(transcript.id)
+        self.pending = []
+
+    def __enter__(self) -> "NewTranscripts":
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self.flush()
+
+
 def save_result(project: Project, store: Store, job: Job, outcome: FileResult, csv_metadata: dict[str, dict[str, str]], version: str,
-                result: CodeResult) -> None:
-    """One file's result from the local engine, in one transaction."""
+                result: CodeResult, new: NewTranscripts | None = None) -> None:
+    """One file's result from the local engine: a changed transcript in one transaction (keeping its decisions),
+    a new one through ``new`` when given."""
     relative = project.relative(outcome.path)
     transcript = outcome.transcript
     if transcript is None or outcome.suggestions is None:
@@ -31,6 +68,9 @@ def save_result(project: Project, store: Store, job: Job, outcome: FileResult, c
         return
     transcript.metadata = merge_metadata(transcript.file_metadata, csv_metadata.get(transcript.id))
     note_warnings(project, relative, transcript, result)
+    if new is not None and not job.existed:
+        new.add(transcript, outcome.suggestions, relative, version)
+        return
     saved = store.save_transcript(transcript, outcome.suggestions, pipeline_version=version, path=relative)
     result.retired_with_decisions += saved.retired_with_decisions
     (result.updated if job.existed else result.imported).append(transcript.id)
@@ -60,15 +100,9 @@ def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, 
         result.retired_with_decisions += saved.retired_with_decisions
         result.updated.append(transcript.id)
         result.words += transcript.words
-    for start in range(0, len(fresh), MERGE_CHUNK):
-        chunk = fresh[start : start + MERGE_CHUNK]
-        inserted = set(store.insert_transcripts(chunk))
-        for transcript, _suggestions, _path, _version in chunk:
-            if transcript.id in inserted:
-                result.imported.append(transcript.id)
-                result.words += transcript.words
-            else:  # merged by another run a moment ago
-                result.unchanged.append(transcript.id)
+    with NewTranscripts(store, result, MERGE_CHUNK) as new:
+        for item in fresh:
+            new.add(*item)
     if remove:
         shards.remove(shard)
 

@@ -27,7 +27,9 @@ def pipeline_version(codebook: Codebook, pipeline_name: str | None) -> str:
 
 
 def build_pipeline(codebook: Codebook, *, pipeline_name: str | None = None, language: str = "en") -> "Language":
-    """spacy.blank(language) with the lookup lemmatizer, or an installed trained pipeline, then the suggester."""
+    """spacy.blank(language) and the suggester, which lemmatises by looking words up in spacy-lookups-data's table
+    itself (spaCy's lemmatizer component would cost as much again as tokenising); or an installed trained pipeline,
+    whose own lemmatizer the suggester then reads."""
     import spacy
 
     import qualcode.components  # noqa: F401  (registers the qualcode_suggester factory)
@@ -52,10 +54,11 @@ def build_pipeline(codebook: Codebook, *, pipeline_name: str | None = None, lang
                 key_path="language",
                 fix="use a spaCy language code such as en, de, fr",
             ) from None
-        nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+        from spacy.lookups import load_lookups
+
         try:
-            nlp.initialize()
-        except (ValueError, OSError) as exc:
+            lemmas = load_lookups(language, ["lemma_lookup"]).get_table("lemma_lookup")
+        except (ValueError, OSError, KeyError) as exc:
             raise PipelineError(
                 f"no lookup lemmatizer data for '{language}' ({str(exc).splitlines()[0]})",
                 path="qualcode.yaml",
@@ -63,7 +66,7 @@ def build_pipeline(codebook: Codebook, *, pipeline_name: str | None = None, lang
                 fix="install spacy-lookups-data, or name a trained pipeline under 'pipeline'",
             ) from None
     suggester: Any = nlp.add_pipe("qualcode_suggester", last=True)
-    suggester.set_codebook(codebook)
+    suggester.set_codebook(codebook, lemmas=None if pipeline_name else lemmas)
     return nlp
 
 

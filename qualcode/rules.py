@@ -8,7 +8,7 @@ from typing import Sequence
 
 from qualcode.suggestion import Evidence
 
-RULES_VERSION = "rules-1"
+RULES_VERSION = "rules-2"  # 2: LEMMA is the lower-cased looked-up lemma, as NORM
 SPANS_KEY = "qualcode"
 EVIDENCE_KEY = "qualcode_evidence"
 KIND_WEIGHTS = {"phrase": 1.0, "pattern": 1.0, "keyword": 0.6}

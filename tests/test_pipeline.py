@@ -18,11 +18,12 @@ def nlp():
     return build_pipeline(parse_codebook(SMALL_CODEBOOK))
 
 
-def test_component_is_registered_and_pipeline_is_blank_english_with_lookup_lemmatizer(nlp):
+def test_component_is_registered_and_pipeline_is_blank_english_with_lookup_lemmas(nlp):
     assert Language.has_factory("qualcode_suggester")
-    assert nlp.pipe_names == ["lemmatizer", "qualcode_suggester"]
-    assert nlp.get_pipe("lemmatizer").mode == "lookup"
+    assert nlp.pipe_names == ["qualcode_suggester"]  # the suggester looks lemmas up itself
     assert nlp.meta["name"] == "pipeline"  # spacy.blank, nothing downloaded
+    doc = nlp("Deadlines were RUSHED")
+    assert [(token.lemma_, token.norm_) for token in doc] == [("deadline", "deadline"), ("be", "be"), ("rush", "rush")]
 
 
 def test_suggestions_are_written_to_doc_spans_with_evidence_offsets(nlp):
@@ -132,6 +133,7 @@ codes:
         ("The NHS board board money, NHS budget, nhs money", True),
         ("nothing relevant here at all", False),
         ("very tight, and who knows", False),
+        (" ".join(["filler"] * 300) + " who will pay " + " ".join(["more"] * 300) + " very deadline " + "x " * 50 + "who pay", True),
     ],
 )
 def test_gated_patterns_find_exactly_what_the_full_matcher_finds(text, matched):
@@ -139,7 +141,7 @@ def test_gated_patterns_find_exactly_what_the_full_matcher_finds(text, matched):
     suggester = nlp.get_pipe("qualcode_suggester")
     doc = nlp(text)
     full = sorted(suggester.matcher(doc))
-    gated = sorted(match for _required, matcher in suggester.gated_patterns for match in matcher(doc))
+    gated = sorted(suggester.pattern_matches(doc, *suggester._set_norms(doc)))
     assert gated == full
     assert bool(full) is matched
     assert bool(doc.spans["qualcode"]) is matched

@@ -100,26 +100,40 @@ def test_two_files_with_one_id_are_not_both_imported(small_project):
 
 
 def test_interrupted_run_leaves_no_half_imported_transcript(small_project, monkeypatch):
+    """New transcripts are written a chunk per transaction: a crash after their rows went in, before their
+    suggestions did, leaves none of them; a changed transcript is written alone, and whole."""
     from qualcode.store import Store
 
-    original = Store._insert_suggestions
-    calls = {"n": 0}
+    original_many = Store._many
 
-    def crash_on_second(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
+    def crash_at_suggestions(self, sql, rows):
+        if sql.startswith("INSERT INTO suggestions"):
             raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
+        return original_many(self, sql, rows)
 
-    monkeypatch.setattr(Store, "_insert_suggestions", crash_on_second)
+    monkeypatch.setattr(Store, "_many", crash_at_suggestions)
     with pytest.raises(KeyboardInterrupt):
         call(code, small_project)
     with open_store(small_project) as store:
-        assert list(store.transcripts()) == ["lead-01"]
-        assert [row.transcript_id for row in store.codable_segments()] == ["lead-01", "lead-01"]
-    monkeypatch.setattr(Store, "_insert_suggestions", original)
+        assert store.counts() == {"transcripts": 0, "segments": 0, "suggestions": 0, "decisions": 0}
+    monkeypatch.setattr(Store, "_many", original_many)
+    assert sorted(call(code, small_project).imported) == ["lead-01", "partner-01"]
+
+    path = small_project / "transcripts" / "lead-01.txt"
+    path.write_text(path.read_text() + "\nInterviewer: More?\n\nRespondent: The deadline again.\n")
+    original_insert = Store._insert_suggestions
+
+    def crash(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "_insert_suggestions", crash)
+    with pytest.raises(KeyboardInterrupt):
+        call(code, small_project)
+    with open_store(small_project) as store:
+        assert len(store.codable_segments("lead-01")) == 2  # the old version, whole
+    monkeypatch.setattr(Store, "_insert_suggestions", original_insert)
     result = call(code, small_project)
-    assert result.imported == ["partner-01"] and result.unchanged == ["lead-01"]
+    assert result.updated == ["lead-01"] and result.unchanged == ["partner-01"]
 
 
 def test_parallel_workers_give_the_same_suggestions_as_serial(sample_project, tmp_path):
