@@ -138,16 +138,14 @@ class CodeSuggester:
         strings = self.vocab.strings
         lowers = doc.to_array(LOWER).tolist()
         if self._lookup is not None:
-            norms = self._norms
-            lookup = self._lookup
-            values = []
-            for lower in lowers:
-                norm = norms.get(lower)
-                if norm is None:
-                    # The table is keyed by string hashes, the same ids as LOWER.
-                    lemma = lookup.get(lower)
-                    norm = norms[lower] = strings.add(lemma) if lemma is not None else lower
-                values.append(norm)
+            cached = self._norms.get
+            values: list[Any] = [cached(lower) for lower in lowers]
+            if None in values:
+                for index, lower in enumerate(lowers):
+                    if values[index] is None:
+                        # The table is keyed by string hashes, the same ids as LOWER.
+                        lemma = self._lookup.get(lower)
+                        values[index] = self._norms[lower] = strings.add(lemma) if lemma is not None else lower
         else:
             values = [strings.add(token.lemma_.lower() or token.lower_) for token in doc]
         array = numpy.array(values, dtype="uint64").reshape(-1, 1)
@@ -163,17 +161,15 @@ class CodeSuggester:
         the whole doc, for a fraction of the work."""
         found: list[tuple[int, int, int]] = []
         present = {"NORM": set(norms), "LOWER": set(lowers)}
-        where: dict[tuple[str, int], list[int]] | None = None
+        ids = {"NORM": norms, "LOWER": lowers}
         for required, matcher, longest in self.gated_patterns:
             if not all(not present[attr].isdisjoint(words) for attr, words in required):
                 continue
             if longest is None or not required:
                 found.extend(matcher(doc))
                 continue
-            if where is None:
-                where = _positions(norms, lowers)
             # Every match holds a word of each required group: look only around the rarest group's words.
-            anchors = min((sorted(p for word in words for p in where.get((attr, word), ())) for attr, words in required), key=len)
+            anchors = min(([index for index, value in enumerate(ids[attr]) if value in words] for attr, words in required), key=len)
             for start, end in _windows(anchors, longest, len(doc)):
                 found.extend((match_id, first + start, last + start) for match_id, first, last in matcher(doc[start:end]))
         return found
@@ -254,14 +250,6 @@ def _longest(pattern: list[dict[str, Any]]) -> int | None:
         else:
             total += 1
     return total
-
-
-def _positions(norms: list[int], lowers: list[int]) -> dict[tuple[str, int], list[int]]:
-    where: dict[tuple[str, int], list[int]] = {}
-    for index, (norm, lower) in enumerate(zip(norms, lowers)):
-        where.setdefault(("NORM", norm), []).append(index)
-        where.setdefault(("LOWER", lower), []).append(index)
-    return where
 
 
 def _windows(anchors: list[int], longest: int, length: int) -> list[tuple[int, int]]:
