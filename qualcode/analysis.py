@@ -128,6 +128,15 @@ class Coding:
     status: str  # confirmed or suggested
     coders: str  # who confirmed it, comma-separated
     confidence: float | None
+    memo: str = ""  # the notes written on the segment in review, "coder: text" joined by " | "
+
+
+def memos(store: Store, coder: str | None = None) -> dict[int, str]:
+    """Each segment's notes from review, as one text: "ann: said with a laugh | bob: ironic?"."""
+    joined: dict[int, list[str]] = defaultdict(list)
+    for note in store.notes(coder):
+        joined[note.segment_id].append(f"{note.coder}: {' '.join(note.text.split())}")
+    return {segment_id: " | ".join(texts) for segment_id, texts in joined.items()}
 
 
 def check_status(status: str) -> Status:
@@ -155,16 +164,17 @@ def codings(store: Store, codebook: Codebook, *, status: str = Status.CONFIRMED,
     # Confirmed codings need the confidence of their own segments only: a large project's other suggestions are not read.
     wanted = None if chosen != Status.CONFIRMED else sorted({segment_id for segment_id, _code in confirmed})
     confidence = {(stored.segment_id, stored.code): stored.confidence for stored in store.suggestions(evidence=False, segment_ids=wanted)}
+    notes = memos(store, coder)
     found: list[Coding] = []
     if chosen in (Status.CONFIRMED, Status.ALL):
         for (segment_id, code), coders in confirmed.items():
             if code in codebook and segment_id in segments:
                 found.append(Coding(segment_id, *segments[segment_id], code, Status.CONFIRMED.value, ", ".join(sorted(coders)),
-                                    confidence.get((segment_id, code))))
+                                    confidence.get((segment_id, code)), notes.get(segment_id, "")))
     if chosen in (Status.SUGGESTED, Status.ALL):
         for (segment_id, code), value in confidence.items():
             if (segment_id, code) not in decided and code in codebook and segment_id in segments:
-                found.append(Coding(segment_id, *segments[segment_id], code, Status.SUGGESTED.value, "", value))
+                found.append(Coding(segment_id, *segments[segment_id], code, Status.SUGGESTED.value, "", value, notes.get(segment_id, "")))
     return sorted(found, key=lambda coding: (coding.transcript, coding.segment, coding.code))
 
 
@@ -223,6 +233,7 @@ def theme_table(project: Project, *, by: str = "role", status: str = Status.CONF
     """The theme frequency table of ``qualcode stats``: ``by`` names an attribute, or attributes crossed with commas."""
     attributes = (parse_breakdowns([by]) or [["role"]])[0]
     store, codebook = project.store, project.codebook
+    check_attributes(store, [attributes])
     found = codings(store, codebook, status=status, coder=coder)
     return theme_frequency(store, codebook, found, by=attributes, orders=dict(project.settings.groups))
 
@@ -244,8 +255,23 @@ def cooccurrence(found: Sequence[Coding], codebook: Codebook) -> Table:
     return Table(["code_1", "code_2", "n1", "n2", "n12", "jaccard"], records)
 
 
+def check_attributes(store: Store, breakdowns: list[list[str]]) -> None:
+    """Refuse a breakdown by an attribute no transcript has, naming those that exist (a typo would give one 'unknown' column)."""
+    names = attribute_names(store)
+    known = set(names) | {"role"}
+    for attributes in breakdowns:
+        missing = [attribute for attribute in attributes if attribute not in known]
+        if missing:
+            listed = ", ".join(names) if names else "none yet (add columns to transcripts/metadata.csv)"
+            raise AnalysisError(f"no transcript has the attribute '{missing[0]}'", fix=f"use one of the attributes that exist: {listed}")
+
+
 def attribute_names(store: Store) -> list[str]:
-    return sorted({key for stored in store.transcripts().values() for key in stored.metadata})
+    """Every attribute of the transcripts, in the order they first appear (metadata.csv's column order)."""
+    names: dict[str, None] = {}
+    for stored in store.transcripts().values():
+        names.update(dict.fromkeys(stored.metadata))
+    return list(names)
 
 
 def respondent_matrix(store: Store, codebook: Codebook, found: Sequence[Coding]) -> Table:
@@ -283,9 +309,9 @@ def excerpts(store: Store, codebook: Codebook, found: Sequence[Coding], *, code:
         rows.append([
             coding.transcript, coding.segment, coding.speaker, coding.code, codebook[coding.code].label,
             *(metadata.get(attribute, "") for attribute in attributes),
-            coding.text, coding.start, coding.end, coding.status, coding.coders, coding.confidence,
+            coding.text, coding.start, coding.end, coding.status, coding.coders, coding.confidence, coding.memo,
         ])
-    columns = ["transcript", "segment", "speaker", "code", "label", *attributes, "text", "start", "end", "status", "coders", "confidence"]
+    columns = ["transcript", "segment", "speaker", "code", "label", *attributes, "text", "start", "end", "status", "coders", "confidence", "memo"]
     return Table(columns, rows)
 
 
@@ -296,3 +322,16 @@ def codebook_table(codebook: Codebook) -> Table:
         for code, depth in codebook.walk()
     ]
     return Table(["id", "label", "parent", "level", "definition", "include", "exclude", "keywords", "phrases", "examples"], rows)
+
+
+def taguette_codebook(codebook: Codebook) -> Table:
+    """The codebook as Taguette imports it: a `tag` column holding the tag's path (parent labels joined by '.',
+    Taguette's own hierarchy) and a `description`."""
+    paths: dict[str, str] = {}
+    rows = []
+    for code, _depth in codebook.walk():
+        own = code.label.replace(".", " ").strip() or code.id
+        paths[code.id] = f"{paths[code.parent]}.{own}" if code.parent else own
+        rows.append([paths[code.id], code.description])
+    return Table(["tag", "description"], rows)
+

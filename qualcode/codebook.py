@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
-from qualcode.errors import CodebookError
+from qualcode.errors import CodebookError, CodebookProblems
 
 CODE_KEYS = (
     "id",
@@ -24,6 +25,7 @@ CODE_KEYS = (
     "include",
     "exclude",
     "keywords",
+    "exact",
     "phrases",
     "patterns",
     "examples",
@@ -44,6 +46,7 @@ class Code:
     include: str = ""
     exclude: str = ""
     keywords: list[str] = field(default_factory=list)
+    exact: list[str] = field(default_factory=list)  # matched as written (any case), not by lemma
     phrases: list[str] = field(default_factory=list)
     patterns: list[list[dict[str, Any]]] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
@@ -53,10 +56,11 @@ class Code:
     line: int | None = None
     key_path: str = ""
     pattern_lines: list[int | None] = field(default_factory=list)
+    broken: bool = field(default=False, repr=False, compare=False)  # only while loading: its entries had problems
 
     @property
     def has_rules(self) -> bool:
-        return bool(self.keywords or self.phrases or self.patterns)
+        return bool(self.keywords or self.phrases or self.exact or self.patterns)
 
 
 @dataclass
@@ -196,6 +200,17 @@ class _CodebookBuilder:
         self.loader = loader
         self.codes: dict[str, Code] = {}
         self.child_refs: list[tuple[str, str, yaml.Node, str]] = []
+        self.problems: list[CodebookError] = []
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Note a problem and go on with the next part, so that one run reports every problem in the file."""
+        try:
+            yield
+        except CodebookProblems as many:
+            self.problems.extend(many.problems)
+        except CodebookError as problem:
+            self.problems.append(problem)
 
     def error(self, message: str, node: yaml.Node | None, key_path: str, fix: str | None = None) -> CodebookError:
         line = node.start_mark.line + 1 if node is not None else None
@@ -216,18 +231,23 @@ class _CodebookBuilder:
         if not items:
             raise self.error("'codes' is empty", codes_node, "codes", fix="add at least one code")
         for index, item in enumerate(items):
-            self.code(item, f"codes[{index}]", parent=None)
+            with self.collecting():
+                self.code(item, f"codes[{index}]", parent=None)
         self.resolve_child_references()
         self.check_cycles()
         for code in self.codes.values():
-            if not code.has_rules and not code.children and not code.manual:
-                raise CodebookError(
+            if not code.has_rules and not code.children and not code.manual and not code.broken:
+                self.problems.append(CodebookError(
                     f"code '{code.id}' has nothing to match",
                     path=self.path,
                     line=code.line,
                     key_path=code.key_path,
-                    fix="add keywords, phrases or patterns, or children, or set 'manual: true' for a code applied only by hand",
-                )
+                    fix="add keywords, phrases, exact terms or patterns, or children, or set 'manual: true' for a code applied only by hand",
+                ))
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:
+            raise CodebookProblems(sorted(self.problems, key=lambda problem: problem.line or 0))
         return Codebook(self.path, name, description, self.codes, fingerprint="")
 
     # -- node helpers -----------------------------------------------------------------
@@ -317,30 +337,39 @@ class _CodebookBuilder:
         code = Code(id=code_id, label=code_id.replace("_", " ").replace("-", " ").capitalize(), parent=parent,
                     line=node.start_mark.line + 1, key_path=key_path)
         self.codes[code_id] = code
+        before = len(self.problems)
         for key in ("label", "description", "include", "exclude"):
             if key in entries:
-                value = self.string(entries[key], f"{key_path}.{key}")
-                if key == "label" and not value:
-                    raise self.error("empty label", entries[key][1], f"{key_path}.label", fix="write a label or remove the key")
-                setattr(code, key, value)
-        for key in ("keywords", "phrases", "examples"):
+                with self.collecting():
+                    value = self.string(entries[key], f"{key_path}.{key}")
+                    if key == "label" and not value:
+                        raise self.error("empty label", entries[key][1], f"{key_path}.label", fix="write a label or remove the key")
+                    setattr(code, key, value)
+        for key in ("keywords", "phrases", "exact", "examples"):
             if key in entries:
-                setattr(code, key, self.strings(entries[key][1], f"{key_path}.{key}"))
+                with self.collecting():
+                    setattr(code, key, self.strings(entries[key][1], f"{key_path}.{key}"))
         if "manual" in entries:
-            value = self.scalar(entries["manual"][1], f"{key_path}.manual")
-            if not isinstance(value, bool):
-                raise self.error("expected true or false", entries["manual"][1], f"{key_path}.manual")
-            code.manual = value
+            with self.collecting():
+                value = self.scalar(entries["manual"][1], f"{key_path}.manual")
+                if not isinstance(value, bool):
+                    raise self.error("expected true or false", entries["manual"][1], f"{key_path}.manual")
+                code.manual = value
         if "patterns" in entries:
-            self.patterns(code, entries["patterns"][1], f"{key_path}.patterns")
+            with self.collecting():
+                self.patterns(code, entries["patterns"][1], f"{key_path}.patterns")
         if "children" in entries:
-            for index, child in enumerate(self.sequence(entries["children"][1], f"{key_path}.children")):
-                child_path = f"{key_path}.children[{index}]"
-                if isinstance(child, yaml.ScalarNode):
-                    # A child given by id refers to a code defined elsewhere in the file.
-                    self.child_refs.append((code_id, self.string(child, child_path), child, child_path))
-                else:
-                    code.children.append(self.code(child, child_path, parent=code_id))
+            with self.collecting():
+                for index, child in enumerate(self.sequence(entries["children"][1], f"{key_path}.children")):
+                    child_path = f"{key_path}.children[{index}]"
+                    with self.collecting():
+                        if isinstance(child, yaml.ScalarNode):
+                            # A child given by id refers to a code defined elsewhere in the file.
+                            self.child_refs.append((code_id, self.string(child, child_path), child, child_path))
+                        else:
+                            code.children.append(self.code(child, child_path, parent=code_id))
+        # A code whose own entries failed is not also reported as having nothing to match.
+        code.broken = len(self.problems) > before
         return code_id
 
     def patterns(self, code: Code, node: yaml.Node, key_path: str) -> None:
@@ -364,35 +393,45 @@ class _CodebookBuilder:
             code.pattern_lines.append(pattern_node.start_mark.line + 1)
 
     def resolve_child_references(self) -> None:
-        for parent_id, child_id, node, key_path in self.child_refs:
-            if child_id not in self.codes:
-                raise self.error(f"child '{child_id}' is not defined", node, key_path, fix="define a code with this id or fix the spelling")
-            child = self.codes[child_id]
-            if child.parent is not None and child.parent != parent_id:
-                raise self.error(
-                    f"code '{child_id}' already has parent '{child.parent}'",
-                    node,
-                    key_path,
-                    fix="a code has one parent: remove one of the references",
-                )
-            if child_id in self.codes[parent_id].children:
-                raise self.error(f"child '{child_id}' is listed twice", node, key_path, fix="remove the repeat")
-            child.parent = parent_id
-            self.codes[parent_id].children.append(child_id)
+        for reference in self.child_refs:
+            with self.collecting():
+                self.resolve_child_reference(*reference)
+
+    def resolve_child_reference(self, parent_id: str, child_id: str, node: yaml.Node, key_path: str) -> None:
+        if child_id not in self.codes:
+            raise self.error(f"child '{child_id}' is not defined", node, key_path, fix="define a code with this id or fix the spelling")
+        child = self.codes[child_id]
+        if child.parent is not None and child.parent != parent_id:
+            raise self.error(
+                f"code '{child_id}' already has parent '{child.parent}'",
+                node,
+                key_path,
+                fix="a code has one parent: remove one of the references",
+            )
+        if child_id in self.codes[parent_id].children:
+            raise self.error(f"child '{child_id}' is listed twice", node, key_path, fix="remove the repeat")
+        child.parent = parent_id
+        self.codes[parent_id].children.append(child_id)
 
     def check_cycles(self) -> None:
+        reported: set[frozenset[str]] = set()
         for code in self.codes.values():
             seen = [code.id]
             parent = code.parent
             while parent is not None:
                 if parent in seen:
+                    loop = frozenset(seen[seen.index(parent):])
+                    if loop in reported:
+                        break
+                    reported.add(loop)
                     cycle = " -> ".join(reversed(seen + [parent]))
-                    raise CodebookError(
+                    self.problems.append(CodebookError(
                         f"child cycle: {cycle}",
                         path=self.path,
                         line=code.line,
                         key_path=code.key_path,
                         fix="a code cannot be its own ancestor: remove one of the children references",
-                    )
+                    ))
+                    break
                 seen.append(parent)
                 parent = self.codes[parent].parent

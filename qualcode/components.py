@@ -39,6 +39,7 @@ class CodeSuggester:
         self.evidence_key = evidence_key
         self.vocab = nlp.vocab
         self.phrase_matcher = PhraseMatcher(nlp.vocab, attr="NORM")
+        self.exact_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")  # terms the codebook wants as written
         self.matcher = Matcher(nlp.vocab, validate=True)
         # One matcher per token pattern, run only on docs holding all of its required words, and (for patterns of a
         # bounded length) only on the stretches around them.
@@ -64,6 +65,9 @@ class CodeSuggester:
                         continue
                     seen.add(norms)
                     self.phrase_matcher.add(self._rule_key(code.id, kind, term), [doc])
+            for term in code.exact:
+                doc = self.nlp.make_doc(term)
+                self.exact_matcher.add(self._rule_key(code.id, "phrase" if len(doc) > 1 else "keyword", term), [doc])
             for index, pattern in enumerate(code.patterns):
                 key = self._rule_key(code.id, "pattern", _pattern_text(pattern))
                 try:
@@ -178,6 +182,8 @@ class CodeSuggester:
         norms, lowers = self._set_norms(doc)
         found: dict[str, list[tuple[Evidence, int, int]]] = {}
         matches = list(self.phrase_matcher(doc))
+        if len(self.exact_matcher):
+            matches.extend(self.exact_matcher(doc))
         if self.gated_patterns:
             matches.extend(self.pattern_matches(doc, norms, lowers))
         if matches:

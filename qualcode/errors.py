@@ -54,6 +54,20 @@ class CodebookError(QualcodeError):
     """The codebook file is missing, malformed or inconsistent."""
 
 
+class CodebookProblems(CodebookError):
+    """Several problems found in one reading of a codebook, reported together as a compiler does."""
+
+    def __init__(self, problems: list[CodebookError]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.message, path=first.path, line=first.line, key_path=first.key_path, fix=first.fix)
+
+    def render(self) -> str:
+        lines = [f"{self.path + ': ' if self.path else ''}{len(self.problems)} problems in the codebook:"]
+        lines += [f"  {problem.render()}" for problem in self.problems]
+        return "\n".join(lines)
+
+
 class SettingsError(QualcodeError):
     """qualcode.yaml is malformed."""
 

@@ -16,13 +16,16 @@ from qualcode.analysis import (
     GroupOrders,
     Table,
     attribute_names,
+    check_attributes,
     check_status,
     codebook_table,
     codings,
     cooccurrence,
     excerpts,
+    memos,
     parse_breakdowns,
     respondent_matrix,
+    taguette_codebook,
     theme_frequency,
 )
 from qualcode.codebook import Codebook
@@ -34,7 +37,7 @@ from qualcode.spreadsheet import workbook_bytes
 from qualcode.store import Store
 from qualcode.vocabulary import ExportFormat, Status, choices
 
-CODINGS_COLUMNS = ["transcript", "segment", "speaker", "start", "end", "text", "code", "status", "confidence", "coder"]
+CODINGS_COLUMNS = ["transcript", "segment", "speaker", "start", "end", "text", "code", "status", "confidence", "coder", "memo"]
 
 
 @dataclass
@@ -80,6 +83,7 @@ def codings_rows(store: Store, *, coder: str | None = None) -> tuple[list[str], 
 
 
 def _codings_rows(store: Store, transcripts: dict, attributes: list[str], coder: str | None) -> Iterator[list[object]]:
+    notes = memos(store, coder)
     decided: dict[int, dict[str, list]] = {}
     for (segment_id, code, _coder), decision in store.latest_decisions(coder).items():
         decided.setdefault(segment_id, {}).setdefault(code, []).append(decision)
@@ -92,13 +96,14 @@ def _codings_rows(store: Store, transcripts: dict, attributes: list[str], coder:
             confidences = suggested.get(segment.id, {})
             decisions = decided.get(segment.id, {})
             base: list[object] = [transcript_id, number, segment.speaker or "", segment.start, segment.end, segment.text]
+            memo = notes.get(segment.id, "")
             for code in sorted(set(confidences) | set(decisions)):
                 confidence: object = confidences.get(code, "")
                 if code in decisions:
                     for decision in sorted(decisions[code], key=lambda row: row.coder):
-                        yield base + [code, decision.verdict, confidence, decision.coder] + extra
+                        yield base + [code, decision.verdict, confidence, decision.coder, memo] + extra
                 else:
-                    yield base + [code, Status.SUGGESTED.value, confidence, ""] + extra
+                    yield base + [code, Status.SUGGESTED.value, confidence, "", memo] + extra
 
 
 def parse_formats(value: str | Iterable[str]) -> list[str]:
@@ -130,11 +135,7 @@ def export(
     orders = dict(project.settings.groups)
     breakdowns = parse_breakdowns(by)
     result = ExportResult(status=status)
-    known = set(attribute_names(store)) | {"role"}
-    for attributes in breakdowns:
-        missing = [attribute for attribute in attributes if attribute not in known]
-        if missing:
-            raise AnalysisError(f"no attribute '{missing[0]}' in the transcripts' metadata", fix=f"use one of: {', '.join(sorted(known))}")
+    check_attributes(store, breakdowns)
     found = codings(store, codebook, status=status, coder=coder)
     if not found and status == Status.CONFIRMED:
         result.notes.append("No confirmed codings yet: the tables count nothing. Review first, or export with --status suggested.")
@@ -146,6 +147,9 @@ def export(
         for name, table in tables.items():
             _write_csv(target / f"{_slug(name)}.csv", table.columns, table.rows)
             result.files.append(target / f"{_slug(name)}.csv")
+        taguette = taguette_codebook(codebook)
+        _write_csv(target / "codebook-taguette.csv", taguette.columns, taguette.rows)
+        result.files.append(target / "codebook-taguette.csv")
     if ExportFormat.XLSX in chosen:
         path = target / "themes.xlsx"
         write_atomic(path, workbook_bytes(tables))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +13,13 @@ from typing import Any
 
 import yaml
 
+from qualcode.codebook import ID_PATTERN
 from qualcode.coding import code
 from qualcode.errors import QdpxError
 from qualcode.project import CODEBOOK_FILE, DATABASE, Project
-from qualcode.refiqda import QdpxCode, read_qdpx
+from qualcode.refiqda import QdpxCode, QdpxDocument, read_qdc, read_qdpx
 from qualcode.store import Entry
-from qualcode.vocabulary import Method, Verdict
+from qualcode.vocabulary import Mark, Method, Verdict
 
 
 @dataclass
@@ -28,6 +32,7 @@ class QdpxImport:
     placed: int = 0
     unplaced: int = 0
     decisions: int = 0
+    notes: int = 0
     coders: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -66,25 +71,25 @@ def _normalise_newlines(text: str) -> tuple[str, list[int]]:
     return "".join(out), mapping
 
 
-def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str = "imported") -> QdpxImport:
-    """Create a qualcode project from a REFI-QDA .qdpx: codebook, transcripts, and coded selections as decisions."""
-    path = Path(path)
-    target = Path(project_dir)
-    if (target / CODEBOOK_FILE).exists() or (target / DATABASE).exists():
-        raise QdpxError("the target folder is already a qualcode project", path=target, fix="import into a new, empty folder")
-    if not path.is_file():
-        raise QdpxError("no such file", path=path)
-    document = read_qdpx(path)
-    result = QdpxImport(project=target, origin=document.origin)
+def codebook_entries(codes: list[QdpxCode], warnings: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """qualcode code definitions for REFI-QDA codes (every code manual, the hierarchy kept) and each code's id by GUID.
 
-    # Codebook: every code becomes a manual code; the hierarchy is kept.
+    A code qualcode exported keeps its id; the others get one made from their name, and a
+    warning says so.
+    """
     taken: set[str] = set()
     code_ids: dict[str, str] = {}
+    derived: list[tuple[str, str]] = []
 
     def convert(element: QdpxCode) -> dict[str, Any]:
-        code_id = _slug(element.name, taken, "code")
+        if element.code_id and ID_PATTERN.match(element.code_id) and element.code_id not in taken:
+            code_id = element.code_id
+            taken.add(code_id)
+        else:
+            code_id = _slug(element.name, taken, "code")
+            derived.append((element.name, code_id))
         code_ids[element.guid] = code_id
-        entry: dict[str, Any] = {"id": code_id, "label": element.name}
+        entry: dict[str, Any] = {"id": code_id, "label": element.name.strip() or code_id}
         if element.description:
             entry["description"] = element.description
         children = [convert(child) for child in element.children]
@@ -94,24 +99,94 @@ def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str
             entry["manual"] = True
         return entry
 
-    codes = [convert(element) for element in document.codes]
+    entries = [convert(element) for element in codes]
+    if derived:
+        name, example = derived[0]
+        warnings.append(f"{len(derived)} code ids were made from the code names (lower case, other characters as '-'; "
+                        f"e.g. '{name.strip()}' became '{example}'); rename them in codebook.yaml if you like")
+    return entries, code_ids
+
+
+def import_codebook(*, path: str | Path, project_dir: str | Path) -> tuple[Path, int, list[str]]:
+    """Start a project's codebook.yaml from another tool's REFI-QDA codebook (.qdc, or a .qdpx's codes); returns the file, the number of codes, warnings."""
+    path, target = Path(path), Path(project_dir)
+    if (target / CODEBOOK_FILE).exists():
+        raise QdpxError("the project already has a codebook.yaml", path=target / CODEBOOK_FILE,
+                        fix="move it away first, or import into a new folder")
+    warnings: list[str] = []
+    if not path.is_file():
+        raise QdpxError("no such file", path=path)
+    # A whole project's codebook serves as well: the codes of another tool's .qdpx, without its sources.
+    codes = read_qdpx(path).codes if path.suffix.lower() == ".qdpx" else read_qdc(path)
+    entries, code_ids = codebook_entries(codes, warnings)
+    if not entries:
+        raise QdpxError("the codebook holds no codes", path=path)
+    target.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({"name": path.stem, "description": f"Imported from {path.name}", "codes": entries},
+                          sort_keys=False, allow_unicode=True, width=100)
+    (target / CODEBOOK_FILE).write_text(text, encoding="utf-8")
+    return target / CODEBOOK_FILE, len(code_ids), warnings
+
+
+Selection = tuple[str, int, int, list[tuple[str, str]], list[tuple[str, str]]]  # transcript, start, end, (code, coder)s, (text, coder)s
+
+
+def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str = "imported") -> QdpxImport:
+    """Create a qualcode project from a REFI-QDA .qdpx: codebook, transcripts, coded selections as decisions, memos as notes.
+
+    The project is built in a temporary folder beside the target and renamed into place when
+    whole, so an interrupted import leaves nothing half-made behind.
+    """
+    path = Path(path)
+    target = Path(project_dir)
+    if (target / CODEBOOK_FILE).exists() or (target / DATABASE).exists():
+        raise QdpxError("the target folder is already a qualcode project", path=target, fix="import into a new, empty folder")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise QdpxError("the target folder is not empty", path=target, fix="import into a new, empty folder")
+    if path.suffix.lower() == ".qdc":
+        raise QdpxError("a REFI-QDA codebook (.qdc), not a project", path=path,
+                        fix=f"start a project from it with: qualcode codebook --import {path} --project {target}")
+    if not path.is_file():
+        raise QdpxError("no such file", path=path)
+    document = read_qdpx(path)
+    result = QdpxImport(project=target, origin=document.origin)
+    codes, code_ids = codebook_entries(document.codes, result.warnings)
     if not codes:
         codes = [{"id": "imported", "label": "Imported", "manual": True}]
         result.warnings.append("the project has no codes; a placeholder code 'imported' was created")
     result.codes = len(code_ids)
     result.warnings.extend(document.warnings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=target.parent))
+    try:
+        (building / "transcripts").mkdir()
+        (building / "exports").mkdir()
+        codebook_text = yaml.safe_dump(
+            {"name": document.name, "description": f"Imported from {path.name} ({result.origin or 'unknown tool'})", "codes": codes},
+            sort_keys=False, allow_unicode=True, width=100,
+        )
+        (building / CODEBOOK_FILE).write_text(codebook_text, encoding="utf-8")
+        selections = _write_sources(document, building, code_ids, default_coder, result)
+        with Project.open(building) as project:
+            code(project)
+            _record_selections(project, selections, result)
+        if target.exists():
+            target.rmdir()  # empty, as checked above
+        os.replace(building, target)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return result
 
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "transcripts").mkdir(exist_ok=True)
-    (target / "exports").mkdir(exist_ok=True)
-    codebook_text = yaml.safe_dump(
-        {"name": document.name, "description": f"Imported from {path.name} ({result.origin or 'unknown tool'})", "codes": codes},
-        sort_keys=False, allow_unicode=True, width=100,
-    )
-    (target / CODEBOOK_FILE).write_text(codebook_text, encoding="utf-8")
 
+def _user(document: QdpxDocument, guid: str | None, default_coder: str) -> str:
+    name = (document.users.get(guid or "") or "").strip()
+    return " ".join(name.split()) or default_coder
+
+
+def _write_sources(document: QdpxDocument, folder: Path, code_ids: dict[str, str], default_coder: str, result: QdpxImport) -> list[Selection]:
     transcript_ids: set[str] = set()
-    selections: list[tuple[str, int, int, list[tuple[str, str]]]] = []
+    selections: list[Selection] = []
     for source in document.sources:
         if source.text is None:
             continue
@@ -123,9 +198,9 @@ def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str
             result.unplaced += len(source.selections)
             result.selections += len(source.selections)
             continue
-        front = yaml.safe_dump(metadata, allow_unicode=True, sort_keys=True) if metadata else ""
+        front = yaml.safe_dump(metadata, allow_unicode=True, sort_keys=False) if metadata else ""
         body = f"---\n{front}---\n{text}" if front or text.startswith("---") else text
-        (target / "transcripts" / f"{transcript_id}.txt").write_text(body, encoding="utf-8", newline="\n")
+        (folder / "transcripts" / f"{transcript_id}.txt").write_text(body, encoding="utf-8", newline="\n")
         result.sources += 1
         for selection in source.selections:
             result.selections += 1
@@ -141,26 +216,25 @@ def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str
                 if code_id is None:
                     result.warnings.append(f"a coding in '{source.name}' refers to an unknown code; skipped")
                     continue
-                codings.append((code_id, document.users.get(coding.user_guid or "") or default_coder))
-            selections.append((transcript_id, start, end, codings))
-
-    with Project.open(target) as project:
-        code(project)
-        _record_selections(project, selections, result)
-    return result
+                codings.append((code_id, _user(document, coding.user_guid, default_coder)))
+            memos = [(document.notes[guid].text, _user(document, document.notes[guid].user_guid or selection.user_guid, default_coder))
+                     for guid in selection.notes if guid in document.notes]
+            selections.append((transcript_id, start, end, codings, memos))
+    return selections
 
 
-def _record_selections(project: Project, selections: list[tuple[str, int, int, list[tuple[str, str]]]], result: QdpxImport) -> None:
-    """Each coded selection becomes an 'added' decision, by its user, on every respondent segment it overlaps."""
+def _record_selections(project: Project, selections: list[Selection], result: QdpxImport) -> None:
+    """Each coded selection becomes an 'added' decision, by its user, on every respondent segment it overlaps, and the
+    segment counts as reviewed by that user; a memo becomes a note on the first of them."""
     store = project.store
     turns = {tid: store.segments(tid) for tid in store.transcripts()}
     by_coder: dict[str, list[Entry]] = defaultdict(list)
-    seen: set[tuple[int, str, str]] = set()
+    seen: set[tuple[int, str | None, str]] = set()
     on_context: dict[str, int] = defaultdict(int)
-    for transcript_id, start, end, codings in selections:
+    for transcript_id, start, end, codings, memos in selections:
         touched = [row for row in turns.get(transcript_id, []) if row.start < end and start < row.end]
         overlapping = [row for row in touched if row.codable]
-        if not overlapping or not codings:
+        if not overlapping or not (codings or memos):
             result.unplaced += 1
             for row in touched[:1]:
                 on_context[row.speaker or "(text before the first speaker)"] += 1
@@ -171,6 +245,12 @@ def _record_selections(project: Project, selections: list[tuple[str, int, int, l
                 if (row.id, code_id, who) not in seen:
                     seen.add((row.id, code_id, who))
                     by_coder[who].append(Entry(row.id, code_id, Verdict.ADDED))
+                if (row.id, None, who) not in seen:
+                    seen.add((row.id, None, who))
+                    by_coder[who].append(Entry(row.id, None, Mark.REVIEWED))
+        for text, who in memos:
+            by_coder[who].append(Entry(overlapping[0].id, None, Mark.NOTE, note=text))
+            result.notes += 1
     for speaker, count in sorted(on_context.items()):
         result.warnings.append(
             f"{count} coded selections lie only on '{speaker}' turns, which qualcode keeps as uncoded context; "
@@ -178,5 +258,5 @@ def _record_selections(project: Project, selections: list[tuple[str, int, int, l
         )
     for who, entries in by_coder.items():
         store.record(entries, coder=who, method=Method.IMPORT)
-        result.decisions += len(entries)
-    result.coders = sorted(by_coder)
+        result.decisions += sum(1 for entry in entries if entry.code is not None)
+    result.coders = sorted(who for who, entries in by_coder.items() if any(entry.code for entry in entries))

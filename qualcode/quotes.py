@@ -42,11 +42,14 @@ def quotes_markdown(store: Store, codebook: Codebook, found: Sequence[Coding], *
         for role in ordered_groups(set(roles), ["role"], orders):
             rows = roles[role]
             respondents = len({row.transcript for row in rows})
-            lines.append(f"**{role.capitalize()}** ({respondents} respondent{'s' if respondents != 1 else ''}, {len(rows)} excerpt{'s' if len(rows) != 1 else ''})")
+            lines.append(f"**{role}** ({respondents} respondent{'s' if respondents != 1 else ''}, {len(rows)} excerpt{'s' if len(rows) != 1 else ''})")
             lines.append("")
             for row in rows:
                 text = " ".join(row.text.split())
                 lines.append(f"> {text}")
                 lines.append(f"> — {row.transcript}, segment {row.segment}")
                 lines.append("")
+                if row.memo:
+                    lines.append(f"*Memo:* {row.memo}")
+                    lines.append("")
     return "\n".join(lines).rstrip() + "\n"

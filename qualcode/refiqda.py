@@ -30,6 +30,7 @@ MAX_ENTRIES = 20_000
 MAX_RATIO = 200
 _GUID_SPACE = uuid.UUID("6f1c7a52-3b8e-4c57-9a8e-2f0d0c4e7b11")
 _NS = {"q": PROJECT_NS}
+CODE_ID_PREFIX = "qualcode id: "  # the last line of a code's description in qualcode's exports
 
 
 def guid(*parts: str) -> str:
@@ -97,6 +98,7 @@ class QdpxCode:
     name: str
     description: str
     children: list["QdpxCode"] = field(default_factory=list)
+    code_id: str | None = None  # the id qualcode gave it, when qualcode wrote the file
 
 
 @dataclass
@@ -111,6 +113,15 @@ class QdpxSelection:
     start: int | None  # None when the positions are missing or not numbers
     end: int | None
     codings: list[QdpxCoding]
+    user_guid: str | None = None
+    notes: list[str] = field(default_factory=list)  # guids of the notes it refers to
+
+
+@dataclass
+class QdpxNote:
+    guid: str
+    user_guid: str | None
+    text: str
 
 
 @dataclass
@@ -130,6 +141,7 @@ class QdpxDocument:
     codes: list[QdpxCode]
     sources: list[QdpxSource]
     case_variables: dict[str, dict[str, str]]  # source guid -> the variable values of the cases holding it
+    notes: dict[str, QdpxNote] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def code_names(self) -> dict[str, str]:
@@ -168,6 +180,10 @@ def read_qdpx(path: str | Path) -> QdpxDocument:
         values = _values(case, variables)
         for ref in case.findall("q:SourceRef", _NS):
             document.case_variables.setdefault(ref.get("targetGUID", ""), {}).update(values)
+    for note in root.iterfind("q:Notes/q:Note", _NS):
+        text = note.findtext("q:PlainTextContent", default="", namespaces=_NS)
+        if text.strip():
+            document.notes[note.get("guid", "")] = QdpxNote(note.get("guid", ""), note.get("creatingUser"), text.strip())
     for kind in ("PDFSource", "PictureSource", "AudioSource", "VideoSource"):
         for element in root.iterfind(f"q:Sources/q:{kind}", _NS):
             document.warnings.append(f"{kind} '{element.get('name') or element.get('guid')}' skipped: qualcode codes text sources only")
@@ -183,13 +199,37 @@ def read_qdpx(path: str | Path) -> QdpxDocument:
     return document
 
 
-def _code(element: ET.Element) -> QdpxCode:
+def _code(element: ET.Element, ns: dict[str, str] = _NS) -> QdpxCode:
+    description = element.findtext("q:Description", default="", namespaces=ns).strip()
+    code_id = None
+    lines = description.splitlines()
+    if lines and lines[-1].startswith(CODE_ID_PREFIX):
+        code_id = lines[-1][len(CODE_ID_PREFIX) :].strip() or None
+        description = "\n".join(lines[:-1]).strip()
     return QdpxCode(
         guid=element.get("guid", ""),
         name=element.get("name") or "code",
-        description=element.findtext("q:Description", default="", namespaces=_NS).strip(),
-        children=[_code(child) for child in element.findall("q:Code", _NS)],
+        description=description,
+        children=[_code(child, ns) for child in element.findall("q:Code", ns)],
+        code_id=code_id,
     )
+
+
+def read_qdc(path: str | Path) -> list[QdpxCode]:
+    """The codes of a REFI-QDA codebook (.qdc): an XML file, read with the same care as a project."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_ENTRY_BYTES:
+            raise QdpxError(f"refused: {size:,} bytes is more than a codebook holds", path=path)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise QdpxError(f"cannot read ({exc.strerror})", path=path) from None
+    root = parse_safe_xml(data, path, member=path.name)
+    if root.tag != f"{{{CODEBOOK_NS}}}CodeBook":
+        raise QdpxError(f"not a REFI-QDA codebook: root element is '{root.tag}'", path=path,
+                        fix="export the codebook from your QDA tool as REFI-QDA (.qdc)")
+    return [_code(element, {"q": CODEBOOK_NS}) for element in root.findall("q:Codes/q:Code", {"q": CODEBOOK_NS})]
 
 
 def _selection(element: ET.Element) -> QdpxSelection:
@@ -203,7 +243,8 @@ def _selection(element: ET.Element) -> QdpxSelection:
     for coding in element.findall("q:Coding", _NS):
         ref = coding.find("q:CodeRef", _NS)
         codings.append(QdpxCoding(ref.get("targetGUID", "") if ref is not None else "", coding.get("creatingUser") or element.get("creatingUser")))
-    return QdpxSelection(element.get("guid", ""), start, end, codings)
+    notes = [ref.get("targetGUID", "") for ref in element.findall("q:NoteRef", _NS)]
+    return QdpxSelection(element.get("guid", ""), start, end, codings, element.get("creatingUser"), notes)
 
 
 def _values(element: ET.Element, variables: dict) -> dict[str, str]:

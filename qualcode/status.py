@@ -75,7 +75,9 @@ def review_status(project: Project) -> StatusReport:
         transcripts.append(row)
     codes: list[CodeStatus] = []
     for code, depth in codebook.walk():
-        code_row = CodeStatus(code.id, depth, len(suggested_segments[code.id]))
+        # A parent counts the segments suggested any of its codes, once each, as `qualcode code` reports it.
+        reach = set().union(*(suggested_segments[member] for member in (code.id, *codebook.descendants(code.id))))
+        code_row = CodeStatus(code.id, depth, len(reach))
         for coder in coders:
             progress = CoderProgress()
             for state in states[coder].values():

@@ -46,12 +46,19 @@ class Suggestion:
     def reason(self, text: str | None = None) -> str:
         """What stands behind the suggestion: its source and the rules that fired.
 
-        Given the segment's ``text``, a token pattern is shown by the words it matched.
+        Given the segment's ``text``, a token pattern is shown by the words it matched, and a keyword
+        or phrase also by the words it matched when they differ from it: 'meeting' (met).
         """
         terms: list[str] = []
         for item in self.evidence:
-            shown = text[item.start : item.end] if text is not None and item.kind == "pattern" else item.term
-            label = f"'{shown}'" + (" (negated)" if item.negated else "")
+            matched = text[item.start : item.end] if text is not None else None
+            if item.kind == "pattern" and matched is not None:
+                shown = f"'{matched}'"
+            elif matched is not None and matched.lower() != item.term.lower():
+                shown = f"'{item.term}' ({matched})"
+            else:
+                shown = f"'{item.term}'"
+            label = shown + (" (negated)" if item.negated else "")
             if label not in terms:
                 terms.append(label)
         return f"{self.source}: {', '.join(terms)}" if terms else str(self.source)

@@ -153,8 +153,9 @@ def load_metadata(csv_path: Path) -> tuple[dict[str, dict[str, str]], list[str]]
 
 
 def merge_metadata(file_metadata: dict[str, str], csv_metadata: dict[str, str] | None) -> dict[str, str]:
-    merged = dict(file_metadata)
-    merged.update(csv_metadata or {})
+    # metadata.csv wins, and its column order is the order researchers chose for their tables.
+    merged = dict(csv_metadata or {})
+    merged.update({key: value for key, value in file_metadata.items() if key not in merged})
     if "role" in merged:
         merged["role"] = merged["role"].lower()
     return merged

@@ -34,7 +34,7 @@ def test_every_help_shows_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0, result.output
     assert "Example: qualcode" in result.output
-    if command and command[0] != "import-qdpx":
+    if command and command[0] not in ("import-qdpx", "init"):
         assert "--project" in result.output
 
 
@@ -136,7 +136,7 @@ def test_export_csv_writes_codings(small_project):
     assert f"Wrote {path} (2 rows)" in result.output.replace("\n", "")
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["transcript", "segment", "speaker", "start", "end", "text", "code", "status", "confidence", "coder", "role", "sector"]
+    assert list(rows[0]) == ["transcript", "segment", "speaker", "start", "end", "text", "code", "status", "confidence", "coder", "memo", "role", "sector"]
     assert [(r["transcript"], r["segment"], r["code"], r["status"], r["coder"], r["role"]) for r in rows] == [
         ("lead-01", "1", "timescale", "suggested", "", "lead"),
         ("lead-01", "2", "sustainability", "suggested", "", "lead"),
@@ -208,12 +208,27 @@ def test_stats_by_role_and_crossed(decided_project):
     assert "by role x sector (all codings)" in crossed.output
 
 
+def test_wide_stats_fold_into_tables_that_fit_80_columns_and_unknown_attributes_are_refused(decided_project):
+    narrow = runner.invoke(app, ["stats", "--by", "role,sector", "--segments", "--project", str(decided_project)],
+                           env={"NO_COLOR": "1", "COLUMNS": "80"})
+    assert narrow.exit_code == 0
+    lines = narrow.output.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in narrow.output
+    assert "(1 of 2)" in narrow.output and "(2 of 2)" in narrow.output
+    words = " ".join(narrow.output.replace("│", " ").replace("┃", " ").split())
+    for group in ("lead / public", "lead / third", "partner / third", "stakeholder / public", "All"):
+        assert all(word in words for word in group.split())
+    unknown = run("stats", "--by", "region", "--project", str(decided_project))
+    assert unknown.exit_code == 1
+    assert "no transcript has the attribute 'region'. Fix: use one of the attributes that exist: role, sector" in " ".join(unknown.output.split())
+
+
 def test_export_all_formats_and_import_qdpx_cli(decided_project, tmp_path):
     result = run("export", "--project", str(decided_project))
     assert result.exit_code == 0
     written = [line.split()[1] for line in result.output.splitlines() if line.startswith("Wrote ")]
     assert [Path(p).name for p in written] == [
-        "codings.csv", "summary.csv", "co_occurrence.csv", "respondents.csv", "excerpts.csv", "codebook.csv",
+        "codings.csv", "summary.csv", "co_occurrence.csv", "respondents.csv", "excerpts.csv", "codebook.csv", "codebook-taguette.csv",
         "themes.xlsx", "quotes.md", "project.qdpx", "codebook.qdc",
     ]
     imported = run("import-qdpx", str(decided_project / "exports" / "project.qdpx"), "--project", str(tmp_path / "copy"))

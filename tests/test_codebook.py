@@ -76,7 +76,7 @@ BAD_CODEBOOKS = [
     ),
     (
         "codes:\n  - id: a\n    label: A\n",
-        "cb.yaml:2: codes[0]: code 'a' has nothing to match. Fix: add keywords, phrases or patterns",
+        "cb.yaml:2: codes[0]: code 'a' has nothing to match. Fix: add keywords, phrases, exact terms or patterns",
     ),
     (
         "name: x\n",
@@ -149,3 +149,28 @@ def test_invalid_token_pattern_is_reported_at_its_line(tmp_path):
     message = str(raised.value)
     assert message.startswith("cb.yaml:5: codes[0].patterns[1]: invalid token pattern for 'a'")
     assert "Fix: use spaCy Matcher keys" in message
+
+
+def test_every_problem_is_reported_in_one_run_each_located():
+    text = (
+        "name: x\ncodes:\n"
+        "  - id: Good\n    keywords: [a]\n"          # line 3: malformed id
+        "  - id: b\n    lable: B\n    keywords: [b]\n"  # line 6: unknown key
+        "  - id: c\n"                                  # line 8: nothing to match
+        "  - id: d\n    keywords: [d, '']\n    children: [zz]\n"  # lines 10, 11
+        "  - id: e\n    manual: maybe\n"               # line 13
+        "  - id: f\n    children: [g]\n  - id: g\n    children: [f]\n"  # a cycle, reported once
+    )
+    with pytest.raises(CodebookError) as raised:
+        parse_codebook(text, path="codebook.yaml")
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "codebook.yaml: 7 problems in the codebook:"
+    assert [line.split(": ")[0].strip() for line in lines[1:]] == [
+        "codebook.yaml:3", "codebook.yaml:6", "codebook.yaml:8", "codebook.yaml:10", "codebook.yaml:11", "codebook.yaml:13", "codebook.yaml:14",
+    ]
+    assert "child cycle" in lines[-1] and "did you mean 'label'" in lines[2]
+
+
+def test_one_problem_reads_as_before():
+    with pytest.raises(CodebookError, match=r"^codebook.yaml:3: codes\[0\].id: malformed id 'Good'"):
+        parse_codebook("name: x\ncodes:\n  - id: Good\n    keywords: [a]\n", path="codebook.yaml")

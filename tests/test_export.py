@@ -77,25 +77,39 @@ def test_themes_xlsx_sheets_headers_values_and_formatting(decided_project):
     header = [cell.value for cell in summary[1]]
     assert header[:5] == ["code", "label", "lead: respondents", "lead: %", "lead: segments"]
     rows = {row[0]: row for row in summary.iter_rows(min_row=2, values_only=True)}
-    assert rows["timescale"][2:5] == (1, 50.0, 2)
+    assert rows["timescale"][2:5] == (1, 0.5, 2)  # a percentage as a fraction, shown as one
+    assert summary.cell(row=4, column=4).number_format == "0.0%"
     assert all(isinstance(value, (int, float)) for value in rows["timescale"][2:])  # numbers stored as numbers
     assert rows["challenges"][header.index("All: respondents")] == 3
     assert summary.freeze_panes == "B2" and summary["A1"].font.bold
     assert summary.column_dimensions["B"].width >= len("respondents (N)")
-    heat = [str(rule.sqref) for rule in summary.conditional_formatting]
-    assert "C3:C6" in heat  # codes rows only, N row left plain
+    heat = [(str(rule.sqref), rule.rules[0].colorScale.cfvo) for rule in summary.conditional_formatting]
+    assert len(heat) == 1  # the percentages of every group on one scale, counts of unequal groups left plain
+    ranges, stops = heat[0]
+    assert ranges.split() == ["D3:D6", "G3:G6", "J3:J6", "M3:M6"]  # code rows only, N row left plain
+    assert [(stop.type, float(stop.val)) for stop in stops] == [("num", 0.0), ("num", 1.0)]
+    assert summary.cell(row=4, column=2).alignment.indent == 2  # timescale under challenges
+    assert summary.page_setup.orientation == "landscape" and summary.page_setup.fitToWidth == 1
+    assert summary.print_title_rows == "$1:$1"
     assert [cell.value for cell in workbook["Codebook"][1]][:7] == ["id", "label", "parent", "level", "definition", "include", "exclude"]
     excerpts = list(workbook["Excerpts"].iter_rows(min_row=2, values_only=True))
     assert len(excerpts) == 5 and workbook["Excerpts"].freeze_panes == "A2"
     respondents = workbook["Respondents"]
     assert [cell.value for cell in respondents[1]][:3] == ["transcript", "role", "sector"]
+    assert "segments coded" in respondents["A1"].comment.text
     assert list(respondents.conditional_formatting)
 
 
 def test_csv_tables_are_utf8_one_table_per_file(decided_project):
     result = call(export, decided_project, formats="csv", by=["sector"])
     names = [path.name for path in result.files]
-    assert names == ["codings.csv", "summary.csv", "by_sector.csv", "co_occurrence.csv", "respondents.csv", "excerpts.csv", "codebook.csv"]
+    assert names == ["codings.csv", "summary.csv", "by_sector.csv", "co_occurrence.csv", "respondents.csv", "excerpts.csv", "codebook.csv",
+                     "codebook-taguette.csv"]
+    # Taguette imports a codebook CSV with exactly one of tag/name/path, its hierarchy in dotted paths.
+    with (decided_project / "exports" / "codebook-taguette.csv").open(encoding="utf-8") as handle:
+        taguette = list(csv.DictReader(handle))
+    assert [row["tag"] for row in taguette] == ["Challenges", "Challenges.Timescale", "Challenges.Sustainability", "Other"]
+    assert list(taguette[0]) == ["tag", "description"]
     with (decided_project / "exports" / "summary.csv").open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert rows[0][:3] == ["code", "label", "lead: respondents"]
@@ -109,16 +123,16 @@ def test_quotes_markdown_groups_excerpts_by_respondent_type(decided_project):
     assert text.startswith("# Quotes: Test codebook\n")
     timescale = text[text.index("### Timescale (`timescale`)") : text.index("### Sustainability")]
     assert "*Definition:* Time pressure." in timescale
-    assert "**Lead** (1 respondent, 2 excerpts)" in timescale
+    assert "**lead** (1 respondent, 2 excerpts)" in timescale
     assert "> First answer about things.\n> — lead-01, segment 1" in timescale
-    assert "**Partner** (1 respondent, 1 excerpt)" in timescale
+    assert "**partner** (1 respondent, 1 excerpt)" in timescale
     assert "## Other (`other`)\n\nNo coded excerpts." in text
 
 
 def test_export_refuses_unknown_breakdown_attribute(decided_project):
     from qualcode.errors import AnalysisError
 
-    with pytest.raises(AnalysisError, match="no attribute 'region' in the transcripts' metadata. Fix: use one of: role, sector"):
+    with pytest.raises(AnalysisError, match="no transcript has the attribute 'region'. Fix: use one of the attributes that exist: role, sector"):
         call(export, decided_project, formats="xlsx", by=["region"])
 
 

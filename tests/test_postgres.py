@@ -88,7 +88,7 @@ def test_exports_from_a_postgresql_project_are_identical_to_sqlite_ones(tmp_path
     do_the_same_work(on_server)
     assert not (on_server / ".qualcode" / "project.db").exists()
     left, right = export_contents(on_sqlite), export_contents(on_server)
-    assert list(left) == list(right) == sorted(["by_sector.csv", "codebook.csv", "codebook.qdc", "codings.csv", "co_occurrence.csv", "excerpts.csv",
+    assert list(left) == list(right) == sorted(["by_sector.csv", "codebook-taguette.csv", "codebook.csv", "codebook.qdc", "codings.csv", "co_occurrence.csv", "excerpts.csv",
                                                 "project.qdpx", "quotes.md", "respondents.csv", "summary.csv", "themes.xlsx"])
     for name in left:
         assert left[name] == right[name], name

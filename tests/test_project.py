@@ -103,20 +103,26 @@ def test_interrupted_run_leaves_no_half_imported_transcript(small_project, monke
     """New transcripts are written a chunk per transaction: a crash after their rows went in, before their
     suggestions did, leaves none of them; a changed transcript is written alone, and whole."""
     from qualcode.store import Store
+    from qualcode.store.postgres import PostgresDialect
+    from qualcode.store.sqlite import SqliteDialect
 
-    original_many = Store._many
-
-    def crash_at_suggestions(self, sql, rows):
-        if sql.startswith("INSERT INTO suggestions"):
+    def crash_after(original):
+        # Every row of the chunk is written (by executemany on SQLite, COPY on PostgreSQL), then the run dies before COMMIT.
+        def written_then_crash(*args, **kwargs):
+            original(*args, **kwargs)
             raise KeyboardInterrupt
-        return original_many(self, sql, rows)
 
-    monkeypatch.setattr(Store, "_many", crash_at_suggestions)
+        return written_then_crash
+
+    sqlite_insert, postgres_insert = SqliteDialect.bulk_insert, PostgresDialect.bulk_insert
+    monkeypatch.setattr(SqliteDialect, "bulk_insert", staticmethod(crash_after(sqlite_insert)))
+    monkeypatch.setattr(PostgresDialect, "bulk_insert", crash_after(postgres_insert))
     with pytest.raises(KeyboardInterrupt):
         call(code, small_project)
     with open_store(small_project) as store:
         assert store.counts() == {"transcripts": 0, "segments": 0, "suggestions": 0, "decisions": 0}
-    monkeypatch.setattr(Store, "_many", original_many)
+    monkeypatch.setattr(SqliteDialect, "bulk_insert", staticmethod(sqlite_insert))
+    monkeypatch.setattr(PostgresDialect, "bulk_insert", postgres_insert)
     assert sorted(call(code, small_project).imported) == ["lead-01", "partner-01"]
 
     path = small_project / "transcripts" / "lead-01.txt"

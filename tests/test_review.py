@@ -108,7 +108,8 @@ def test_c_adds_a_code_by_number_prefix_or_label(review_project):
         ("lead-01", 1, "timescale", "accepted", "ann", "manual"),
         ("lead-01", 1, None, "reviewed", "ann", "manual"),
     ]
-    assert scripted.prompts == ["Code (number, or start of id or label): "] * 4
+    assert scripted.prompts == ["Code (number, or start of id or label; Enter or Esc cancels): "] * 4
+    assert "No code added." in output  # the empty answer cancelled
     assert "No code matches 'zzz'." in output
     assert "  4 other  Other" in output  # the codebook is listed before the prompt
 
@@ -125,7 +126,11 @@ def test_find_codes_ambiguity(review_project):
     write(review_project / "codebook.yaml", (review_project / "codebook.yaml").read_text().replace("id: other", "id: sunset"))
     session = open_session(review_project)
     assert [c.id for c in session.find_codes("su")] == ["sustainability", "sunset"]
-    _, output, _ = drive(session, "c", "su", "q")
+    _, output, scripted = drive(session, "c", "su", "sun", "q")
+    # 'su' narrows the list to the two codes it fits; 'sun' then picks one.
+    assert len(scripted.prompts) == 2 and output.count("sunset  ") >= 2
+    assert rows(review_project) == [("lead-01", 1, "sunset", "added", "ann", "manual")]
+    _, output, _ = drive(open_session(review_project), "c", "su", "su", "q")
     assert "Ambiguous 'su': sustainability, sunset." in output
 
 
@@ -292,6 +297,10 @@ def test_status_report(review_project):
     assert (lead.transcript, lead.segments, lead.suggested, lead.coders["ann"].reviewed, lead.coders["bob"].reviewed) == ("lead-01", 2, 2, 1, 2)
     timescale = next(row for row in report.codes if row.code == "timescale")
     assert (timescale.suggested, timescale.coders["ann"].accepted, timescale.coders["bob"].rejected) == (2, 1, 1)
+    # A parent counts every segment suggested one of its codes, once, as `qualcode code` reports it.
+    challenges = next(row for row in report.codes if row.code == "challenges")
+    children = {row.code: row.suggested for row in report.codes if row.code in ("timescale", "sustainability")}
+    assert max(children.values()) <= challenges.suggested <= sum(children.values()) and challenges.suggested > 0
 
 
 def test_stream_keys_read_one_character_at_a_time():
@@ -300,3 +309,48 @@ def test_stream_keys_read_one_character_at_a_time():
     assert keys.read_line("Note: ") == ""  # the rest of the current line
     assert keys.read_line("Note: ") == "note text"
     assert keys.read_key() == "q" and keys.read_key() == ""
+
+
+def test_escape_and_ctrl_c_cancel_prompts_and_a_cancelled_note_is_shown_not_lost(review_project):
+    _, output, _ = drive(open_session(review_project), "c", "ESC", "n", "half a thought|CTRL-C", "n", "ESC", "q")
+    assert rows(review_project) == []
+    assert "No code added." in output
+    assert "Note cancelled, not saved: 'half a thought'." in output
+    assert "No note written." in output
+
+
+def test_the_outcome_of_a_and_x_is_shown_with_the_segment_it_belongs_to(review_project):
+    _, output, _ = drive(open_session(review_project), "x", "q")
+    assert "Previous segment (lead-01 1/2): Rejected 1 code." in output
+
+
+def test_help_is_a_screen_of_its_own_and_any_key_goes_back(review_project):
+    _, output, _ = drive(open_session(review_project), "?", "z", "q")
+    screens = output.split("─" * 80)
+    assert "Press any key to go back" in screens[2] and "1-9" in screens[2]
+    assert "Unknown key" not in output  # the key that left help did nothing else
+
+
+def test_every_screen_fits_an_80x24_terminal_with_the_header_on_top(review_project):
+    from qualcode.cli.review import codebook_listing, render_screen
+
+    console = Console(file=io.StringIO(), width=80, height=24, color_system=None)
+    session = open_session(review_project)
+    long_turn = "word " * 600
+    original = session.context
+
+    def long_context(item, widen=False):
+        before, after = original(item, widen=widen)
+        return [type(turn)(**{**turn.__dict__, "text": long_turn}) for turn in before] * 3, after
+
+    session.context = long_context
+    for options in ({"widen": True}, {"show_help": True}):
+        console.print(render_screen(session, plain=True, fit=console, **options))
+        lines = console.file.getvalue().rstrip("\n").split("\n")
+        console.file.truncate(0), console.file.seek(0)
+        assert len(lines) <= 23 and lines[0].startswith("lead-01"), options
+    assert "earlier lines not shown" in "\n".join(lines) or options["show_help"]
+    codebook = review_project / "codebook.yaml"
+    write(codebook, codebook.read_text() + "".join(f"  - id: extra-{number}\n    manual: true\n" for number in range(300)))
+    listing = codebook_listing(open_session(review_project), rows=21).plain.splitlines()
+    assert len(listing) == 21 and "more: type the start of an id or label" in listing[-1]

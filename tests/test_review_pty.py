@@ -73,3 +73,30 @@ def test_killed_review_keeps_acknowledged_decisions(review_project):
     with open_store(review_project) as store:
         assert store.problems() == []
         assert [r.verdict for r in store.decisions("kim")] == ["accepted", "reviewed"]
+
+
+def test_keys_typed_while_review_opens_are_kept_and_a_resize_redraws_at_once(review_project):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "tty-bob"],
+        env=terminal_env(TERM="xterm", COLUMNS="80", LINES="24"),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 80),
+    )
+    child.send("a")  # typed before the first screen is drawn
+    child.expect("Previous segment \\(lead-01 1/2\\): Accepted 1 code")
+    child.expect("q:quit")
+    child.setwinsize(30, 100)  # SIGWINCH: the screen is drawn again without waiting for a key
+    child.expect("segment 2/2 of lead-01")
+    child.expect("q:quit")
+    child.send("c")
+    child.expect("Enter or Esc cancels")
+    child.send("\x1b")  # Escape cancels the prompt at once
+    child.expect("No code added")
+    child.send("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    with open_store(review_project) as store:
+        assert [(r.code, r.verdict) for r in store.decisions("tty-bob")] == [("timescale", "accepted"), (None, "reviewed")]

@@ -2,6 +2,7 @@
 # ruff: noqa: I001  (commands appear in --help in the order these imports register them)
 
 from qualcode.cli._common import app
+from qualcode.cli import init as _init  # noqa: F401
 from qualcode.cli import code as _code  # noqa: F401  (registers the command)
 from qualcode.cli import codebook as _codebook  # noqa: F401
 from qualcode.cli import export as _export  # noqa: F401

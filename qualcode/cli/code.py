@@ -61,7 +61,10 @@ def code_cli(
     if result.shards:
         console.print(f"Wrote {len(result.shards)} shards to {escape(output[len('parquet:'):] if output else '')}. "
                       f"Merge them into the project with: qualcode import-results {escape(output[len('parquet:'):] if output else '')}")
-    if result.summary is not None:
+    if result.summary is not None and result.summary.transcripts == 0 and not result.skipped:
+        console.print("No transcripts in the project yet: put interview files (txt, md, docx, vtt, srt) in "
+                      f"{escape(str(paths[0]) if paths else 'the transcripts folder')} and run 'qualcode code' again.")
+    elif result.summary is not None:
         console.print(render_summary(result.summary))
     if result.skipped:
         raise typer.Exit(EXIT_SKIPPED)

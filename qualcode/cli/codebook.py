@@ -21,11 +21,22 @@ def codebook_cli(
     project: Path = ProjectOpt,
     check: bool = Opt(False, "--check", help="Only validate the codebook; print nothing but errors and a one-line result."),
     terms: bool = Opt(False, "--terms", "-t", help="Also list each code's keywords, phrases and patterns."),
+    import_file: Path | None = Opt(None, "--import", help="Write codebook.yaml from a REFI-QDA codebook (.qdc) made by another tool.",
+                                   metavar="FILE.qdc"),
 ) -> None:
-    """Show the codebook as a tree, or validate it with --check.
+    """Show the codebook as a tree, validate it with --check, or start one from another tool's with --import.
 
     Example: qualcode codebook --check --project my-study
     """
+    if import_file is not None:
+        from qualcode.qdpx_import import import_codebook
+
+        written, count, warnings = import_codebook(path=import_file, project_dir=project)
+        for warning in warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
+        console.print(f"Wrote {escape(str(written))}: {count} codes from {escape(import_file.name)}, each 'manual' (applied by hand) "
+                      "until you give it keywords or phrases.")
+        return
     from qualcode.project import Project
 
     with Project.open(project) as opened:

@@ -9,7 +9,8 @@ from rich.markup import escape
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
 
-db_app = typer.Typer(name="db", help="The project database: upgrade its schema, copy it between SQLite and PostgreSQL.", no_args_is_help=True)
+db_app = typer.Typer(name="db", help="The project database: upgrade its schema, copy it between SQLite and PostgreSQL.", no_args_is_help=True,
+                     rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 
 

@@ -11,45 +11,45 @@ from rich.markup import escape
 from rich.text import Text
 
 from qualcode.cli._common import Opt, ProjectOpt, app, console, err_console, user_errors
-from qualcode.cli.keys import KeyReader, keys_for
+from qualcode.cli.keys import RESIZED, KeyReader, keys_for
 from qualcode.vocabulary import ReviewOrder, Verdict, choices
 
 if TYPE_CHECKING:
-    from qualcode.review import ReviewSession
+    from qualcode.codebook import Code
+    from qualcode.review import ReviewItem, ReviewSession
 
 FOOTER = "a:accept 1-9:toggle x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"
 HELP = """\
-a      accept every suggestion not yet decided here, mark the segment reviewed, next
-1-9    toggle one code: accepted <-> rejected (added codes: added <-> rejected)
-x      reject every suggestion not yet decided here, mark the segment reviewed, next
-c      add a code: type its number in the codebook list, or the start of its id or label
-s      skip: go to the next segment without marking this one reviewed
-u      undo your last action (again for the one before; works across sessions)
-n      attach a note (memo) to this segment
-w      widen the context: show the turns before and after
-q      quit (every decision is already saved; reopening resumes where you left off)"""
+a      accept every suggestion not yet decided here, mark reviewed, go on
+1-9    toggle a code: accepted <-> rejected (an added code: added <-> rejected)
+x      reject every suggestion not yet decided here, mark reviewed, go on
+c      add a code: its number in the list, or the start of its id or label
+s      skip: go on without marking this segment reviewed
+u      undo your last action (again for the one before, also in past sessions)
+n      attach a note (memo) to this segment; it is exported with its codings
+w      widen the context: the turns before and after
+q      quit: every decision is already saved, reopening resumes here
+
+In the c and n prompts, Enter confirms; Esc, Ctrl-C or an empty line cancels."""
 CODE_STYLES = ("bold yellow", "bold cyan", "bold magenta", "bold green", "bold blue", "bold red", "yellow", "cyan", "magenta")
 MARKS: dict[str | None, tuple[str, str]] = {Verdict.ACCEPTED: ("✔", "green"), Verdict.REJECTED: ("✘", "red"), Verdict.ADDED: ("✚", "cyan"), None: ("·", "dim")}
 
 
-def render_screen(session: "ReviewSession", *, widen: bool = False, message: str = "", plain: bool = False, show_help: bool = False) -> Group:
+def render_screen(session: "ReviewSession", *, widen: bool = False, message: str = "", plain: bool = False, show_help: bool = False,
+                  fit: Console | None = None) -> Group:
+    """The screen for the current segment. With ``fit`` (a terminal), earlier context is cut from the top so that the
+    header, the segment, its codes and the footer stay on one screen."""
     item = session.current
-    parts: list = []
     if item is None:
         return Group(Text("Nothing to review with these filters."))
-    position = f"segment {item.number}/{item.of} of {item.transcript_id}"
-    values = [value for key, value in sorted(item.metadata.items(), key=lambda kv: (kv[0] != "role", kv[0]))]
-    room = 78 - len(item.transcript_id) - len(position) - 4
-    attributes = " · ".join(values)
-    if len(attributes) > room:
-        attributes = attributes[: max(0, room - 1)] + "…"
-    header = Text.assemble((item.transcript_id, "bold"), "  ", (attributes, "dim"))
-    header.append(" " * max(2, 78 - len(header.plain) - len(position)))
-    header.append(position)
-    parts.append(header)
+    header = _header(item)
+    if show_help:
+        # Help is a screen of its own: added under a segment it pushed the header off a 24-line terminal.
+        return Group(header, Text(""), Text(HELP), Text(""), Text("Press any key to go back to the segment.", style="bold"),
+                     Text(FOOTER, style="reverse" if not plain else ""))
     before, after = session.context(item, widen=widen)
-    for turn in before:
-        parts.append(_turn_text(turn.speaker, turn.text, "dim", limit=None if widen else 240))
+    earlier = [_turn_text(turn.speaker, turn.text, "dim", limit=None if widen else 240) for turn in before]
+    rest: list = []
     shown = session.shown_codes(item)
     body = Text(f"{item.speaker}: " if item.speaker else "", style="bold")
     segment = Text(item.text)
@@ -68,12 +68,11 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
         for start, end, style in spans:
             segment.stylize(f"{style} underline", start, end)
     body.append_text(segment)
-    parts.append(body)
-    for turn in after:
-        parts.append(_turn_text(turn.speaker, turn.text, "dim", limit=None))
-    parts.append(Text(""))
+    rest.append(body)
+    later = [_turn_text(turn.speaker, turn.text, "dim", limit=None) for turn in after]
+    codes: list = [Text("")]
     if not shown:
-        parts.append(Text("No suggestions. c to add a code, a to mark reviewed with no code.", style="dim"))
+        codes.append(Text("No suggestions. c to add a code, a to mark reviewed with no code.", style="dim"))
     for entry in shown:
         mark, colour = MARKS[entry.verdict]
         line = Text(f"{entry.number} ", style="bold")
@@ -87,17 +86,15 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
             line.append(reason[: max(0, 52)], style="dim")
         else:
             line.append(" added by you", style="dim")
-        parts.append(line)
+        codes.append(line)
     state = session.state(item)
     for note in state.notes:
-        parts.append(Text(f"note: {note}", style="italic"))
+        codes.append(Text(f"note: {note}", style="italic"))
     if state.reviewed:
-        parts.append(Text("(reviewed)", style="green"))
-    if show_help:
-        parts.append(Text(HELP))
+        codes.append(Text("(reviewed)", style="green"))
     progress = session.progress()
-    parts.append(Text(message or "", style="bold"))
-    parts.append(
+    codes.append(Text(message or "", style="bold"))
+    codes.append(
         Text(
             f"reviewed {progress.reviewed}/{progress.total} · accepted {progress.accepted} · rejected {progress.rejected} · "
             f"added {progress.added} · "
@@ -105,8 +102,45 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
             style="dim",
         )
     )
-    parts.append(Text(FOOTER, style="reverse" if not plain else ""))
-    return Group(*parts)
+    codes.append(Text(FOOTER, style="reverse" if not plain else ""))
+    if fit is not None:
+        earlier, later = _fit_context(fit, header, earlier, [*rest, *codes], later)
+    return Group(header, *earlier, *rest, *later, *codes)
+
+
+def _header(item: "ReviewItem") -> Text:
+    position = f"segment {item.number}/{item.of} of {item.transcript_id}"
+    values = [value for key, value in sorted(item.metadata.items(), key=lambda kv: (kv[0] != "role", kv[0]))]
+    room = 78 - len(item.transcript_id) - len(position) - 4
+    attributes = " · ".join(values)
+    if len(attributes) > room:
+        attributes = attributes[: max(0, room - 1)] + "…"
+    header = Text.assemble((item.transcript_id, "bold"), "  ", (attributes, "dim"))
+    header.append(" " * max(2, 78 - len(header.plain) - len(position)))
+    header.append(position)
+    return header
+
+
+def _lines(console: Console, texts: list) -> int:
+    return sum(len(text.wrap(console, console.width)) for text in texts)
+
+
+def _fit_context(console: Console, header: Text, earlier: list[Text], fixed: list, later: list[Text]) -> tuple[list[Text], list[Text]]:
+    """Trim the turns after, then the turns before (oldest lines first), so that the screen fits the terminal."""
+    room = console.height - 1 - _lines(console, [header, *fixed])  # one line for the cursor under the footer
+    after_lines = [line for text in later for line in text.wrap(console, console.width)]
+    keep_after = max(0, min(len(after_lines), room - 1 if after_lines else 0))
+    if keep_after < len(after_lines):
+        cut = len(after_lines) - keep_after + 1
+        after_lines = after_lines[: max(0, keep_after - 1)] + [Text(f"… {cut} more lines after (w to narrow)", style="dim italic")]
+    room -= len(after_lines) if keep_after else 0
+    before_lines = [line for text in earlier for line in text.wrap(console, console.width)]
+    if len(before_lines) > max(0, room):
+        hidden = len(before_lines) - max(0, room - 1)
+        before_lines = ([Text(f"… {hidden} earlier lines not shown", style="dim italic")] if room > 0 else []) + before_lines[hidden:]
+        if room <= 0:
+            before_lines = []
+    return before_lines, (after_lines if keep_after else [])
 
 
 def _turn_text(speaker: str | None, text: str, style: str, limit: int | None) -> Text:
@@ -115,12 +149,47 @@ def _turn_text(speaker: str | None, text: str, style: str, limit: int | None) ->
     return Text(f"{speaker + ': ' if speaker else ''}{text}", style=style)
 
 
-def codebook_listing(session: "ReviewSession") -> Text:
+def codebook_listing(session: "ReviewSession", codes: "list[Code] | None" = None, *, rows: int | None = None) -> Text:
+    """The codebook (or the codes matching what was typed), numbered as `c` takes them; in columns and cut to ``rows``
+    lines when it would not fit, with a line saying how to narrow it."""
+    numbers = {code.id: number for number, (code, _depth) in enumerate(session.codebook.walk(), start=1)}
+    depths = {code.id: depth for code, depth in session.codebook.walk()}
+    listed = codes if codes is not None else [code for code, _depth in session.codebook.walk()]
+    entries = [f"{numbers[code.id]:>3} {'  ' * depths[code.id] if codes is None else ''}{code.id}  {code.label}" for code in listed]
     text = Text()
-    for number, (code, depth) in enumerate(session.codebook.walk(), start=1):
-        text.append(f"{number:>3} {'  ' * depth}{code.id}", style="bold")
-        text.append(f"  {code.label}\n", style="dim")
+    if rows is None or len(entries) <= rows:
+        for entry in entries:
+            text.append(entry + "\n")
+        return text
+    width = min(38, max(len(entry) for entry in entries) + 2)
+    per_row = max(1, 78 // width)
+    capacity = max(1, rows - 1) * per_row
+    for start in range(0, min(len(entries), capacity), per_row):
+        text.append("".join(f"{entry[: width - 1]:<{width}}" for entry in entries[start : start + per_row]).rstrip() + "\n")
+    if len(entries) > capacity:
+        text.append(f"… {len(entries) - capacity} more: type the start of an id or label to narrow the list\n", style="dim italic")
     return text
+
+
+def _choose_code(session: "ReviewSession", keys: KeyReader, out: Console, interactive: bool) -> tuple[str | None, str]:
+    """The `c` dialogue: list, read, narrow until one code is left. Returns (code id or None, message)."""
+    candidates = None
+    while True:
+        rows = out.height - 3 if interactive else None
+        if interactive:
+            out.clear()
+        out.print(codebook_listing(session, candidates, rows=rows))
+        typed = keys.read_line("Code (number, or start of id or label; Enter or Esc cancels): ")
+        if typed is None or not typed.strip():
+            return None, "No code added."
+        matches = session.find_codes(typed)
+        if len(matches) == 1:
+            return matches[0].id, ""
+        if not matches:
+            return None, f"No code matches '{typed.strip()}'."
+        if candidates is not None and len(matches) == len(candidates):
+            return None, f"Ambiguous '{typed.strip()}': {', '.join(code.id for code in matches[:12])}."
+        candidates = matches
 
 
 def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain: bool = False, interactive: bool = True) -> str:
@@ -135,20 +204,26 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
             from rich.rule import Rule
 
             out.print(Rule(style="dim"))
-        out.print(render_screen(session, widen=widen, message=message, plain=plain, show_help=show_help))
+        out.print(render_screen(session, widen=widen, message=message, plain=plain, show_help=show_help, fit=out if interactive else None))
         out.file.flush()  # the screen is the acknowledgement: it must not wait in a pipe's buffer
-        show_help = False
         try:
             key = keys.read_key()
         except KeyboardInterrupt:
             return "interrupted"
         if key in ("", "\x04"):
             return "end of input"
+        if key == RESIZED:
+            continue  # the terminal changed size: draw again, as it is now
+        if show_help:
+            show_help = False
+            if key != "q":
+                continue  # any key leaves the help screen
         if key == "q":
             return "quit"
         message = ""
         if session.current is None:
             continue
+        acted = session.current
         if key == "a":
             result = session.accept_all()
         elif key == "x":
@@ -166,28 +241,27 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
             show_help = True
             continue
         elif key == "n":
-            try:
-                result = session.note(keys.read_line("Note (Enter to save, empty to cancel): "))
-            except KeyboardInterrupt:
-                return "interrupted"
-        elif key == "c":
-            out.print(codebook_listing(session))
-            try:
-                typed = keys.read_line("Code (number, or start of id or label): ")
-            except KeyboardInterrupt:
-                return "interrupted"
-            matches = session.find_codes(typed)
-            if len(matches) == 1:
-                result = session.add_code(matches[0].id)
-            else:
-                message = (
-                    f"Ambiguous '{typed}': {', '.join(code.id for code in matches)}." if matches else f"No code matches '{typed}'."
-                )
+            typed = keys.read_line("Note (Enter saves; Esc, Ctrl-C or an empty line cancels): ")
+            if typed is None or not typed.strip():
+                # A cancelled note is shown, never dropped silently: the coder can type it again.
+                cancelled = keys.last_cancelled.strip() if typed is None else ""
+                message = f"Note cancelled, not saved: '{cancelled}'." if cancelled else "No note written."
                 continue
+            result = session.note(typed)
+        elif key == "c":
+            chosen, message = _choose_code(session, keys, out, interactive)
+            if chosen is None:
+                continue
+            result = session.add_code(chosen)
+        elif key == "escape":
+            continue
         else:
             message = f"Unknown key {key!r}. Press ? for help."
             continue
         message = result.message
+        if result.moved and key in ("a", "x", "s"):
+            # The outcome belongs to the segment just left, not to the one now on screen.
+            message = f"Previous segment ({acted.transcript_id} {acted.number}/{acted.of}): {message}"
         if session.finished:
             message += " All segments in this queue are reviewed: u to undo, q to quit."
 
@@ -220,13 +294,17 @@ def review_cli(
     from qualcode.settings import default_coder
     from qualcode.training import maybe_retrain
 
-    with Project.open(project) as opened:
+    if accept_above_threshold is not None:
+        with Project.open(project) as opened:
+            coder = coder or default_coder(opened.settings)
+            filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all, order=order)
+            count = accept_above(opened, coder=coder, threshold=accept_above_threshold, filters=filters)
+        console.print(f"Accepted {count} suggestions at or above {accept_above_threshold:g} as {escape(coder)} (batch).")
+        return
+    # Keys are taken over before the project opens, so that keys typed while it does are neither echoed nor lost.
+    with keys_for() as keys, Project.open(project) as opened:
         coder = coder or default_coder(opened.settings)
         filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all, order=order)
-        if accept_above_threshold is not None:
-            count = accept_above(opened, coder=coder, threshold=accept_above_threshold, filters=filters)
-            console.print(f"Accepted {count} suggestions at or above {accept_above_threshold:g} as {escape(coder)} (batch).")
-            return
         retrained = maybe_retrain(opened)
         if retrained is not None:
             console.print(f"Models refitted on {retrained.examples} reviewed segments; {retrained.rescored} undecided segments re-scored.")
@@ -239,8 +317,7 @@ def review_cli(
             return
         interactive = console.is_terminal
         screen = Console(highlight=False, no_color=plain or console.no_color, force_terminal=None if interactive else False)
-        with keys_for() as keys:
-            ended = run_review(session, keys, screen, plain=plain, interactive=interactive)
+        ended = run_review(session, keys, screen, plain=plain, interactive=interactive)
         progress = session.progress()
         console.print(
             f"Review {ended}: {progress.session_decisions} decisions this session as {escape(coder)}; "

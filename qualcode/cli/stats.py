@@ -32,18 +32,45 @@ def stats_cli(
 
     with Project.open(project) as opened:
         table = theme_table(opened, by=by, status=status, coder=coder)
-    console.print(render_frequency(table, status=status, segments=segments))
+    for part in render_frequency(table, status=status, segments=segments, width=console.width):
+        console.print(part)
 
 
-def render_frequency(table: "Frequency", *, status: str, segments: bool = False) -> "Table":
+def render_frequency(table: "Frequency", *, status: str, segments: bool = False, width: int = 80) -> list:
+    """The frequency table for a terminal ``width`` wide: when its groups do not fit side by side, they are folded
+    into several tables, each with the code column, rather than cut to 'empl…'."""
+    groups = [*table.attrs["groups"], "All"]
+    title = f"Respondents raising each code, by {' x '.join(table.attrs['by'])} ({status} codings)"
+    code_width = max([4, *(len(row[0]) + 2 * max(depth, 0) for row, depth in zip(table.rows, table.attrs["depths"]))])
+    cell_width = 9 + (5 if segments else 0)  # '12 (100%)' and a segment count
+    need = {group: max(cell_width, *(len(word) for word in group.split())) + (6 if segments else 3) for group in groups}
+    room = max(20, width - code_width - 4)
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for group in groups:
+        if chunks[-1] and used + need[group] > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(group)
+        used += need[group]
+    from rich.text import Text
+
+    parts: list = []
+    for number, chunk in enumerate(chunks, start=1):
+        suffix = f" ({number} of {len(chunks)})" if len(chunks) > 1 else ""
+        parts += [Text(title + suffix), _frequency_table(table, chunk, segments=segments)]
+    return parts
+
+
+def _frequency_table(table: "Frequency", groups: list[str], *, segments: bool) -> "Table":
     from rich.table import Table
 
-    groups = [*table.attrs["groups"], "All"]
     index = {name: position for position, name in enumerate(table.columns)}
-    rendered = Table(title=f"Respondents raising each code, by {' x '.join(table.attrs['by'])} ({status} codings)", title_justify="left")
+    rendered = Table()
     rendered.add_column("Code", no_wrap=True)
     for group in groups:
-        rendered.add_column(group, justify="right")
+        # Headers wrap at spaces ('lead x' over 'third sector') but never lose letters.
+        rendered.add_column(group, justify="right", overflow="fold", min_width=max(9, *(len(word) for word in group.split())))
         if segments:
             rendered.add_column("segs", justify="right", style="dim")
     for row, depth in zip(table.rows, table.attrs["depths"]):

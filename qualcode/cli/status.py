@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from qualcode.cli._common import ProjectOpt, app, console, render_models, user_errors
 
 if TYPE_CHECKING:
-    from rich.table import Table
 
     from qualcode.status import StatusReport
 
@@ -29,10 +28,13 @@ def status_cli(project: Path = ProjectOpt) -> None:
         console.print(table)
 
 
-def render_status(report: "StatusReport") -> "list[Table]":
+def render_status(report: "StatusReport") -> list:
     from rich.table import Table
+    from rich.text import Text
 
-    transcripts = Table(title="Transcripts: segments reviewed by each coder", title_justify="left")
+    # Titles as lines of their own: a table's title wraps to the table's width, mid-phrase.
+    by_coder = " by each coder" if report.coders else ""
+    transcripts = Table()
     transcripts.add_column("Transcript", no_wrap=True)
     transcripts.add_column("Role")
     transcripts.add_column("Segments", justify="right")
@@ -42,7 +44,7 @@ def render_status(report: "StatusReport") -> "list[Table]":
     for row in report.transcripts:
         transcripts.add_row(row.transcript, row.role, str(row.segments), str(row.suggested),
                             *[f"{row.coders[c].reviewed}/{row.segments}" for c in report.coders])
-    codes = Table(title="Codes: accepted / rejected / added by each coder", title_justify="left")
+    codes = Table()
     codes.add_column("Code", no_wrap=True)
     codes.add_column("Suggested", justify="right")
     for coder in report.coders:
@@ -52,7 +54,10 @@ def render_status(report: "StatusReport") -> "list[Table]":
                       *[f"{code_row.coders[c].accepted}/{code_row.coders[c].rejected}/{code_row.coders[c].added}" for c in report.coders])
     if not report.coders:
         codes.caption = "No decisions yet: run 'qualcode review'."
-    tables = [transcripts, codes]
+    tables = [
+        Text(f"Transcripts: respondent segments, those with suggestions, reviewed{by_coder}"), transcripts,
+        Text("Codes: segments suggested" + (", and accepted / rejected / added by each coder" if report.coders else "")), codes,
+    ]
     if report.model:
         title = f"Learned models (run {report.model_run}, {report.model['trained_at']}, {report.model['examples']} reviewed segments)"
         tables.append(render_models(title, report.model["codes"], report.model.get("rules_better", {}), report.model["too_few_examples"]))

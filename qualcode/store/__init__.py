@@ -348,7 +348,7 @@ class Store:
     def set_metadata(self, transcript_id: str, metadata: dict[str, str]) -> None:
         self._q(
             "UPDATE transcripts SET metadata = ?, updated_at = ? WHERE id = ?",
-            (json.dumps(metadata, ensure_ascii=False, sort_keys=True), now(), transcript_id),
+            (json.dumps(metadata, ensure_ascii=False), now(), transcript_id)  # in metadata.csv's column order,
         )
 
     @_operation
@@ -359,7 +359,7 @@ class Store:
         A vanished segment that has decisions is retired (kept, hidden), not deleted.
         """
         stamp = now()
-        metadata = json.dumps(transcript.metadata, ensure_ascii=False, sort_keys=True)
+        metadata = json.dumps(transcript.metadata, ensure_ascii=False)
         file_metadata = json.dumps(transcript.file_metadata, ensure_ascii=False, sort_keys=True)
         with self.transaction():
             self._q(
@@ -419,7 +419,7 @@ class Store:
                     fresh.append(item)
             transcripts = [
                 (t.id, path, t.format, t.content_hash, t.text, json.dumps(t.file_metadata, ensure_ascii=False, sort_keys=True),
-                 json.dumps(t.metadata, ensure_ascii=False, sort_keys=True), stamp, stamp)
+                 json.dumps(t.metadata, ensure_ascii=False), stamp, stamp)
                 for t, _suggestions, path, _version in fresh
             ]
             segments = [
