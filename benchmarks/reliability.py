@@ -47,7 +47,9 @@ def main() -> None:
     bad_transcripts = sorted(path.name for path in (bad / "transcripts").iterdir())
     bad_codebooks = sorted(path.name for path in (bad / "codebooks").iterdir())
     bad_other = sorted(path.name for path in bad.iterdir() if path.is_file())
-    bad_run = run([sys.executable, "-m", "pytest", "tests/test_bad_inputs.py", "tests/test_qdpx.py", "-p", "no:cacheprovider"])
+    bad_run = run([sys.executable, "-m", "pytest", "tests/test_bad_inputs.py", "tests/test_qdpx.py", "tests/test_hostile.py", "-p", "no:cacheprovider"])
+    hostile = run([sys.executable, "-m", "pytest", "tests/test_hostile.py", "--collect-only", "-q", "-p", "no:cacheprovider"])
+    hostile_cases = sum(1 for text in hostile.stdout.splitlines() if "::" in text)
 
     report = Path(tempfile.mkstemp(suffix=".json")[1])
     properties = run(
@@ -89,7 +91,13 @@ decisions acknowledged {concurrent['acknowledged']}, stored {concurrent['saved']
   metadata.csv with a duplicate id, plus a 50 MB transcript written at test time), {len(bad_codebooks)} codebooks in
   `tests/data/bad/codebooks/` (among them a 10,000-deep alias chain and a billion-laughs document), {len(bad_other)} other file(s)
   ({', '.join(bad_other)}), and 9 hostile or broken `.qdpx` archives built by `tests/test_qdpx.py` (`..` and absolute
-  entry paths, expansion past the limits, XXE and entity expansion, not a zip, no project.qde, malformed XML).
+  entry paths, expansion past the limits, XXE and entity expansion, not a zip, no project.qde, malformed XML), and
+  {hostile_cases} hostile cases built by `tests/test_hostile.py`: formulas in text, metadata and labels (xlsx cells stay text,
+  CSV cells are neutralised), terminal escapes, C1 controls and bidi overrides in metadata and text, 12 suggestions on one
+  segment (`a` settles all), Word tables, tracked changes and content controls, an 80 MB docx bomb in a 1 MB file, 4
+  exponential token regexes, caption entities and multi-voice cues, exports pointed outside the project, links outside it
+  and a FIFO, undecodable piped keys, attribute names colliding with export columns, and 60,000-long runs of each of the
+  32 ASCII punctuation characters.
   Result: `{line(bad_run)}`.
 - Property-based tests (hypothesis), {args.examples} examples each: {', '.join(f'{name} {count}' for name, count in sorted(examples.items()))}
   ({sum(examples.values())} examples in all). Result: `{line(properties)}`.

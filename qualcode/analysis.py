@@ -266,6 +266,13 @@ def check_attributes(store: Store, breakdowns: list[list[str]]) -> None:
             raise AnalysisError(f"no transcript has the attribute '{missing[0]}'", fix=f"use one of the attributes that exist: {listed}")
 
 
+def attribute_headers(attributes: Sequence[str], taken: Iterable[str]) -> list[str]:
+    """Column names for attributes beside columns of qualcode's own (``taken``): an attribute named like one of them
+    ('code', 'text', a code id, ...) is written as 'attribute:NAME', so it never replaces or doubles that column."""
+    reserved = set(taken)
+    return [f"attribute:{name}" if name in reserved else name for name in attributes]
+
+
 def attribute_names(store: Store) -> list[str]:
     """Every attribute of the transcripts, in the order they first appear (metadata.csv's column order)."""
     names: dict[str, None] = {}
@@ -288,7 +295,8 @@ def respondent_matrix(store: Store, codebook: Codebook, found: Sequence[Coding])
         row: list[Any] = [transcript_id, *(stored.metadata.get(attribute, "") for attribute in attributes)]
         row += [len(segments_of.get((transcript_id, code), ())) for code in code_columns]
         rows.append(row)
-    return Table(["transcript", *attributes, *code_columns], rows, {"code_columns": code_columns})
+    headers = attribute_headers(attributes, ["transcript", *code_columns])
+    return Table(["transcript", *headers, *code_columns], rows, {"code_columns": code_columns})
 
 
 def excerpts(store: Store, codebook: Codebook, found: Sequence[Coding], *, code: str | None = None,
@@ -311,7 +319,8 @@ def excerpts(store: Store, codebook: Codebook, found: Sequence[Coding], *, code:
             *(metadata.get(attribute, "") for attribute in attributes),
             coding.text, coding.start, coding.end, coding.status, coding.coders, coding.confidence, coding.memo,
         ])
-    columns = ["transcript", "segment", "speaker", "code", "label", *attributes, "text", "start", "end", "status", "coders", "confidence", "memo"]
+    own = ["transcript", "segment", "speaker", "code", "label", "text", "start", "end", "status", "coders", "confidence", "memo"]
+    columns = [*own[:5], *attribute_headers(attributes, own), *own[5:]]
     return Table(columns, rows)
 
 

@@ -118,6 +118,28 @@ class Codebook:
         return [code for code in self.codes.values() if code.has_rules]
 
 
+MAX_REGEX_LENGTH = 200
+# A group holding a quantifier or an alternation, itself quantified: (a+)+, (a|aa)*, (\w+\s?)*, (x{2,})+ ...
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+}]|\|)(?:[^()\\]|\\.)*\)(?:[*+]|\{\d*,)")
+
+
+def regex_problem(pattern: object) -> str | None:
+    """Why a token REGEX is refused, or None: not text, too long, not valid, a backreference, or nested repetition."""
+    if not isinstance(pattern, str):
+        return "a regex must be text"
+    if len(pattern) > MAX_REGEX_LENGTH:
+        return f"longer than {MAX_REGEX_LENGTH} characters"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"not a valid regular expression ({exc})"
+    if re.search(r"\\[1-9]|\(\?P=", pattern):
+        return "backreferences can take exponential time"
+    if _NESTED_QUANTIFIER.search(pattern):
+        return "a repeated group that itself repeats or alternates can take exponential time"
+    return None
+
+
 def fingerprint(text: str) -> str:
     """Identifies a codebook's text: suggestions made from another text are recomputed."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -388,9 +410,28 @@ class _CodebookBuilder:
                         token_where,
                         fix="see spaCy's Matcher token patterns",
                     )
-                pattern.append(self.loader.construct_object(token_node, deep=True))
+                token = self.loader.construct_object(token_node, deep=True)
+                self.check_regexes(token, token_node, token_where)
+                pattern.append(token)
             code.patterns.append(pattern)
             code.pattern_lines.append(pattern_node.start_mark.line + 1)
+
+    def check_regexes(self, value: Any, node: yaml.Node, key_path: str) -> None:
+        """Refuse token regexes that can take exponential time (ReDoS): spaCy runs them on every token of every transcript."""
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                for key, inner in item.items():
+                    if key == "REGEX":
+                        problem = regex_problem(inner)
+                        if problem:
+                            raise self.error(f"unsafe REGEX {inner!r}: {problem}", node, key_path,
+                                             fix="write it without a repeated group that itself repeats or alternates, e.g. 'a+' not '(a+)+'")
+                    else:
+                        stack.append(inner)
+            elif isinstance(item, list):
+                stack.extend(item)
 
     def resolve_child_references(self) -> None:
         for reference in self.child_refs:

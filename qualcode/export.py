@@ -15,6 +15,7 @@ from qualcode.analysis import (
     Coding,
     GroupOrders,
     Table,
+    attribute_headers,
     attribute_names,
     check_attributes,
     check_status,
@@ -79,7 +80,7 @@ def codings_rows(store: Store, *, coder: str | None = None) -> tuple[list[str], 
     """One row per segment and code: each coder's latest decision, else the pending suggestion (rows made as they are read)."""
     transcripts = store.transcripts()
     attributes = attribute_names(store)
-    return CODINGS_COLUMNS + attributes, _codings_rows(store, transcripts, attributes, coder)
+    return CODINGS_COLUMNS + attribute_headers(attributes, CODINGS_COLUMNS), _codings_rows(store, transcripts, attributes, coder)
 
 
 def _codings_rows(store: Store, transcripts: dict, attributes: list[str], coder: str | None) -> Iterator[list[object]]:
@@ -129,7 +130,14 @@ def export(
     """Write exports: themes.xlsx, CSV tables, quotes.md, project.qdpx and codebook.qdc."""
     chosen = parse_formats(formats)
     check_status(status)
-    target = Path(output_dir) if output_dir is not None else project.exports_dir
+    if output_dir is not None:
+        target = Path(output_dir)  # asked for explicitly: anywhere the user may write
+    else:
+        target = project.exports_dir
+        if not target.resolve().is_relative_to(project.root.resolve()):
+            # A shared qualcode.yaml must not make exports land outside the project unnoticed.
+            raise AnalysisError(f"'exports: {project.settings.exports}' in qualcode.yaml points outside the project ({target.resolve()})",
+                                fix=f"to write there, say so: qualcode export --output {target}; or set 'exports:' to a folder inside the project")
     store = project.existing_store(missing="nothing to export yet")
     codebook = project.codebook
     orders = dict(project.settings.groups)
@@ -141,14 +149,15 @@ def export(
         result.notes.append("No confirmed codings yet: the tables count nothing. Review first, or export with --status suggested.")
     tables = _tables(store, codebook, found, breakdowns, orders)
     if ExportFormat.CSV in chosen:
+        guard = project.settings.csv_formula_guard
         header, rows = codings_rows(store, coder=coder)
-        result.rows = _write_csv(target / "codings.csv", header, rows)
+        result.rows = _write_csv(target / "codings.csv", header, rows, guard=guard)
         result.files.append(target / "codings.csv")
         for name, table in tables.items():
-            _write_csv(target / f"{_slug(name)}.csv", table.columns, table.rows)
+            _write_csv(target / f"{_slug(name)}.csv", table.columns, table.rows, guard=guard)
             result.files.append(target / f"{_slug(name)}.csv")
         taguette = taguette_codebook(codebook)
-        _write_csv(target / "codebook-taguette.csv", taguette.columns, taguette.rows)
+        _write_csv(target / "codebook-taguette.csv", taguette.columns, taguette.rows, guard=guard)
         result.files.append(target / "codebook-taguette.csv")
     if ExportFormat.XLSX in chosen:
         path = target / "themes.xlsx"
@@ -185,17 +194,31 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, guard: bool = True) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)  # the csv module writes None as an empty cell
+    writer.writerow([neutralise(value) for value in header] if guard else header)
+    writer.writerows(([neutralise(value) for value in row] for row in rows) if guard else rows)  # None: an empty cell
     return buffer.getvalue().encode("utf-8")
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Write a CSV as its rows come; returns how many rows."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, with an apostrophe first so that it shows as text
+    (OWASP's advice for CSV injection); leading spaces do not hide a formula from a spreadsheet, so they do not here."""
+    if isinstance(value, str) and value and (value[0] in FORMULA_STARTS or value.lstrip(" \t\r\n")[:1] in FORMULA_STARTS[:4]):
+        return "'" + value
+    return value
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], *, guard: bool = True) -> int:
+    """Write a CSV as its rows come; returns how many rows. With ``guard``, formula-like text is neutralised."""
     written = 0
+    if guard:
+        header = [neutralise(value) for value in header]
+        rows = ([neutralise(value) for value in row] for row in rows)
 
     def write(out: IO[bytes]) -> None:
         nonlocal written

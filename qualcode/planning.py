@@ -108,6 +108,12 @@ def _examine(project: Project, path: Path, relative: str, result: CodeResult) ->
     """The file's size and content hash, or None (with the reason in ``result``) when it must not be read."""
     limit = project.settings.max_transcript_mb * 1024 * 1024
     try:
+        if path.is_symlink():
+            # Following a link to another folder of interviews is legitimate; its text goes into the project and its
+            # exports, so say where it leads when that is outside the project.
+            target = path.resolve()
+            if not target.is_relative_to(project.root.resolve()):
+                result.warnings.append(f"{relative}: a link to {target}, outside the project; imported, and its text will be in the exports")
         status = os.stat(path)
         if not stat.S_ISREG(status.st_mode):
             # A FIFO would block forever and a device never ends (st_size says 0): only ordinary files are read.

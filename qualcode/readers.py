@@ -6,20 +6,23 @@ Readers raise ``TranscriptError`` for a file that must be skipped and append to
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import yaml
 
 from qualcode.errors import TranscriptError
 from qualcode.segmenting import is_speaker_label
 
-_VOICE_PREFIX = re.compile(r"^\s*<v(?:\.[\w.]+)?\s+([^>]+)>")
+_VOICE_PREFIX = re.compile(r"^\s*<v(?:\.[\w.]+)?\s+([^<>]+)>")
+_VOICE_TAG = re.compile(r"<v(?:\.[\w.]+)?\s+[^<>]+>")
 _NAME_PREFIX = re.compile(r"^\s*([^\W\d_][\w.'’\- ]{0,38}?)\s*:\s+")
-_TAG = re.compile(r"</?[^>]+>")
+_TAG = re.compile(r"</?[^<>]+>")  # [^<>]: a run of '<' without '>' is scanned once, not once per '<'
+_DIALOGUE_DASH = re.compile(r"^\s*[-–—]\s*")
 
 
 def decode(path: Path, data: bytes, warnings: list[str]) -> str:
@@ -51,7 +54,7 @@ def decode(path: Path, data: bytes, warnings: list[str]) -> str:
     return data.decode("cp1252", errors="replace")
 
 
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0, DEL and C1: never text, some terminals act on them
 
 
 def blank_controls(path: Path, text: str, warnings: list[str]) -> str:
@@ -99,7 +102,13 @@ def split_front_matter(path: Path, raw: str, warnings: list[str]) -> tuple[str, 
     return body, metadata
 
 
-def docx_text(path: Path, data: bytes) -> str:
+DOCX_MAX_EXPANDED = 64 * 1024 * 1024  # bytes of XML a .docx may expand to; a long interview is a few MB
+DOCX_MAX_RATIO = 200  # XML compresses 5-20 times; a part that expands 200 times more is a decompression bomb
+
+
+def docx_text(path: Path, data: bytes, *, max_expanded: int = DOCX_MAX_EXPANDED) -> str:
+    """The text of a Word file in reading order: paragraphs, table rows (a 'Speaker | words' row becomes
+    'Speaker: words'), content controls and tracked insertions; tracked deletions are left out."""
     import docx
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise TranscriptError(
@@ -108,15 +117,79 @@ def docx_text(path: Path, data: bytes) -> str:
             fix="open it in Word or LibreOffice and save it again as .docx",
         )
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise TranscriptError(f"not a readable .docx (damaged Word package: {exc})", path=path) from None
+    # zipfile holds each part to its declared size, so checking the declared sizes bounds what parsing may read.
+    expanded = sum(part.file_size for part in parts)
+    swollen = [part for part in parts if part.file_size > 1024 * 1024 and part.file_size > DOCX_MAX_RATIO * max(1, part.compress_size)]
+    if expanded > max_expanded or swollen:
+        raise TranscriptError(
+            f"the Word package expands to {expanded / 1024 / 1024:.0f} MB"
+            + (f" ({swollen[0].filename} {swollen[0].file_size // max(1, swollen[0].compress_size)} times its packed size)" if swollen else "")
+            + f", more than qualcode reads from one .docx ({max_expanded // 1024 // 1024} MB, at most {DOCX_MAX_RATIO} times packed)",
+            path=path,
+            fix="open it in Word or LibreOffice and save the text alone as .docx or .txt; a compressed bomb is not an interview",
+        )
+    try:
         document = docx.Document(io.BytesIO(data))
+        return "\n\n".join(line for line in _docx_lines(document.element.body) if line)
     except Exception as exc:  # python-docx surfaces zip, lxml and package errors of many kinds
         raise TranscriptError(
             f"not a readable .docx (damaged Word package: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})",
             path=path,
             fix="open it in Word or LibreOffice and save it again as .docx",
         ) from None
-    paragraphs = [paragraph.text.strip() for paragraph in document.paragraphs]
-    return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
+
+
+def _docx_lines(body: Any) -> Iterator[str]:
+    from docx.oxml.ns import qn
+
+    paragraph, table, row, cell, block, content = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc"), qn("w:sdt"), qn("w:sdtContent")
+    pending = list(reversed(list(body)))  # a stack, not recursion: content controls may nest deeply
+    while pending:
+        element = pending.pop()
+        if element.tag == paragraph:
+            yield _paragraph_text(element)
+        elif element.tag == table:
+            for table_row in element.findall(row):
+                cells = [" ".join(filter(None, (_paragraph_text(p) for p in table_cell.iter(paragraph)))) for table_cell in table_row.findall(cell)]
+                cells = [text for text in cells if text]
+                if len(cells) >= 2 and is_speaker_label(cells[0].rstrip(":")):
+                    yield f"{cells[0].rstrip(':')}: {' '.join(cells[1:])}"
+                elif cells:
+                    yield " ".join(cells)
+        elif element.tag == block:
+            inner = element.find(content)
+            if inner is not None:
+                pending.extend(reversed(list(inner)))
+
+
+def _paragraph_text(element: Any) -> str:
+    from docx.oxml.ns import qn
+
+    text, tab = qn("w:t"), qn("w:tab")
+    pieces = []
+    for node in element.iter(text, tab, qn("w:br"), qn("w:cr")):
+        pieces.append(node.text or "" if node.tag == text else "\t" if node.tag == tab else "\n")
+    return "".join(pieces).strip()
+
+
+def _cue_pieces(raw_text: str, voice: str | None) -> list[tuple[str | None, str, bool]]:
+    """What one caption cue says, by whom: (speaker, text, starts a new turn). A cue may hold several voices
+    (`<v Ann>Yes.</v> <v Bob>No.</v>`) or subtitle dialogue lines (`- Ann: Yes.` / `- No.`); each keeps its own turn."""
+    tags = list(_VOICE_TAG.finditer(raw_text))
+    if len(tags) > 1:
+        ends = [tag.start() for tag in tags[1:]] + [len(raw_text)]
+        head = _cue_speaker(raw_text[: tags[0].start()], voice) if raw_text[: tags[0].start()].strip() else None
+        pieces = [(*head, False)] if head and head[1] else []
+        pieces += [(*_cue_speaker(raw_text[tag.start() : end], None), True) for tag, end in zip(tags, ends)]
+        return pieces
+    lines = [line for line in raw_text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(_DIALOGUE_DASH.match(line) for line in lines):
+        return [(*_cue_speaker(_DIALOGUE_DASH.sub("", line, count=1), None), True) for line in lines]
+    return [(*_cue_speaker(raw_text, voice), False)]
 
 
 def _cue_speaker(raw_text: str, voice: str | None) -> tuple[str | None, str]:
@@ -124,7 +197,7 @@ def _cue_speaker(raw_text: str, voice: str | None) -> tuple[str | None, str]:
     match = _VOICE_PREFIX.match(text)
     if match:
         voice = voice or match.group(1).strip()
-    text = _TAG.sub("", text)
+    text = html.unescape(_TAG.sub("", text))  # captions escape &, < and > as in HTML
     text = " ".join(text.split())
     if voice is None:
         prefix = _NAME_PREFIX.match(text)
@@ -136,13 +209,13 @@ def _cue_speaker(raw_text: str, voice: str | None) -> tuple[str | None, str]:
     return voice, text
 
 
-def _render_cues(cues: Sequence[tuple[str | None, str, float, float]]) -> str:
+def _render_cues(cues: Sequence[tuple[str | None, str, float, float, bool]]) -> str:
     """Merge consecutive cues of one speaker into a turn, rendered as 'Name: text'."""
     turns: list[list] = []
-    for speaker, text, start, end in cues:
+    for speaker, text, start, end, apart in cues:
         if not text:
             continue
-        if turns and (speaker is None or speaker == turns[-1][0]):
+        if turns and not apart and (speaker is None or speaker == turns[-1][0]):
             previous = turns[-1]
             # Captions without speakers: a pause of 2 s or more starts a new paragraph.
             if speaker is None and previous[0] is None and start - previous[2] >= 2.0:
@@ -171,8 +244,8 @@ def vtt_text(path: Path, raw: str) -> str:
         raise TranscriptError(f"malformed WebVTT ({exc})", path=path) from None
     cues = []
     for caption in captions:
-        speaker, text = _cue_speaker(caption.raw_text, caption.voice)
-        cues.append((speaker, text, caption.start_in_seconds, caption.end_in_seconds))
+        for speaker, text, apart in _cue_pieces(caption.raw_text, caption.voice):
+            cues.append((speaker, text, caption.start_in_seconds, caption.end_in_seconds, apart))
     return _render_cues(cues)
 
 
@@ -188,7 +261,7 @@ def srt_text(path: Path, raw: str) -> str:
         raise TranscriptError(f"malformed SRT ({str(exc).splitlines()[0][:80]})", path=path, fix="check the cue timestamps") from None
     cues = []
     for subtitle in subtitles:
-        speaker, text = _cue_speaker(subtitle.content, None)
-        cues.append((speaker, text, subtitle.start.total_seconds(), subtitle.end.total_seconds()))
+        for speaker, text, apart in _cue_pieces(subtitle.content, None):
+            cues.append((speaker, text, subtitle.start.total_seconds(), subtitle.end.total_seconds(), apart))
     return _render_cues(cues)
 

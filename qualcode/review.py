@@ -20,8 +20,6 @@ from qualcode.suggestion import Suggestion
 from qualcode.transcripts import UNKNOWN_ROLE
 from qualcode.vocabulary import Mark, Method, ReviewOrder, Verdict, choices
 
-MAX_SHOWN_CODES = 9
-
 
 @dataclass(frozen=True)
 class ReviewFilter:
@@ -336,7 +334,8 @@ def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[
             continue
         segments = store.codable_segments(transcript_id)
         for number, row in enumerate(segments, start=1):
-            shown = sorted(suggestions.get(row.id, []), key=lambda s: -s.confidence)[:MAX_SHOWN_CODES]
+            # Every suggestion, strongest first: `a` and `x` settle all of them, keys 1-9 toggle the first nine.
+            shown = sorted(suggestions.get(row.id, []), key=lambda s: -s.confidence)
             if wanted_codes is not None:
                 if not any(s.code in wanted_codes for s in shown):
                     continue

@@ -30,6 +30,9 @@ class Settings:
     max_transcript_mb: int = 20  # larger files are skipped: no interview is that long, a mis-saved export might be
     learn_min_examples: int = 5  # of each class, before a code gets a model
     database: str | None = None  # a database URL; None: .qualcode/project.db in the project
+    # CSV cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading apostrophe (OWASP's advice);
+    # off for those who read the CSVs with code and want the text exactly.
+    csv_formula_guard: bool = True
     # Order of group values in tables, per attribute (e.g. role: [lead, partner, stakeholder]);
     # values not listed follow alphabetically, 'unknown' last.
     groups: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
@@ -57,6 +60,7 @@ _SETTING_TYPES: dict[str, Any] = {
     "max_transcript_mb": int,
     "database": str,
     "groups": dict,
+    "csv_formula_guard": bool,
 }
 _MINIMUM = {"segment_words": 10, "learn_min_examples": 2, "max_transcript_mb": 1}
 
@@ -100,6 +104,10 @@ def load_settings(project_dir: str | Path) -> Settings:
 
 def _checked(key: str, value: Any, path: Path, line: int) -> Any:
     expected = _SETTING_TYPES[key]
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise SettingsError("expected true or false", path=path, line=line, key_path=key)
+        return value
     if expected is list:
         if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
             raise SettingsError("expected a list of labels", path=path, line=line, key_path=key, fix="e.g. [Interviewer, I, Q]")

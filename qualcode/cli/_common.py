@@ -10,12 +10,33 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 from qualcode.errors import QualcodeError
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+# What must never reach a terminal from a file name, metadata value, codebook label or transcript: C0 controls
+# (ESC starts an escape sequence), DEL, C1 controls (U+0080-U+009F; some terminals act on them) and the
+# bidirectional overrides and isolates that make text read differently from what it is ("Trojan source").
+_UNSAFE = {
+    **{code: "\ufffd" for code in range(0x20) if chr(code) not in "\n\t"},
+    0x7F: "\ufffd",
+    **{code: "\ufffd" for code in range(0x80, 0xA0)},
+    **{code: "\ufffd" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+}
+
+
+def clean(text: object) -> str:
+    """Text safe for a terminal: each unsafe character becomes one U+FFFD, so offsets into it still hold."""
+    return str(text).translate(_UNSAFE)
+
+
+def escape(text: object) -> str:
+    """Text for rich markup: cleaned of terminal controls, its [brackets] shown as written."""
+    return escape_markup(clean(text))
+
 
 Arg = typer.Argument
 Opt = typer.Option

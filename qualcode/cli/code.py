@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
-from rich.markup import escape
 
-from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, err_console, is_interactive, user_errors, warn
+from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, err_console, escape, is_interactive, user_errors, warn
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -161,11 +160,11 @@ def render_result(result: "CodeResult") -> None:
 def render_summary(summary: "SuggestionSummary") -> "Table":
     from rich.table import Table
 
-    table = Table(title=f"Suggested codes: respondents by {summary.attribute}", title_justify="left")
+    table = Table(title=f"Suggested codes: respondents by {escape(summary.attribute)}", title_justify="left")
     table.add_column("Code", no_wrap=True)
     table.add_column("Segments", justify="right")
     for group in summary.groups:
-        table.add_column(group, justify="right")
+        table.add_column(escape(group), justify="right")
     table.add_column("All", justify="right")
     table.add_row(
         "N (respondents)", "", *[str(summary.respondents.get(group, 0)) for group in summary.groups], str(summary.transcripts),

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
-
-from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
+from qualcode.cli._common import Opt, ProjectOpt, app, console, escape, user_errors
 
 if TYPE_CHECKING:
     from rich.tree import Tree

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
+from qualcode.cli._common import Opt, ProjectOpt, app, console, escape, user_errors, warn
 
 db_app = typer.Typer(name="db", help="The project database: upgrade its schema, copy it between SQLite and PostgreSQL.", no_args_is_help=True,
                      rich_markup_mode=None)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
-from rich.markup import escape
-
-from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors, warn
+from qualcode.cli._common import Opt, ProjectOpt, app, console, escape, user_errors, warn
 from qualcode.vocabulary import ExportFormat, Status, choices
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.markup import escape
-
-from qualcode.cli._common import Arg, ProjectOpt, app, console, user_errors, warn
+from qualcode.cli._common import Arg, ProjectOpt, app, console, escape, user_errors, warn
 
 
 @app.command("import-qdpx")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.markup import escape
-
-from qualcode.cli._common import Arg, app, console, user_errors
+from qualcode.cli._common import Arg, app, console, escape, user_errors
 
 
 @app.command("init")

@@ -211,4 +211,6 @@ class ScriptedKeys:
 
 def keys_for(stream: Any = None) -> TerminalKeys | StreamKeys:
     stream = stream or sys.stdin
+    if hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors="replace")  # bytes that are not UTF-8 in piped keys are unknown keys, not a traceback
     return TerminalKeys(stream) if stream.isatty() else StreamKeys(stream)

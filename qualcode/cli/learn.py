@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.markup import escape
 
-from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, fmt_number, render_models, user_errors, warn
+from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, escape, fmt_number, render_models, user_errors, warn
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -56,10 +55,11 @@ def agreement_cli(
 
     with Project.open(project) as opened:
         report = agreement(opened, sources=sources, min_confidence=min_confidence)
+        guard = opened.settings.csv_formula_guard
     for message in report.warnings:
         warn(message)
     if format == "csv":
-        data = csv_bytes(*(disagreement_rows(report) if disagreements else report_rows(report)))
+        data = csv_bytes(*(disagreement_rows(report) if disagreements else report_rows(report)), guard=guard)
         if output:
             write_atomic(output, data)
             console.print(f"Wrote {escape(str(output))}")

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
+from qualcode.cli._common import Opt, ProjectOpt, app, console, escape, user_errors
 
 
 @app.command("backup")

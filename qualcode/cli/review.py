@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.text import Text
 
-from qualcode.cli._common import Opt, ProjectOpt, app, console, err_console, user_errors
+from qualcode.cli._common import Opt, ProjectOpt, app, clean, console, err_console, escape, user_errors
 from qualcode.cli.keys import RESIZED, KeyReader, keys_for
 from qualcode.vocabulary import ReviewOrder, Verdict, choices
 
@@ -51,8 +50,8 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
     earlier = [_turn_text(turn.speaker, turn.text, "dim", limit=None if widen else 240) for turn in before]
     rest: list = []
     shown = session.shown_codes(item)
-    body = Text(f"{item.speaker}: " if item.speaker else "", style="bold")
-    segment = Text(item.text)
+    body = Text(f"{clean(item.speaker)}: " if item.speaker else "", style="bold")
+    segment = Text(clean(item.text))  # one character for one: the evidence offsets still hold
     styles = {entry.code: CODE_STYLES[(entry.number - 1) % len(CODE_STYLES)] for entry in shown}
     spans = sorted(
         ((evidence.start, evidence.end, styles.get(suggestion.code, "bold")) for suggestion in item.suggestions for evidence in suggestion.evidence),
@@ -60,7 +59,7 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
     )
     if plain:
         # Without colour, brackets show what fired.
-        text = item.text
+        text = clean(item.text)
         for start, end, _style in spans:
             text = text[:start] + "[" + text[start:end] + "]" + text[end:]
         segment = Text(text)
@@ -83,13 +82,13 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
             reason = entry.suggestion.reason(item.text)
             if entry.method == "batch":
                 reason = "batch-accepted; " + reason
-            line.append(reason[: max(0, 52)], style="dim")
+            line.append(clean(reason)[: max(0, 52)], style="dim")
         else:
             line.append(" added by you", style="dim")
         codes.append(line)
     state = session.state(item)
     for note in state.notes:
-        codes.append(Text(f"note: {note}", style="italic"))
+        codes.append(Text(f"note: {clean(note)}", style="italic"))
     if state.reviewed:
         codes.append(Text("(reviewed)", style="green"))
     progress = session.progress()
@@ -109,13 +108,13 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
 
 
 def _header(item: "ReviewItem") -> Text:
-    position = f"segment {item.number}/{item.of} of {item.transcript_id}"
-    values = [value for key, value in sorted(item.metadata.items(), key=lambda kv: (kv[0] != "role", kv[0]))]
+    position = clean(f"segment {item.number}/{item.of} of {item.transcript_id}")
+    values = [clean(value) for key, value in sorted(item.metadata.items(), key=lambda kv: (kv[0] != "role", kv[0]))]
     room = 78 - len(item.transcript_id) - len(position) - 4
     attributes = " · ".join(values)
     if len(attributes) > room:
         attributes = attributes[: max(0, room - 1)] + "…"
-    header = Text.assemble((item.transcript_id, "bold"), "  ", (attributes, "dim"))
+    header = Text.assemble((clean(item.transcript_id), "bold"), "  ", (attributes, "dim"))
     header.append(" " * max(2, 78 - len(header.plain) - len(position)))
     header.append(position)
     return header
@@ -146,7 +145,7 @@ def _fit_context(console: Console, header: Text, earlier: list[Text], fixed: lis
 def _turn_text(speaker: str | None, text: str, style: str, limit: int | None) -> Text:
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
-    return Text(f"{speaker + ': ' if speaker else ''}{text}", style=style)
+    return Text(clean(f"{speaker + ': ' if speaker else ''}{text}"), style=style)
 
 
 def codebook_listing(session: "ReviewSession", codes: "list[Code] | None" = None, *, rows: int | None = None) -> Text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from qualcode.cli._common import Opt, ProjectOpt, app, console, user_errors
+from qualcode.cli._common import Opt, ProjectOpt, app, clean, console, escape, user_errors
 from qualcode.vocabulary import Status, choices
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def render_frequency(table: "Frequency", *, status: str, segments: bool = False,
     parts: list = []
     for number, chunk in enumerate(chunks, start=1):
         suffix = f" ({number} of {len(chunks)})" if len(chunks) > 1 else ""
-        parts += [Text(title + suffix), _frequency_table(table, chunk, segments=segments)]
+        parts += [Text(clean(title + suffix)), _frequency_table(table, chunk, segments=segments)]
     return parts
 
 
@@ -70,7 +70,7 @@ def _frequency_table(table: "Frequency", groups: list[str], *, segments: bool) -
     rendered.add_column("Code", no_wrap=True)
     for group in groups:
         # Headers wrap at spaces ('lead x' over 'third sector') but never lose letters.
-        rendered.add_column(group, justify="right", overflow="fold", min_width=max(9, *(len(word) for word in group.split())))
+        rendered.add_column(escape(group), justify="right", overflow="fold", min_width=max(9, *(len(word) for word in group.split())))
         if segments:
             rendered.add_column("segs", justify="right", style="dim")
     for row, depth in zip(table.rows, table.attrs["depths"]):
@@ -88,5 +88,5 @@ def _frequency_table(table: "Frequency", groups: list[str], *, segments: bool) -
             cells.append(f"{raised} ({percent:.0f}%)" if percent is not None else str(raised))
             if segments:
                 cells.append(str(row[index[f"{group}: segments"]]))
-        rendered.add_row("  " * depth + row[0], *cells, style="bold" if depth == 0 else None)
+        rendered.add_row("  " * depth + escape(row[0]), *cells, style="bold" if depth == 0 else None)
     return rendered

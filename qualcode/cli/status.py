@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qualcode.cli._common import ProjectOpt, app, console, render_models, user_errors
+from qualcode.cli._common import ProjectOpt, app, console, escape, render_models, user_errors
 
 if TYPE_CHECKING:
 
@@ -40,17 +40,17 @@ def render_status(report: "StatusReport") -> list:
     transcripts.add_column("Segments", justify="right")
     transcripts.add_column("Suggested", justify="right")
     for coder in report.coders:
-        transcripts.add_column(coder, justify="right")
+        transcripts.add_column(escape(coder), justify="right")
     for row in report.transcripts:
-        transcripts.add_row(row.transcript, row.role, str(row.segments), str(row.suggested),
+        transcripts.add_row(escape(row.transcript), escape(row.role), str(row.segments), str(row.suggested),
                             *[f"{row.coders[c].reviewed}/{row.segments}" for c in report.coders])
     codes = Table()
     codes.add_column("Code", no_wrap=True)
     codes.add_column("Suggested", justify="right")
     for coder in report.coders:
-        codes.add_column(coder, justify="right")
+        codes.add_column(escape(coder), justify="right")
     for code_row in report.codes:
-        codes.add_row("  " * code_row.depth + code_row.code, str(code_row.suggested),
+        codes.add_row("  " * code_row.depth + escape(code_row.code), str(code_row.suggested),
                       *[f"{code_row.coders[c].accepted}/{code_row.coders[c].rejected}/{code_row.coders[c].added}" for c in report.coders])
     if not report.coders:
         codes.caption = "No decisions yet: run 'qualcode review'."
