@@ -198,19 +198,31 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, guard: bo
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([neutralise(value) for value in header] if guard else header)
-    writer.writerows(([neutralise(value) for value in row] for row in rows) if guard else rows)  # None: an empty cell
+    writer.writerows(_guarded(rows) if guard else rows)  # None: an empty cell
     return buffer.getvalue().encode("utf-8")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_RISKY_FIRST = frozenset("=+-@\t\r\n ")  # a cell starting otherwise cannot be a formula: most are passed by at once
 
 
 def neutralise(value: Any) -> Any:
     """A text cell a spreadsheet would run as a formula, with an apostrophe first so that it shows as text
     (OWASP's advice for CSV injection); leading spaces do not hide a formula from a spreadsheet, so they do not here."""
-    if isinstance(value, str) and value and (value[0] in FORMULA_STARTS or value.lstrip(" \t\r\n")[:1] in FORMULA_STARTS[:4]):
-        return "'" + value
+    if value.__class__ is str and value and value[0] in _RISKY_FIRST:
+        if value[0] in FORMULA_STARTS or value.lstrip(" \t\r\n")[:1] in ("=", "+", "-", "@"):
+            return "'" + value
     return value
+
+
+def _guarded(rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """Rows with formula-like cells neutralised; a row without any is passed on as it is."""
+    risky = _RISKY_FIRST
+    for row in rows:
+        if any(cell.__class__ is str and cell and cell[0] in risky for cell in row):
+            yield [neutralise(cell) for cell in row]
+        else:
+            yield row
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], *, guard: bool = True) -> int:
@@ -218,7 +230,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]],
     written = 0
     if guard:
         header = [neutralise(value) for value in header]
-        rows = ([neutralise(value) for value in row] for row in rows)
+        rows = _guarded(rows)
 
     def write(out: IO[bytes]) -> None:
         nonlocal written
