@@ -48,7 +48,7 @@ def main() -> None:
     bad_codebooks = sorted(path.name for path in (bad / "codebooks").iterdir())
     bad_other = sorted(path.name for path in bad.iterdir() if path.is_file())
     bad_run = run([sys.executable, "-m", "pytest", "tests/test_bad_inputs.py", "tests/test_qdpx.py", "tests/test_hostile.py", "-p", "no:cacheprovider"])
-    hostile = run([sys.executable, "-m", "pytest", "tests/test_hostile.py", "--collect-only", "-q", "-p", "no:cacheprovider"])
+    hostile = run([sys.executable, "-m", "pytest", "tests/test_hostile.py", "--collect-only", "-p", "no:cacheprovider"])
     hostile_cases = sum(1 for text in hostile.stdout.splitlines() if "::" in text)
 
     report = Path(tempfile.mkstemp(suffix=".json")[1])
