@@ -202,7 +202,8 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, guard: bo
     return buffer.getvalue().encode("utf-8")
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_SIGNS = ("=", "+", "-", "@")
+FORMULA_STARTS = (*FORMULA_SIGNS, "\t", "\r")
 _RISKY_FIRST = frozenset("=+-@\t\r\n ")  # a cell starting otherwise cannot be a formula: most are passed by at once
 
 
@@ -210,7 +211,7 @@ def neutralise(value: Any) -> Any:
     """A text cell a spreadsheet would run as a formula, with an apostrophe first so that it shows as text
     (OWASP's advice for CSV injection); leading spaces do not hide a formula from a spreadsheet, so they do not here."""
     if value.__class__ is str and value and value[0] in _RISKY_FIRST:
-        if value[0] in FORMULA_STARTS or value.lstrip(" \t\r\n")[:1] in ("=", "+", "-", "@"):
+        if value[0] in FORMULA_STARTS or value.lstrip(" \t\r\n")[:1] in FORMULA_SIGNS:
             return "'" + value
     return value
 

@@ -17,15 +17,20 @@ def terminal_env(**values: str) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", **kept, **values}
 
 
-def test_review_in_a_pseudo_terminal(review_project):
-    child = pexpect.spawn(
+def spawn_review(project, coder: str, **env: str):
+    """`qualcode review` in a real 80x24 pseudo-terminal."""
+    return pexpect.spawn(
         sys.executable,
-        ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "tty-ann"],
-        env=terminal_env(TERM="xterm", COLUMNS="80", LINES="24"),
+        ["-m", "qualcode", "review", "--project", str(project), "--coder", coder],
+        env=terminal_env(TERM="xterm", **env),
         encoding="utf-8",
         timeout=30,
         dimensions=(24, 80),
     )
+
+
+def test_review_in_a_pseudo_terminal(review_project):
+    child = spawn_review(review_project, "tty-ann", COLUMNS="80", LINES="24")
     child.expect("segment 1/2 of lead-01")
     child.expect("q:quit")
     child.send("a")  # one key, no Enter
@@ -57,14 +62,7 @@ def test_review_in_a_pseudo_terminal(review_project):
 
 
 def test_killed_review_keeps_acknowledged_decisions(review_project):
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "kim"],
-        env=terminal_env(TERM="xterm"),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(24, 80),
-    )
+    child = spawn_review(review_project, "kim")
     child.expect("segment 1/2 of lead-01")
     child.send("a")
     child.expect("segment 2/2 of lead-01")  # the screen after the key: the decision was acknowledged
@@ -76,14 +74,7 @@ def test_killed_review_keeps_acknowledged_decisions(review_project):
 
 
 def test_keys_typed_while_review_opens_are_kept_and_a_resize_redraws_at_once(review_project):
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "qualcode", "review", "--project", str(review_project), "--coder", "tty-bob"],
-        env=terminal_env(TERM="xterm", COLUMNS="80", LINES="24"),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(24, 80),
-    )
+    child = spawn_review(review_project, "tty-bob", COLUMNS="80", LINES="24")
     child.send("a")  # typed before the first screen is drawn
     child.expect("Previous segment \\(lead-01 1/2\\): Accepted 1 code")
     child.expect("q:quit")

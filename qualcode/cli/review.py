@@ -127,19 +127,16 @@ def _lines(console: Console, texts: list) -> int:
 def _fit_context(console: Console, header: Text, earlier: list[Text], fixed: list, later: list[Text]) -> tuple[list[Text], list[Text]]:
     """Trim the turns after, then the turns before (oldest lines first), so that the screen fits the terminal."""
     room = console.height - 1 - _lines(console, [header, *fixed])  # one line for the cursor under the footer
-    after_lines = [line for text in later for line in text.wrap(console, console.width)]
-    keep_after = max(0, min(len(after_lines), room - 1 if after_lines else 0))
-    if keep_after < len(after_lines):
-        cut = len(after_lines) - keep_after + 1
-        after_lines = after_lines[: max(0, keep_after - 1)] + [Text(f"… {cut} more lines after (w to narrow)", style="dim italic")]
-    room -= len(after_lines) if keep_after else 0
-    before_lines = [line for text in earlier for line in text.wrap(console, console.width)]
-    if len(before_lines) > max(0, room):
-        hidden = len(before_lines) - max(0, room - 1)
-        before_lines = ([Text(f"… {hidden} earlier lines not shown", style="dim italic")] if room > 0 else []) + before_lines[hidden:]
-        if room <= 0:
-            before_lines = []
-    return before_lines, (after_lines if keep_after else [])
+    after = [line for text in later for line in text.wrap(console, console.width)]
+    if len(after) > max(0, room):
+        keep = max(0, room - 1)  # the last line left says how many were cut
+        after = after[:keep] + [Text(f"… {len(after) - keep} more lines after (w to narrow)", style="dim italic")] if room > 0 else []
+    room -= len(after)
+    before = [line for text in earlier for line in text.wrap(console, console.width)]
+    if len(before) > max(0, room):
+        keep = max(0, room - 1)
+        before = [Text(f"… {len(before) - keep} earlier lines not shown", style="dim italic"), *before[len(before) - keep :]] if room > 0 else []
+    return before, after
 
 
 def _turn_text(speaker: str | None, text: str, style: str, limit: int | None) -> Text:
@@ -151,10 +148,10 @@ def _turn_text(speaker: str | None, text: str, style: str, limit: int | None) ->
 def codebook_listing(session: "ReviewSession", codes: "list[Code] | None" = None, *, rows: int | None = None) -> Text:
     """The codebook (or the codes matching what was typed), numbered as `c` takes them; in columns and cut to ``rows``
     lines when it would not fit, with a line saying how to narrow it."""
-    numbers = {code.id: number for number, (code, _depth) in enumerate(session.codebook.walk(), start=1)}
-    depths = {code.id: depth for code, depth in session.codebook.walk()}
-    listed = codes if codes is not None else [code for code, _depth in session.codebook.walk()]
-    entries = [f"{numbers[code.id]:>3} {'  ' * depths[code.id] if codes is None else ''}{code.id}  {code.label}" for code in listed]
+    walked = list(session.codebook.walk())
+    place = {code.id: (number, depth) for number, (code, depth) in enumerate(walked, start=1)}
+    listed = codes if codes is not None else [code for code, _depth in walked]
+    entries = [f"{place[code.id][0]:>3} {'  ' * place[code.id][1] if codes is None else ''}{code.id}  {code.label}" for code in listed]
     text = Text()
     if rows is None or len(entries) <= rows:
         for entry in entries:
