@@ -73,6 +73,7 @@ def save_result(project: Project, store: Store, job: Job, outcome: FileResult, c
         return
     saved = store.save_transcript(transcript, outcome.suggestions, pipeline_version=version, path=relative)
     result.retired_with_decisions += saved.retired_with_decisions
+    result.ambiguous += saved.ambiguous
     (result.updated if job.existed else result.imported).append(transcript.id)
     result.words += transcript.words
 
@@ -98,6 +99,7 @@ def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, 
             continue
         saved = store.save_transcript(transcript, row.suggestions, pipeline_version=row.pipeline_version, path=row.path)
         result.retired_with_decisions += saved.retired_with_decisions
+        result.ambiguous += saved.ambiguous
         result.updated.append(transcript.id)
         result.words += transcript.words
     with NewTranscripts(store, result, MERGE_CHUNK) as new:

@@ -39,6 +39,7 @@ class CodeResult:
     words: int = 0
     segments: int = 0
     retired_with_decisions: int = 0
+    ambiguous: int = 0  # re-imported segments that could be several old ones with different decisions
     pipeline_version: str = ""
     retrained: TrainResult | None = None
     rescored: int = 0

@@ -23,6 +23,10 @@ _SPEAKER_LINE = re.compile(
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _MAX_LABEL_WORDS = 4
+# The most characters one segment holds, whatever its words: spaCy refuses a text over nlp.max_length (10^6),
+# a screen cannot show more, and text without spaces or sentence ends (a pasted log, a run of one letter)
+# must still be cut somewhere. Cut at the last space before the limit, else at the limit itself.
+MAX_SEGMENT_CHARS = 20_000
 _LOWERCASE_LABELS = {"interviewer", "respondent", "interviewee", "participant", "moderator", "facilitator", "speaker"}
 
 
@@ -70,7 +74,7 @@ def segment_text(text: str, options: SegmentOptions = SegmentOptions()) -> list[
     segments: list[Segment] = []
 
     def add(speaker: str | None, start: int, end: int, codable: bool) -> None:
-        for piece_start, piece_end in _split_block(text, start, end, options.max_words if codable else None):
+        for piece_start, piece_end in _bounded(text, _split_block(text, start, end, options.max_words if codable else None)):
             segments.append(Segment(len(segments), speaker, piece_start, piece_end, text[piece_start:piece_end], codable))
 
     if len(labels) < 2:
@@ -84,6 +88,21 @@ def segment_text(text: str, options: SegmentOptions = SegmentOptions()) -> list[
         speaker = match.group("label").strip()
         add(speaker, match.end(), end, speaker.casefold() not in interviewer)
     return segments
+
+
+def _bounded(text: str, pieces: list[tuple[int, int]]) -> Iterable[tuple[int, int]]:
+    """Pieces no longer than MAX_SEGMENT_CHARS: a longer one is cut at spaces where it has them."""
+    for start, end in pieces:
+        while end - start > MAX_SEGMENT_CHARS:
+            limit = start + MAX_SEGMENT_CHARS
+            cut = text.rfind(" ", start + MAX_SEGMENT_CHARS // 2, limit)
+            cut = cut if cut > start else limit
+            piece = _strip(text, start, cut)
+            if piece[1] > piece[0]:
+                yield piece
+            start, end = _strip(text, cut, end)
+        if end > start:
+            yield start, end
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -14,10 +14,16 @@ TALLEST_ROW = 409  # points: the most a spreadsheet row may be
 RESPONDENTS_NOTE = "Each cell counts the transcript's segments coded with the column's code (a parent counts its children's)."
 
 
+CELL_LIMIT = 32_767  # characters a spreadsheet cell holds; Excel refuses a workbook with more in one cell
+CUT_MARK = " [... cut: the whole text is in the CSV exports]"
+
+
 def cell(value: Any) -> Any:
-    """A table value as a file holds it: empty for None or NaN, numbers as numbers."""
+    """A table value as a file holds it: empty for None or NaN, numbers as numbers, text within a cell's limit."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
+    if isinstance(value, str) and len(value) > CELL_LIMIT:
+        return value[: CELL_LIMIT - len(CUT_MARK)] + CUT_MARK
     return value
 
 

@@ -155,6 +155,11 @@ def render_result(result: "CodeResult") -> None:
             f"{result.retired_with_decisions} segments with decisions no longer appear in their changed transcripts; "
             "their decisions are kept but hidden."
         )
+    if result.ambiguous:
+        console.print(
+            f"{result.ambiguous} changed segments read like several earlier ones that carry different decisions; rather than "
+            "guess, they start undecided and come back to review (the earlier decisions are kept, hidden)."
+        )
 
 
 def render_summary(summary: "SuggestionSummary") -> "Table":

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from qualcode.errors import ProjectError
+from qualcode.store.matching import match_segments
 from qualcode.store.records import (
     DecisionRow,
     Entry,
@@ -355,8 +356,9 @@ class Store:
     def save_transcript(self, transcript: Transcript, suggestions: Sequence[Sequence[Suggestion]], *, pipeline_version: str, path: str) -> ImportOutcome:
         """Insert or replace a transcript, its segments and their suggestions in one transaction.
 
-        A segment whose text is unchanged keeps its id, so the decisions on it stay.
-        A vanished segment that has decisions is retired (kept, hidden), not deleted.
+        A segment whose text is unchanged keeps its id, so the decisions on it stay; which old segment a new one is
+        follows order and neighbourhood, not text alone (``matching.py``). A vanished segment that has decisions
+        is retired (kept, hidden), not deleted; so is each of the old segments a new one could not be told from.
         """
         stamp = now()
         metadata = json.dumps(transcript.metadata, ensure_ascii=False)
@@ -371,18 +373,23 @@ class Store:
                        updated_at = excluded.updated_at""",
                 (transcript.id, path, transcript.format, transcript.content_hash, transcript.text, file_metadata, metadata, stamp, stamp),
             )
-            old: dict[str, list[int]] = defaultdict(list)
-            for segment_id, text in self._q(
+            rows = self._q(
                 "SELECT id, text FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position", (transcript.id,)
+            ).fetchall()
+            old_ids = [int(row[0]) for row in rows]
+            history: dict[int, list[tuple]] = defaultdict(list)
+            for segment_id, coder, code, verdict, note in self._q(
+                "SELECT d.segment_id, d.coder, d.code, d.verdict, d.note FROM decisions d JOIN segments g ON g.id = d.segment_id "
+                "WHERE g.transcript_id = ? AND g.retired_at IS NULL ORDER BY d.id", (transcript.id,)
             ).fetchall():
-                old[text].append(int(segment_id))
+                history[int(segment_id)].append((coder, code, verdict, note))
+            matching = match_segments([row[1] for row in rows], [segment.text for segment in transcript.segments],
+                                      [tuple(history.get(segment_id, ())) for segment_id in old_ids])
             ids: list[int] = []
-            kept = 0
-            for segment in transcript.segments:
-                reusable = old.get(segment.text)
-                if reusable:
-                    segment_id = reusable.pop(0)
-                    kept += 1
+            for index, segment in enumerate(transcript.segments):
+                reused = matching.reused.get(index)
+                if reused is not None:
+                    segment_id = old_ids[reused]
                     self._q(
                         'UPDATE segments SET position = ?, speaker = ?, start = ?, "end" = ?, codable = ? WHERE id = ?',
                         (segment.position, segment.speaker, segment.start, segment.end, int(segment.codable), segment_id),
@@ -393,11 +400,13 @@ class Store:
                         (transcript.id, segment.position, segment.speaker, segment.start, segment.end, segment.text, int(segment.codable)),
                     ))
                 ids.append(segment_id)
-            retired = self._retire(segment_id for group in old.values() for segment_id in group)
+            kept = len(matching.reused)
+            leftovers = set(old_ids) - {old_ids[index] for index in matching.reused.values()}
+            retired = self._retire(sorted(leftovers))
             self._q("DELETE FROM suggestions WHERE segment_id IN (SELECT id FROM segments WHERE transcript_id = ?)", (transcript.id,))
             codable_ids = [segment_id for segment_id, segment in zip(ids, transcript.segments) if segment.codable]
             self._insert_suggestions(zip(codable_ids, suggestions), pipeline_version, stamp)
-        return ImportOutcome(len(ids), kept, retired)
+        return ImportOutcome(len(ids), kept, retired, len(matching.ambiguous))
 
     @_operation
     def insert_transcripts(self, batch: Sequence[tuple[Transcript, Sequence[Sequence[Suggestion]], str, str]]) -> list[str]:

@@ -93,6 +93,7 @@ class ImportOutcome:
     segments: int
     kept_segments: int
     retired_with_decisions: int
+    ambiguous: int = 0  # new segments matching several old ones with different decisions: left undecided
 
 
 @dataclass

