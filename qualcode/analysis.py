@@ -238,21 +238,70 @@ def theme_table(project: Project, *, by: str = "role", status: str = Status.CONF
     return theme_frequency(store, codebook, found, by=attributes, orders=dict(project.settings.groups))
 
 
-def cooccurrence(found: Sequence[Coding], codebook: Codebook) -> Table:
-    """Pairs of codes applied to the same segments: n1, n2, n12 and Jaccard n12 / (n1 + n2 - n12)."""
+# Bounds on the co-occurrence table: pairs are counted among the most applied codes while the work
+# (the sum over segments of their codes squared) stays under COOCCURRENCE_WORK, and at most
+# COOCCURRENCE_PAIRS pairs are listed, the most frequent first. A codebook of tens of thousands of codes
+# that all fire would otherwise need codes-squared time and memory.
+COOCCURRENCE_WORK = 20_000_000
+COOCCURRENCE_PAIRS = 50_000
+
+
+def cooccurrence(found: Sequence[Coding], codebook: Codebook, *, max_work: int = COOCCURRENCE_WORK,
+                 max_pairs: int = COOCCURRENCE_PAIRS) -> Table:
+    """Pairs of codes applied to the same segments: n1, n2, n12 and Jaccard n12 / (n1 + n2 - n12), the most frequent first.
+
+    Only pairs that occur are counted (a sparse product of the segment-by-code incidence), in time proportional to
+    the codings times the codes per segment; ``attrs['note']`` says when the bounds above left pairs out.
+    """
+    import numpy as np
+    from scipy import sparse
+
     segments_of: dict[str, set[int]] = defaultdict(set)
     for coding in found:
         segments_of[coding.code].add(coding.segment_id)
-    order = [code.id for code, _depth in codebook.walk() if code.id in segments_of]
-    records: list[list[Any]] = []
-    for i, first in enumerate(order):
-        for second in order[i + 1 :]:
-            n1, n2 = len(segments_of[first]), len(segments_of[second])
-            n12 = len(segments_of[first] & segments_of[second])
-            if n12:
-                records.append([first, second, n1, n2, n12, round(n12 / (n1 + n2 - n12), 4)])
-    records.sort(key=lambda record: (-record[4], -record[5]))
-    return Table(["code_1", "code_2", "n1", "n2", "n12", "jaccard"], records)
+    walk_order = {code.id: index for index, (code, _depth) in enumerate(codebook.walk())}
+    # Most applied first, so that when the work must be bounded, the pairs a reader looks for are the ones kept.
+    ranked = sorted((code for code in segments_of if code in walk_order), key=lambda code: (-len(segments_of[code]), walk_order[code]))
+    per_segment: dict[int, int] = defaultdict(int)
+    work, chosen = 0, []
+    for code in ranked:
+        added = sum(2 * per_segment[segment] + 1 for segment in segments_of[code])
+        if work + added > max_work and chosen:
+            break
+        for segment in segments_of[code]:
+            per_segment[segment] += 1
+        work += added
+        chosen.append(code)
+    columns = ["code_1", "code_2", "n1", "n2", "n12", "jaccard"]
+    if len(chosen) < 2:
+        return Table(columns, [], {"note": _cooccurrence_note(len(chosen), len(ranked), 0, 0)})
+    row_of = {segment: index for index, segment in enumerate(per_segment)}
+    rows = [row_of[segment] for code in chosen for segment in segments_of[code]]
+    cols = [index for index, code in enumerate(chosen) for _segment in segments_of[code]]
+    incidence = sparse.csc_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(len(row_of), len(chosen)))
+    together = sparse.triu(incidence.T @ incidence, k=1).tocoo()
+    counts = together.data
+    totals = np.array([len(segments_of[code]) for code in chosen], dtype=np.int64)
+    position = np.array([walk_order[code] for code in chosen])
+    first = np.where(position[together.row] < position[together.col], together.row, together.col)  # codebook order within a pair
+    second = together.row + together.col - first
+    jaccard = np.round(counts / (totals[first] + totals[second] - counts), 4)
+    # The most frequent pairs, then the most exclusive, then codebook order: a stable order whatever the bounds.
+    order = np.lexsort((position[second], position[first], -jaccard, -counts))[:max_pairs]
+    records: list[list[Any]] = [
+        [chosen[first[i]], chosen[second[i]], int(totals[first[i]]), int(totals[second[i]]), int(counts[i]), float(jaccard[i])] for i in order
+    ]
+    return Table(columns, records, {"note": _cooccurrence_note(len(chosen), len(ranked), len(records), len(counts))})
+
+
+def _cooccurrence_note(counted: int, applied: int, shown: int, pairs: int) -> str:
+    """What the co-occurrence table leaves out, or '' when it is whole."""
+    parts = []
+    if counted < applied:
+        parts.append(f"pairs counted among the {counted:,} most applied of {applied:,} codes")
+    if shown < pairs:
+        parts.append(f"the {shown:,} most frequent of {pairs:,} pairs shown")
+    return "co-occurrence: " + "; ".join(parts) if parts else ""
 
 
 def check_attributes(store: Store, breakdowns: list[list[str]]) -> None:

@@ -148,6 +148,7 @@ def export(
     if not found and status == Status.CONFIRMED:
         result.notes.append("No confirmed codings yet: the tables count nothing. Review first, or export with --status suggested.")
     tables = _tables(store, codebook, found, breakdowns, orders)
+    result.notes.extend(note for table in tables.values() if (note := table.attrs.get("note")))
     if ExportFormat.CSV in chosen:
         guard = project.settings.csv_formula_guard
         header, rows = codings_rows(store, coder=coder)
@@ -161,7 +162,7 @@ def export(
         result.files.append(target / "codebook-taguette.csv")
     if ExportFormat.XLSX in chosen:
         path = target / "themes.xlsx"
-        write_atomic(path, workbook_bytes(tables))
+        write_atomic(path, workbook_bytes(tables, result.notes))
         result.files.append(path)
     if ExportFormat.MD in chosen:
         path = target / "quotes.md"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from copy import copy
 from typing import Any
 
 from qualcode.analysis import Table
@@ -27,118 +28,129 @@ def cell(value: Any) -> Any:
     return value
 
 
-def workbook_bytes(tables: dict[str, Table]) -> bytes:
+MAX_ROWS = 1_048_576  # a sheet's rows, header included
+MAX_COLUMNS = 16_384
+
+
+def workbook_bytes(tables: dict[str, Table], notes: list[str] | None = None) -> bytes:
     """One sheet per table: frozen bold header, set widths, numbers as numbers, text never as a formula,
-    percentages as fractions with a heat map on one 0-100% scale, printable on landscape pages one wide."""
+    percentages as fractions with a heat map on one 0-100% scale, printable on landscape pages one wide.
+
+    Sheets are streamed (openpyxl's write-only mode), so memory does not grow with the cells; a table larger
+    than a sheet holds is cut to it, and ``notes`` is told what was cut (the CSV exports hold it whole)."""
     from openpyxl import Workbook
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
+    workbook = Workbook(write_only=True)
     for name, table in tables.items():
         sheet = workbook.create_sheet(name[:31])
-        _fill(sheet, table)
-        _layout(sheet, name, table)
-        if table.attrs.get("frequency"):
-            _frequency_formats(sheet, table)
-        if table.attrs.get("code_columns"):
-            _matrix_formats(sheet, table)
+        rows, columns = min(len(table.rows), MAX_ROWS - 1), min(len(table.columns), MAX_COLUMNS)
+        if (rows, columns) != (len(table.rows), len(table.columns)) and notes is not None:
+            notes.append(f"themes.xlsx: sheet '{name}' holds the first {rows:,} rows and {columns:,} columns of {len(table.rows):,} x "
+                         f"{len(table.columns):,} (a spreadsheet's limit); the CSV export has all of it")
+        _Sheet(sheet, name, table, rows, columns).write()
         _print_setup(sheet)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def _fill(sheet: Any, table: Table) -> None:
-    percent_columns = {index for index, column in enumerate(table.columns) if column.endswith(": %")}
-    sheet.append(table.columns)
-    for row in table.rows:
-        values = [cell(value) for value in row]
-        for index in percent_columns:
-            if isinstance(values[index], (int, float)):
-                values[index] = values[index] / 100  # a fraction, shown with a percent format, so formulas can use it
-        sheet.append(values)
-    # openpyxl takes any string starting with '=' for a formula; a transcript's text must stay text.
-    for row in sheet.iter_rows(min_row=1):
-        for item in row:
-            if item.data_type == "f":
-                item.data_type = "s"
+class _Sheet:
+    """One table written row by row: every style is set on the cell as it is made, row heights before their row."""
 
+    def __init__(self, sheet: Any, name: str, table: Table, rows: int, columns: int) -> None:
+        self.sheet, self.name, self.table, self.rows, self.columns = sheet, name, table, rows, columns
+        self.names = table.columns[:columns]
 
-def _layout(sheet: Any, name: str, table: Table) -> None:
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    def write(self) -> None:
+        from openpyxl.styles import Alignment, Font, PatternFill
+        from openpyxl.utils import get_column_letter
 
-    for heading in sheet[1]:
-        heading.font = Font(bold=True)
-        heading.fill = PatternFill("solid", fgColor="DDE4EE")
-        heading.alignment = Alignment(wrap_text=True, vertical="top")
-    sheet.freeze_panes = "B2" if name.startswith(("Summary", "By ", "Respondents")) else "A2"
-    widths: dict[int, int] = {}
-    for index, column in enumerate(table.columns, start=1):
-        values = [len(str(column))] + [len(str(cell(row[index - 1]))) for row in table.rows[:500]]
-        widths[index] = max(8, min(WIDEST_COLUMN, max(values) + 2))
-        sheet.column_dimensions[get_column_letter(index)].width = widths[index]
-    wrapped = [index for index, column in enumerate(table.columns, start=1) if column in ("text", "memo", "definition", "include", "exclude")]
-    if not wrapped:
-        return
-    # Wrapped cells need rows tall enough for their lines, or a spreadsheet draws long texts over the rows below.
-    top = Alignment(wrap_text=True, vertical="top")
-    for row_number, row in enumerate(table.rows, start=2):
-        lines = 1
-        for index in wrapped:
-            sheet.cell(row=row_number, column=index).alignment = top
-            text = str(cell(row[index - 1]))
-            per_line = max(1, widths[index] - 2)
-            lines = max(lines, sum(max(1, math.ceil(len(part) / per_line)) for part in text.split("\n")))
-        if lines > 1:
-            sheet.row_dimensions[row_number].height = min(TALLEST_ROW, lines * POINTS_PER_LINE)
+        sheet, table = self.sheet, self.table
+        sheet.freeze_panes = "B2" if self.name.startswith(("Summary", "By ", "Respondents")) else "A2"
+        widths: dict[int, int] = {}
+        for index, column in enumerate(self.names, start=1):
+            values = [len(str(column))] + [len(str(cell(row[index - 1]))) for row in table.rows[:500]]
+            widths[index] = max(8, min(WIDEST_COLUMN, max(values) + 2))
+            sheet.column_dimensions[get_column_letter(index)].width = widths[index]
+        bold, fill, top = Font(bold=True), PatternFill("solid", fgColor="DDE4EE"), Alignment(wrap_text=True, vertical="top")
+        header = []
+        for column in self.names:
+            heading = self._cell(column)
+            heading.font, heading.fill, heading.alignment = bold, fill, top
+            header.append(heading)
+        if table.attrs.get("code_columns"):
+            from openpyxl.comments import Comment
 
+            header[0].comment = Comment(RESPONDENTS_NOTE, "qualcode", width=300, height=80)
+            sheet.oddHeader.center.text = "Segments coded, per transcript and code"
+        sheet.append(header)
+        percent = {index for index, column in enumerate(self.names) if column.endswith(": %")}
+        # Wrapped cells need rows tall enough for their lines, or a spreadsheet draws long texts over the rows below.
+        wrapped = {index for index, column in enumerate(self.names) if column in ("text", "memo", "definition", "include", "exclude")}
+        indent_at = self.names.index("label") if table.attrs.get("frequency") and "label" in self.names else None
+        depths = table.attrs.get("depths", [])
+        # Styles are set once on a template and copied: openpyxl compares every style it is given with those it has.
+        percent_style, wrapped_style = self._cell(0), self._cell("")
+        percent_style.number_format, wrapped_style.alignment = "0.0%", top
+        for number, row in enumerate(table.rows[: self.rows]):
+            values: list[Any] = []
+            lines = 1
+            for index in range(self.columns):
+                value = cell(row[index])
+                if index in percent and isinstance(value, (int, float)):
+                    item = self._styled(value / 100, percent_style)  # a fraction, shown as a percent, so formulas can use it
+                elif index in wrapped:
+                    item = self._styled(value, wrapped_style)
+                    per_line = max(1, widths[index + 1] - 2)
+                    lines = max(lines, sum(max(1, math.ceil(len(part) / per_line)) for part in str(value).split("\n")))
+                elif index == indent_at and number < len(depths) and depths[number] > 0:
+                    item = self._cell(value)
+                    item.alignment = Alignment(indent=2 * depths[number])  # child codes under their parent, as in the terminal
+                else:
+                    values.append(self._plain(value))
+                    continue
+                values.append(item)
+            if lines > 1:
+                sheet.row_dimensions[number + 2].height = min(TALLEST_ROW, lines * POINTS_PER_LINE)
+            sheet.append(values)
+        self._heat_maps()
 
-def _frequency_formats(sheet: Any, table: Table) -> None:
-    from openpyxl.formatting.rule import ColorScaleRule
-    from openpyxl.styles import Alignment
-    from openpyxl.utils import get_column_letter
+    def _cell(self, value: Any) -> Any:
+        from openpyxl.cell import WriteOnlyCell
 
-    last = len(table.rows) + 1
-    if last < 2:
-        return
-    ranges = []
-    for index, column in enumerate(table.columns, start=1):
-        if column.endswith(": %"):
-            letter = get_column_letter(index)
-            for percent_cell in sheet[letter][1:]:
-                percent_cell.number_format = "0.0%"
-            ranges.append(f"{letter}3:{letter}{last}")  # row 2 is N, left plain
-    if ranges:
-        # One scale for every group: 50% is the same colour whether the group has 2 respondents or 20.
-        sheet.conditional_formatting.add(
-            " ".join(ranges),
-            ColorScaleRule(start_type="num", start_value=0, start_color="FFFFFF", end_type="num", end_value=1, end_color="F8696B"),
-        )
-    # Child codes indented under their parent, as in the terminal table.
-    if "label" in table.columns:
-        label_column = table.columns.index("label") + 1
-        for row_number, depth in enumerate(table.attrs.get("depths", []), start=2):
-            if depth > 0:
-                sheet.cell(row=row_number, column=label_column).alignment = Alignment(indent=2 * depth)
+        item = WriteOnlyCell(self.sheet, value=value)
+        if item.data_type == "f":  # openpyxl takes any string starting with '=' for a formula; text must stay text
+            item.data_type = "s"
+        return item
 
+    def _styled(self, value: Any, template: Any) -> Any:
+        item = self._cell(value)
+        item._style = copy(template._style)
+        return item
 
-def _matrix_formats(sheet: Any, table: Table) -> None:
-    from openpyxl.comments import Comment
-    from openpyxl.formatting.rule import ColorScaleRule
-    from openpyxl.utils import get_column_letter
+    def _plain(self, value: Any) -> Any:
+        return self._cell(value) if isinstance(value, str) and value.startswith("=") else value
 
-    code_columns = table.attrs["code_columns"]
-    sheet["A1"].comment = Comment(RESPONDENTS_NOTE, "qualcode", width=300, height=80)
-    sheet.oddHeader.center.text = "Segments coded, per transcript and code"
-    if not table.rows:
-        return
-    first = get_column_letter(table.columns.index(code_columns[0]) + 1)
-    last = get_column_letter(table.columns.index(code_columns[-1]) + 1)
-    sheet.conditional_formatting.add(
-        f"{first}2:{last}{len(table.rows) + 1}",
-        ColorScaleRule(start_type="min", start_color="FFFFFF", end_type="max", end_color="63BE7B"),
-    )
+    def _heat_maps(self) -> None:
+        from openpyxl.formatting.rule import ColorScaleRule
+        from openpyxl.utils import get_column_letter
+
+        table, last = self.table, self.rows + 1
+        if last < 2:
+            return
+        if table.attrs.get("frequency"):
+            ranges = [f"{get_column_letter(i)}3:{get_column_letter(i)}{last}" for i, c in enumerate(self.names, start=1) if c.endswith(": %")]
+            if ranges:  # row 2 is N, left plain
+                # One scale for every group: 50% is the same colour whether the group has 2 respondents or 20.
+                self.sheet.conditional_formatting.add(
+                    " ".join(ranges),
+                    ColorScaleRule(start_type="num", start_value=0, start_color="FFFFFF", end_type="num", end_value=1, end_color="F8696B"),
+                )
+        codes = [column for column in table.attrs.get("code_columns", ()) if column in self.names]
+        if codes:
+            first, end = get_column_letter(self.names.index(codes[0]) + 1), get_column_letter(self.names.index(codes[-1]) + 1)
+            self.sheet.conditional_formatting.add(
+                f"{first}2:{end}{last}", ColorScaleRule(start_type="min", start_color="FFFFFF", end_type="max", end_color="63BE7B"))
 
 
 def _print_setup(sheet: Any) -> None:

@@ -107,3 +107,47 @@ def test_unbroken_text_longer_than_spacy_takes_is_cut_into_segments_and_coded(tm
 
     sheet = load_workbook(project / "exports" / "themes.xlsx", read_only=True)["Excerpts"]
     assert max(len(str(row[0])) for row in sheet.iter_rows(values_only=True, min_col=7, max_col=7) if row[0]) <= 32_767
+
+
+# -- huge codebooks: exports in time proportional to the codings -------------------------------------------
+
+
+def _codings(pairs: list[tuple[int, str]]):
+    from qualcode.analysis import Coding
+
+    return [Coding(segment, "t", segment, "R", 0, 1, "x", code, "suggested", "", 0.5) for segment, code in pairs]
+
+
+def test_cooccurrence_counts_only_pairs_that_occur_and_says_what_its_bounds_leave_out():
+    import random
+
+    from qualcode.analysis import cooccurrence
+    from qualcode.codebook import parse_codebook
+
+    codes = [f"c{i}" for i in range(40)]
+    codebook = parse_codebook("name: x\ncodes:\n" + "".join(f"  - {{id: {c}, label: {c}, manual: true}}\n" for c in codes))
+    generator = random.Random(7)
+    pairs = sorted({(generator.randrange(60), generator.choice(codes)) for _ in range(600)})
+    found = _codings(pairs)
+    table = cooccurrence(found, codebook)
+    segments_of: dict[str, set[int]] = {}
+    for segment, code_id in pairs:
+        segments_of.setdefault(code_id, set()).add(segment)
+    expected = {
+        (a, b): len(segments_of[a] & segments_of[b])
+        for i, a in enumerate(codes) for b in codes[i + 1 :] if a in segments_of and b in segments_of and segments_of[a] & segments_of[b]
+    }
+    assert {(row[0], row[1]): row[4] for row in table.rows} == expected and table.attrs["note"] == ""
+    assert [row[4] for row in table.rows] == sorted((row[4] for row in table.rows), reverse=True)
+    bounded = cooccurrence(found, codebook, max_work=2_000, max_pairs=25)
+    assert len(bounded.rows) == 25 and "most applied of 40 codes" in bounded.attrs["note"] and "25 most frequent" in bounded.attrs["note"]
+
+
+def test_a_codebook_too_wide_for_a_sheet_still_exports_and_says_what_the_workbook_cut(tmp_path):
+    from qualcode.analysis import Table
+    from qualcode.spreadsheet import workbook_bytes
+
+    notes: list[str] = []
+    columns = ["transcript", *(f"c{i}" for i in range(17_000))]
+    data = workbook_bytes({"Respondents": Table(columns, [["t1", *([1] * 17_000)]], {"code_columns": columns[1:]})}, notes)
+    assert data[:2] == b"PK" and "16,384 columns of 1 x 17,001" in notes[0]
