@@ -263,7 +263,7 @@ def cooccurrence(found: Sequence[Coding], codebook: Codebook, *, max_work: int =
     # Most applied first, so that when the work must be bounded, the pairs a reader looks for are the ones kept.
     ranked = sorted((code for code in segments_of if code in walk_order), key=lambda code: (-len(segments_of[code]), walk_order[code]))
     per_segment: dict[int, int] = defaultdict(int)
-    work, chosen = 0, []
+    work, chosen = 0, list[str]()
     for code in ranked:
         added = sum(2 * per_segment[segment] + 1 for segment in segments_of[code])
         if work + added > max_work and chosen:

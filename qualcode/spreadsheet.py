@@ -69,8 +69,8 @@ class _Sheet:
         sheet.freeze_panes = "B2" if self.name.startswith(("Summary", "By ", "Respondents")) else "A2"
         widths: dict[int, int] = {}
         for index, column in enumerate(self.names, start=1):
-            values = [len(str(column))] + [len(str(cell(row[index - 1]))) for row in table.rows[:500]]
-            widths[index] = max(8, min(WIDEST_COLUMN, max(values) + 2))
+            lengths = [len(str(column))] + [len(str(cell(row[index - 1]))) for row in table.rows[:500]]
+            widths[index] = max(8, min(WIDEST_COLUMN, max(lengths) + 2))
             sheet.column_dimensions[get_column_letter(index)].width = widths[index]
         bold, fill, top = Font(bold=True), PatternFill("solid", fgColor="DDE4EE"), Alignment(wrap_text=True, vertical="top")
         header = []
