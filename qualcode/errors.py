@@ -98,3 +98,31 @@ class QdpxError(QualcodeError):
 
 class EvaluationError(QualcodeError):
     """Codings that cannot be compared as asked."""
+
+
+class OutputError(QualcodeError):
+    """A file or folder qualcode was asked to write cannot be written."""
+
+
+def os_error(exc: OSError, path: str | Path | None = None, *, what: str = "write") -> QualcodeError:
+    """A located message for an operating-system error while reading or writing a file: a full disk, a read-only
+    file system, a missing permission, a folder where a file should be (or the other way round)."""
+    import errno
+
+    where = path if path is not None else (exc.filename or None)
+    number = exc.errno
+    if number in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError("the disk is full", path=where,
+                           fix="free some space on that disk (or write elsewhere), then run the command again; no file was half-replaced")
+    if number == errno.EROFS:
+        return OutputError("the file system is read-only", path=where,
+                           fix="write elsewhere (--output), or ask for write access; reading commands work as it is")
+    if number in (errno.EACCES, errno.EPERM):
+        return OutputError(f"no permission to {what} here", path=where, fix="choose a place you may write, or ask for access")
+    if number == errno.EISDIR:
+        return OutputError("that is a folder, not a file", path=where, fix="name a file, e.g. --output DIR/name")
+    if number in (errno.ENOTDIR, errno.EEXIST):
+        return OutputError("a file stands where a folder is needed", path=where, fix="name a folder, or move that file away")
+    if number == errno.ENAMETOOLONG:
+        return OutputError("the name is too long for this file system", path=where, fix="choose a shorter name")
+    return OutputError(f"cannot {what} ({exc.strerror or exc})", path=where, fix="check the path and that the disk is working")

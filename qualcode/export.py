@@ -30,7 +30,7 @@ from qualcode.analysis import (
     theme_frequency,
 )
 from qualcode.codebook import Codebook
-from qualcode.errors import AnalysisError
+from qualcode.errors import AnalysisError, os_error
 from qualcode.project import Project
 from qualcode.qdpx_export import codebook_qdc, project_qdpx
 from qualcode.quotes import quotes_markdown
@@ -51,10 +51,12 @@ class ExportResult:
 
 def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside the target, then rename over it. ``data`` is the bytes, or a function that
-    writes them to the file as it goes (a large table is never held whole)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    writes them to the file as it goes (a large table is never held whole). A full disk or a read-only folder ends in
+    one located message, the old file untouched and no temporary file left."""
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; exports are ordinary files
         with os.fdopen(handle, "wb") as out:
             if callable(data):
@@ -64,10 +66,11 @@ def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
+    except OSError as exc:
+        raise os_error(exc, path if exc.filename in (None, temporary) else None) from None
+    finally:
+        if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
-        raise
 
 
 def _umask() -> int:

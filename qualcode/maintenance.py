@@ -21,6 +21,9 @@ def backup(project: Project, *, output: str | Path | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     suffix = ".db" if project.is_sqlite else ".dump"  # pg_dump's custom format, for pg_restore
     target = Path(output) if output else project.database_path.parent / "backups" / f"project-{stamp}{suffix}"
+    if target.exists():  # never replaced: it may be the only good copy
+        raise ProjectError("a file or folder of that name exists already", path=target,
+                           fix="name a new file for the backup (--output), or move the old one away first")
     return store.backup(target)
 
 

@@ -24,17 +24,20 @@ DATABASE_URL_ENV = "QUALCODE_DATABASE_URL"  # wins over qualcode.yaml
 
 
 class Project:
-    def __init__(self, root: Path, settings: Settings) -> None:
+    def __init__(self, root: Path, settings: Settings, *, read_only: bool = False) -> None:
         self.root = root
         self.settings = settings
+        self.read_only = read_only
         self._store: Store | None = None
 
     @classmethod
-    def open(cls, project_dir: str | Path = ".") -> "Project":
+    def open(cls, project_dir: str | Path = ".", *, read_only: bool = False) -> "Project":
+        """The project in ``project_dir``; ``read_only`` for a command that only reads it (its database is opened so
+        that nothing can be written, which also lets it work on a read-only share)."""
         root = Path(project_dir).resolve()
         if not root.is_dir():
             raise ProjectError("no such project folder", path=root, fix="pass --project with the folder holding codebook.yaml")
-        return cls(root, load_settings(root))
+        return cls(root, load_settings(root), read_only=read_only)
 
     def __enter__(self) -> "Project":
         return self
@@ -121,7 +124,7 @@ class Project:
         if self._store is None:
             if not self.has_database:
                 raise ProjectError(missing, path=self.root, fix="run 'qualcode code' first")
-            self._store = Store(self.database_url, create=False, missing=missing, upgrade=upgrade)
+            self._store = Store(self.database_url, create=False, missing=missing, upgrade=upgrade, read_only=self.read_only and not upgrade)
         return self._store
 
     @property
@@ -130,6 +133,8 @@ class Project:
 
     def create_store(self) -> Store:
         """The project's database, created (or brought to this qualcode's schema) when needed."""
+        if self.read_only:
+            raise ProjectError("this command only reads the project, so it cannot create its database", path=self.root)
         if self._store is None:
             self._store = Store(self.database_url)
         return self._store

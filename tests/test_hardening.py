@@ -4,6 +4,10 @@ damaged databases, and text longer than spaCy takes at once. Each test builds it
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +155,86 @@ def test_a_codebook_too_wide_for_a_sheet_still_exports_and_says_what_the_workboo
     columns = ["transcript", *(f"c{i}" for i in range(17_000))]
     data = workbook_bytes({"Respondents": Table(columns, [["t1", *([1] * 17_000)]], {"code_columns": columns[1:]})}, notes)
     assert data[:2] == b"PK" and "16,384 columns of 1 x 17,001" in notes[0]
+
+
+# -- read-only projects and full disks: real mounts, in a mount namespace of the test's own -------------------
+
+QUALCODE = [sys.executable, "-m", "qualcode"]
+
+
+def _in_own_mounts(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a shell script in a private mount namespace (nothing it mounts is seen outside, and all goes when it ends)."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs 'unshare -m' (root, util-linux) to mount a read-only or a full file system")
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-euc", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "120", **(env or {})})
+
+
+def _reviewed_project(tmp_path: Path) -> Path:
+    project = _project(tmp_path / "study", {"lead-01.txt": TWICE})
+    call(code, project)
+    with open_store(project) as store:
+        segment = store.codable_segments()[0]
+        store.record([Entry(segment.id, "timescale", "accepted"), Entry(segment.id, None, "reviewed")], coder="ann")
+    return project
+
+
+def test_a_read_only_project_is_read_by_reading_commands_and_refused_by_writing_ones(tmp_path):
+    project = _reviewed_project(tmp_path)
+    q = " ".join(QUALCODE)
+    out = tmp_path / "out"
+    script = f"""
+    mount --bind {project} {project} && mount -o remount,ro,bind {project}
+    for command in status stats check "export --output {out}" "agreement coder:ann machine"; do
+      echo "== $command"; {q} $command -p {project} 2>&1 && echo "exit 0" || echo "exit $?"
+    done
+    for command in export "code" "review --coder ann --plain" train; do
+      echo "== $command"; echo q | {q} $command -p {project} 2>&1 && echo "exit 0" || echo "exit $?"
+    done
+    """
+    done = _in_own_mounts(script)
+    assert done.returncode == 0, done.stderr
+    blocks = {block.split("\n", 1)[0]: block for block in done.stdout.split("== ")[1:]}
+    for reading in ("status", "stats", "check", f"export --output {out}", "agreement coder:ann machine"):
+        assert blocks[reading].rstrip().endswith("exit 0"), blocks[reading]
+        assert "Traceback" not in blocks[reading] and "afresh" not in blocks[reading] and "damaged" not in blocks[reading]
+    assert (out / "themes.xlsx").exists() and "OK: schema version" in blocks["check"]
+    for writing in ("export", "code", "review --coder ann --plain", "train"):
+        block = blocks[writing]
+        assert "read-only" in block and "Traceback" not in block and "afresh" not in block and "exit 1" in block, block
+    assert not (project / "exports").exists() or not any((project / "exports").iterdir())
+
+
+def test_a_full_disk_is_named_as_such_by_every_writing_command_and_the_database_stays_intact(tmp_path):
+    project = _reviewed_project(tmp_path)
+    (project / "transcripts" / "lead-02.txt").write_text("Interviewer: Q?\n\nRespondent: " + "The deadline came. " * 3000 + "\n", encoding="utf-8")
+    q = " ".join(QUALCODE)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # Each command meets a disk with only so many KB left: none for the database's writes, some (enough to open
+    # the database for reading) for the commands that write files.
+    script = f"""
+    mount -t tmpfs -o size=4m tmpfs {disk}
+    cp -r {project} {disk}/study
+    cd {disk}/study
+    fill() {{ rm -f {disk}/filler; dd if=/dev/zero of={disk}/filler bs=1k count=$(( $(df -k --output=avail {disk} | tail -1) - $1 )) 2>/dev/null || true; }}
+    run() {{ echo "== $1"; fill $2; printf 'a\\na\\nq\\n' | {q} $1 2>&1 && echo "exit 0" || echo "exit $?"; }}
+    run code 0
+    fill 1000; {q} code >/dev/null 2>&1
+    run "review --coder bob --plain" 0
+    run export 120
+    run backup 120
+    rm -f {disk}/filler
+    echo "== check"; {q} check 2>&1 || true
+    echo "== leftovers"; find {disk} -name '*.tmp'
+    """
+    done = _in_own_mounts(script)
+    assert done.returncode == 0, done.stderr
+    blocks = {block.split("\n", 1)[0]: block for block in done.stdout.split("== ")[1:]}
+    for command in ("code", "review --coder bob --plain", "export", "backup"):
+        block = blocks[command]
+        assert "disk is full" in block and "Traceback" not in block and "no transaction" not in block, block
+        assert block.rstrip().splitlines()[-1] == "exit 1", block
+    assert "exports" in blocks["export"] and "backups" in blocks["backup"]  # the message names where
+    assert "OK: schema version 3, 2 transcripts" in blocks["check"], blocks["check"]
+    assert blocks["leftovers"].strip() == "leftovers"

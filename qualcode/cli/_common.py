@@ -102,6 +102,11 @@ def user_errors(func: F) -> F:
         except QualcodeError as exc:
             err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a full disk, a read-only folder, ... anywhere a service did not name it itself
+            from qualcode.errors import os_error
+
+            err_console.print(f"[bold red]Error:[/] {escape(str(os_error(exc)))}")
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("Interrupted.")
             raise typer.Exit(130) from None

@@ -52,7 +52,7 @@ def copy_cli(
 
     if has_password(to):
         warn("the URL holds a password, which other users of this machine may see; libpq reads it from ~/.pgpass or PGPASSWORD instead")
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         report = copy_database(opened, to=to)
     counts = ", ".join(f"{count:,} {table}" for table, count in report.rows.items() if table != "meta")
     console.print(f"Copied {escape(report.source)} to {escape(report.target)}: {counts}; read back and identical.")

@@ -26,7 +26,7 @@ def export_cli(
     from qualcode.export import export
     from qualcode.project import Project
 
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         result = export(opened, formats=format, output_dir=output, status=status, coder=coder, by=by or [])
     for note in result.notes:
         warn(note)

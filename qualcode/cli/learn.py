@@ -53,7 +53,7 @@ def agreement_cli(
     from qualcode.export import csv_bytes, write_atomic
     from qualcode.project import Project
 
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         report = agreement(opened, sources=sources, min_confidence=min_confidence)
         guard = opened.settings.csv_formula_guard
     for message in report.warnings:
@@ -99,7 +99,7 @@ def evaluate_cli(
     from qualcode.evaluation import evaluate
     from qualcode.project import Project
 
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         result = evaluate(opened, gold=gold, min_confidence=min_confidence, top=top)
     report = result.agreement
     for message in report.warnings:

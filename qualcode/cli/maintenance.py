@@ -23,7 +23,7 @@ def backup_cli(
     from qualcode.maintenance import backup
     from qualcode.project import Project
 
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         path = backup(opened, output=output)
     console.print(f"Backed up to {escape(str(path))} ({path.stat().st_size:,} bytes)")
 
@@ -40,7 +40,7 @@ def check_cli(project: Path = ProjectOpt) -> None:
     from qualcode.maintenance import check
     from qualcode.project import Project
 
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         report = check(opened)
     if report.ok:
         console.print(f"OK: schema version {report.schema_version}, {report.transcripts} transcripts, database intact.")

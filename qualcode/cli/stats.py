@@ -30,7 +30,7 @@ def stats_cli(
     from qualcode.analysis import theme_table
     from qualcode.project import Project
 
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         table = theme_table(opened, by=by, status=status, coder=coder)
     for part in render_frequency(table, status=status, segments=segments, width=console.width):
         console.print(part)

@@ -22,7 +22,7 @@ def status_cli(project: Path = ProjectOpt) -> None:
     from qualcode.project import Project
     from qualcode.status import review_status
 
-    with Project.open(project) as opened:
+    with Project.open(project, read_only=True) as opened:
         report = review_status(opened)
     for table in render_status(report):
         console.print(table)

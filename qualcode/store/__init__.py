@@ -115,30 +115,33 @@ def _operation(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def dialect_for(location: str | Path, *, timeout: float = 30.0) -> Any:
+def dialect_for(location: str | Path, *, timeout: float = 30.0, read_only: bool = False) -> Any:
     """The dialect for a database location: a path or ``sqlite:///path`` for SQLite, ``postgresql://...`` for PostgreSQL."""
     text = str(location)
     if text.startswith(("postgresql:", "postgres:")):
         from qualcode.store.postgres import PostgresDialect
 
-        return PostgresDialect(text)
+        return PostgresDialect(text, read_only=read_only)
     if text.startswith("sqlite:"):
         text = text[len("sqlite:") :]
         text = text[3:] if text.startswith("///") else text
-    return SqliteDialect(Path(text), timeout=timeout)
+    return SqliteDialect(Path(text), timeout=timeout, read_only=read_only)
 
 
 class Store:
     """The project's database."""
 
     def __init__(self, location: str | Path, *, timeout: float = 30.0, create: bool = True, upgrade: bool = False,
-                 missing: str = "no project database yet") -> None:
+                 missing: str = "no project database yet", read_only: bool = False) -> None:
         """Open (with ``create``, create) the database at ``location``: a path, ``sqlite:///path`` or ``postgresql://...``.
 
         An older schema is migrated where the dialect allows it without being asked (SQLite,
-        after a backup) or with ``upgrade``; otherwise the open is refused with the fix.
+        after a backup) or with ``upgrade``; otherwise the open is refused with the fix. ``read_only`` opens it
+        for reading commands: nothing is written, not even a migration.
         """
-        self.dialect = dialect_for(location, timeout=timeout)
+        self.read_only = read_only
+        self._location, self._timeout = location, timeout
+        self.dialect = dialect_for(location, timeout=timeout, read_only=read_only)
         self.path = getattr(self.dialect, "path", None)
         self._depth = 0
         # Told the seconds before each new attempt when the server was lost, so a screen can say so.
@@ -249,6 +252,16 @@ class Store:
         if version == 0 and not self.dialect.is_empty(self.db):
             raise ProjectError("this database holds tables but no qualcode schema version", path=self.dialect.describe(),
                                fix="point qualcode at its own project database, or at an empty one")
+        if self.read_only and self.dialect.auto_migrate and version > 0 and self.dialect.writable():
+            # A project this qualcode has not opened yet: migrated once by a writing connection, as any command would.
+            Store(self._location, timeout=self._timeout, create=False).close()
+            return
+        if self.read_only:
+            raise ProjectError(
+                f"the project database has schema version {version}; this qualcode reads {SCHEMA_VERSION}, and a reading command changes nothing",
+                path=self.dialect.describe(),
+                fix="run a writing command once where the project may be written (e.g. 'qualcode code'), or 'qualcode db upgrade' on a server",
+            )
         if version > 0 and not (upgrade or self.dialect.auto_migrate):
             raise ProjectError(
                 f"the project database has schema version {version}; this qualcode needs {SCHEMA_VERSION}",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from qualcode.errors import ProjectError
+from qualcode.errors import ProjectError, os_error
 
 NAME = "postgresql"
 # Advisory lock keys (any two 32-bit numbers of our own): one for `qualcode code`, one for schema changes.
@@ -55,9 +55,10 @@ class PostgresDialect:
     # upgraded only when somebody asks for it (`qualcode db upgrade`).
     auto_migrate = False
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = "postgresql:" + url.split(":", 1)[1] if url.startswith("postgres:") else url
         self.path = None
+        self.read_only = read_only
 
     def describe(self) -> str:
         return redact(self.url)
@@ -66,10 +67,16 @@ class PostgresDialect:
     def exists() -> bool:
         return True  # whether the database holds a project is known once connected
 
+    @staticmethod
+    def writable() -> bool:
+        return True  # the server decides, per statement
+
     def connect(self) -> Any:
         psycopg = _psycopg()
         connection = psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name="qualcode")
         connection.execute("SET lock_timeout = '30s'")
+        if self.read_only:  # a reading command cannot change the project, whatever it runs
+            connection.execute("SET default_transaction_read_only = on")
         return connection
 
     @staticmethod
@@ -136,9 +143,9 @@ class PostgresDialect:
         pg_dump = shutil.which("pg_dump")
         if pg_dump is None:
             raise ProjectError("pg_dump is not installed", fix="install PostgreSQL's client programs (Debian: apt-get install postgresql-client)")
-        target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             completed = subprocess.run([pg_dump, "--format=custom", "--no-owner", f"--file={temporary}", f"--dbname={self.url}"],
                                        capture_output=True, text=True, timeout=3600, check=False)
             if completed.returncode != 0:
@@ -146,6 +153,8 @@ class PostgresDialect:
                 raise ProjectError(f"pg_dump failed ({redact(message)})", path=self.describe(),
                                    fix="check that pg_dump's version is at least the server's, and that you may read the database")
             os.replace(temporary, target)
+        except OSError as exc:
+            raise os_error(exc, target) from None
         finally:
             if temporary.exists():
                 temporary.unlink()

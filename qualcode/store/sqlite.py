@@ -4,6 +4,7 @@ errors SQLite raises for a full disk, a read-only file or a damaged database."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from qualcode.errors import ProjectError
+from qualcode.errors import ProjectError, os_error
 
 NAME = "sqlite"
 
@@ -24,9 +25,10 @@ class SqliteDialect:
     # SQLite takes one writer at a time, so a migration holds the database by itself.
     auto_migrate = True
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0, read_only: bool = False) -> None:
         self.path = path
         self.timeout = timeout
+        self.read_only = read_only
 
     def describe(self) -> str:
         return str(self.path)
@@ -34,13 +36,41 @@ class SqliteDialect:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def writable(self) -> bool:
+        """Whether this process may write the database and the folder beside it (a read-only share or mount says no)."""
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return os.access(folder, os.W_OK) and (not self.path.exists() or os.access(self.path, os.W_OK))
+
     def connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
+        if not self.writable():
+            raise ProjectError("the project is read-only: its database cannot be written here", path=self.path,
+                               fix="ask for write access to the project folder; reading commands (status, stats, check, "
+                                   "export --output DIR, agreement) work as it is")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open without writing anything: a reading command works on a read-only share and never changes the file.
+
+        A WAL database read where its '-shm' index cannot be made (a read-only folder) is opened as
+        immutable: nobody can write it there either, so it cannot change while it is read.
+        """
+        from urllib.parse import quote
+
+        mode = "ro" if self.writable() or Path(f"{self.path}-shm").exists() else "ro&immutable=1"
+        connection = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode={mode}", uri=True, timeout=self.timeout,
+                                     isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        connection.execute("PRAGMA query_only = ON")
         return connection
 
     @staticmethod
@@ -94,16 +124,26 @@ class SqliteDialect:
         return connection.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
 
     def backup(self, connection: sqlite3.Connection, target: Path) -> Path:
-        """A consistent copy through SQLite's online backup API, written to a temporary file and renamed."""
-        target.parent.mkdir(parents=True, exist_ok=True)
+        """A consistent copy through SQLite's online backup API, written to a temporary file and renamed.
+
+        A full disk or an unwritable target is named as the target's problem, and no temporary copy is left behind."""
         temporary = target.with_name(f".{target.name}.tmp")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             copy = sqlite3.connect(temporary)
             try:
                 connection.backup(copy)
             finally:
                 copy.close()
             os.replace(temporary, target)
+        except OSError as exc:
+            raise os_error(exc, target) from None
+        except sqlite3.DatabaseError as exc:
+            if "disk is full" in str(exc) or (_free_bytes(target.parent) or 1 << 30) < 1_048_576:
+                raise os_error(OSError(errno.ENOSPC, "disk full"), target) from None
+            if "unable to open" in str(exc):
+                raise os_error(OSError(errno.EACCES, str(exc)), target) from None
+            raise
         finally:
             if temporary.exists():
                 temporary.unlink()
@@ -143,13 +183,21 @@ class SqliteDialect:
                 handle.truncate(0)
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+    def _disk_nearly_full(self) -> bool:
+        """SQLite reports a write that found no room as an I/O error when it was to its WAL index: look at the disk."""
+        free = _free_bytes(self.path.parent)
+        return free is not None and free < 1_048_576
+
     def translate(self, exc: BaseException, *, opening: bool = False) -> ProjectError | None:
         """A located message for the SQLite errors a researcher can act on; None for the rest."""
         if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
             return None
         text = str(exc)
-        if "disk is full" in text or "disk I/O error" in text:
+        if "disk is full" in text or ("disk I/O error" in text and self._disk_nearly_full()):
             return ProjectError(f"the disk is full ({text})", path=self.path, fix="free some space on this disk, then run the command again; nothing was lost")
+        if "disk I/O error" in text:
+            return ProjectError(f"the disk could not be read or written ({text})", path=self.path,
+                                fix="check the disk and the connection to it, then run 'qualcode check'")
         if "readonly" in text or "read-only" in text:
             return ProjectError("the project database is read-only", path=self.path,
                                 fix="ask for write access to the project folder, or use a reading command (status, stats, export)")
@@ -161,6 +209,14 @@ class SqliteDialect:
                                 fix="check that the folder exists and you may read and write it")
         return ProjectError(f"{'cannot open the project database' if opening else 'the project database is damaged'} ({text})", path=self.path,
                             fix="restore it from .qualcode/backups/ or a 'qualcode backup', then run 'qualcode check'")
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
 
 
 def _holder(holder: str) -> dict[str, Any]:
