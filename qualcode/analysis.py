@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from qualcode.codebook import Codebook
 from qualcode.errors import AnalysisError
-from qualcode.project import Project
+from qualcode.project import Project, one_snapshot
 from qualcode.store import Store
 from qualcode.transcripts import UNKNOWN_ROLE
 from qualcode.vocabulary import Status, Verdict, choices
@@ -229,6 +229,7 @@ def parse_breakdowns(values: Iterable[str]) -> list[list[str]]:
     return [[part.strip() for part in value.split(",") if part.strip()] for value in values if value.strip()]
 
 
+@one_snapshot
 def theme_table(project: Project, *, by: str = "role", status: str = Status.CONFIRMED, coder: str | None = None) -> Table:
     """The theme frequency table of ``qualcode stats``: ``by`` names an attribute, or attributes crossed with commas."""
     attributes = (parse_breakdowns([by]) or [["role"]])[0]

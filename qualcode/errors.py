@@ -88,6 +88,15 @@ class ReviewError(QualcodeError):
     """A review filter or action that cannot be carried out."""
 
 
+class SegmentGone(ReviewError):
+    """A decision on a segment that a re-import replaced (its file changed) while a coder had it on screen."""
+
+    def __init__(self, segment_ids: list[int]) -> None:
+        self.segment_ids = segment_ids
+        super().__init__(f"segment {', '.join(map(str, segment_ids))} was replaced when its transcript was re-imported",
+                         fix="review the segment as it now reads")
+
+
 class AnalysisError(QualcodeError):
     """An analysis or export option that does not fit the project."""
 

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 from qualcode.codebook import Codebook
 from qualcode.errors import EvaluationError
-from qualcode.project import Project
+from qualcode.project import Project, one_snapshot
 from qualcode.refiqda import read_qdpx
 from qualcode.statistics import cohen_kappa, krippendorff_alpha_nominal, precision_recall_f1
 from qualcode.store import Store
@@ -303,6 +303,7 @@ def _agreement_row(code: str, va: list[int], vb: list[int]) -> CodeAgreement:
     return CodeAgreement(code, len(va), both, only_a, only_b, neither, cohen_kappa(va, vb), percent, precision, recall, f1)
 
 
+@one_snapshot
 def agreement(project: Project, *, sources: Sequence[str], min_confidence: float = 0.0) -> AgreementReport:
     """Agreement between sources named as coder:NAME, machine or gold:FILE."""
     store, codebook = project.store, project.codebook
@@ -317,6 +318,7 @@ class EvaluationReport:
     false_negatives: dict[str, list[Disagreement]]
 
 
+@one_snapshot
 def evaluate(project: Project, *, gold: str | Path, min_confidence: float = 0.0, top: int = 5) -> EvaluationReport:
     """The codebook developer's loop: current suggestions against a gold file, with the worst misses per code."""
     store, codebook = project.store, project.codebook

@@ -142,6 +142,11 @@ def export(
             raise AnalysisError(f"'exports: {project.settings.exports}' in qualcode.yaml points outside the project ({target.resolve()})",
                                 fix=f"to write there, say so: qualcode export --output {target}; or set 'exports:' to a folder inside the project")
     store = project.existing_store(missing="nothing to export yet")
+    with store.snapshot():  # every file from one state of the database, while others code or review
+        return _export(project, store, chosen, target, status=status, coder=coder, by=by)
+
+
+def _export(project: Project, store: Store, chosen: list[str], target: Path, *, status: str, coder: str | None, by: Iterable[str]) -> ExportResult:
     codebook = project.codebook
     orders = dict(project.settings.groups)
     breakdowns = parse_breakdowns(by)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from qualcode.errors import ProjectError
-from qualcode.project import Project
+from qualcode.project import Project, one_snapshot
 from qualcode.store import TABLES, Store
 from qualcode.transcripts import file_hash
 
@@ -39,6 +39,7 @@ class CheckReport:
         return not self.problems
 
 
+@one_snapshot
 def check(project: Project) -> CheckReport:
     """Verify a project: schema, integrity, orphan rows, and transcripts whose files changed or vanished."""
     store = project.store

@@ -9,9 +9,11 @@ service takes the project.
 
 from __future__ import annotations
 
+import functools
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 from qualcode.codebook import Codebook, load_codebook
 from qualcode.errors import ProjectError
@@ -154,3 +156,18 @@ class Project:
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"
 
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_snapshot(service: F) -> F:
+    """Run a reading service in one read transaction: while `qualcode code` or a coder writes, every table of its
+    report comes from the same state (a segment replaced half-way through would otherwise go missing)."""
+
+    @functools.wraps(service)
+    def wrapper(project: Project, *args: Any, **kwargs: Any) -> Any:
+        with project.store.snapshot():
+            return service(project, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -7,13 +7,14 @@ The CLI maps keys to these actions; tests drive them with scripted keys.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 from qualcode.codebook import Code, Codebook
-from qualcode.errors import ReviewError
+from qualcode.errors import ReviewError, SegmentGone
 from qualcode.project import Project
 from qualcode.store import Entry, SegmentState, Store
 from qualcode.suggestion import Suggestion
@@ -82,6 +83,22 @@ class ReviewProgress:
 class ActionResult:
     message: str = ""
     moved: bool = False
+
+
+A = TypeVar("A", bound=Callable[..., "ActionResult"])
+
+
+def _survives_reimport(action: A) -> A:
+    """An action whose segment a concurrent `qualcode code` replaced tells the coder and moves on, never a traceback."""
+
+    @functools.wraps(action)
+    def wrapper(self: "ReviewSession", *args: Any, **kwargs: Any) -> ActionResult:
+        try:
+            return action(self, *args, **kwargs)
+        except SegmentGone as gone:
+            return self._reload(gone)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class ReviewSession:
@@ -190,6 +207,15 @@ class ReviewSession:
         for segment_id in {entry.segment_id for entry in entries}:
             self._refresh(segment_id)
 
+    def _reload(self, gone: SegmentGone) -> ActionResult:
+        """The segment on screen was replaced by a re-import: read the queue afresh and go on at its first unreviewed one."""
+        self.items = load_queue(self.store, self.codebook, self.filters)
+        self.states = self.store.coder_states(self.coder, [item.segment_id for item in self.items])
+        first = self._next_unreviewed(0, wrap=True)
+        self.index = first if first is not None else 0
+        return ActionResult("This segment was replaced when its transcript was re-imported ('qualcode code'): that key was not "
+                            "recorded; everything recorded before it is kept. The queue is read afresh.", True)
+
     def _refresh(self, segment_id: int) -> None:
         self.states[segment_id] = self.store.coder_states(self.coder, [segment_id]).get(segment_id, SegmentState())
 
@@ -201,6 +227,7 @@ class ReviewSession:
         """Reject every shown suggestion not yet decided, mark the segment reviewed, move on."""
         return self._settle(Verdict.REJECTED)
 
+    @_survives_reimport
     def _settle(self, verdict: Verdict) -> ActionResult:
         item = self.current
         if item is None:
@@ -213,6 +240,7 @@ class ReviewSession:
         message = f"{verdict.capitalize()} {decided} code{'s' if decided != 1 else ''}." if decided else "Reviewed."
         return ActionResult(message, self._advance())
 
+    @_survives_reimport
     def toggle(self, number: int) -> ActionResult:
         shown = self.shown_codes()
         if not 1 <= number <= len(shown):
@@ -227,6 +255,7 @@ class ReviewSession:
         self._write([Entry(item.segment_id, entry.code, verdict)])
         return ActionResult(f"{entry.code}: {verdict}.")
 
+    @_survives_reimport
     def add_code(self, code_id: str) -> ActionResult:
         item = self.current
         if item is None:
@@ -241,6 +270,7 @@ class ReviewSession:
         self._write([Entry(item.segment_id, code_id, verdict)])
         return ActionResult(f"{code_id}: {verdict}.")
 
+    @_survives_reimport
     def note(self, text: str) -> ActionResult:
         item = self.current
         if item is None or not text.strip():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from qualcode.project import Project
+from qualcode.project import Project, one_snapshot
 from qualcode.transcripts import UNKNOWN_ROLE
 from qualcode.vocabulary import Verdict
 
@@ -48,6 +48,7 @@ class StatusReport:
     model: dict | None = None
 
 
+@one_snapshot
 def review_status(project: Project) -> StatusReport:
     """How much is reviewed, per transcript and per code, and by whom."""
     store, codebook = project.store, project.codebook

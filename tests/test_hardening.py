@@ -238,3 +238,53 @@ def test_a_full_disk_is_named_as_such_by_every_writing_command_and_the_database_
     assert "exports" in blocks["export"] and "backups" in blocks["backup"]  # the message names where
     assert "OK: schema version 3, 2 transcripts" in blocks["check"], blocks["check"]
     assert blocks["leftovers"].strip() == "leftovers"
+
+
+# -- reading and reviewing while `qualcode code` writes ------------------------------------------------------
+
+
+def test_a_review_survives_its_segment_being_replaced_by_a_reimport(tmp_path):
+    from qualcode.project import Project
+    from qualcode.review import ReviewSession
+
+    project = _project(tmp_path, {"lead-01.txt": TWICE})
+    call(code, project)
+    with Project.open(project) as opened:
+        session = ReviewSession(opened, coder="ann")
+        assert session.accept_all().moved  # the first answer: recorded
+        on_screen = session.current
+        assert on_screen is not None and on_screen.text == "The deadline, as always."
+        # Meanwhile the file changes under the coder and is re-imported: the second answer is replaced.
+        (project / "transcripts" / "lead-01.txt").write_text(TWICE.rsplit("as always.", 1)[0] + "as ever.\n", encoding="utf-8")
+        call(code, project)
+        result = session.accept_all()
+        assert "replaced" in result.message and "not recorded" in result.message
+        assert session.current is not None and session.current.text == "The deadline, as ever."
+        session.accept_all()
+        assert session.finished
+    assert [verdicts for _text, verdicts in _verdicts(project)] == [{"timescale": "accepted"}, {"timescale": "accepted"}]
+
+
+def test_stats_status_and_export_read_one_consistent_state_while_code_imports(tmp_path):
+    from qualcode.analysis import theme_table
+    from qualcode.export import export
+    from qualcode.status import review_status
+
+    project = _project(tmp_path, {f"lead-{n:03}.txt": TWICE.replace("First", f"Number {n}") for n in range(6)})
+    call(code, project)
+    for n in range(6, 400):
+        (project / "transcripts" / f"lead-{n:03}.txt").write_text(TWICE.replace("First", f"Number {n}") * 3, encoding="utf-8")
+    for n in range(6):  # changed files: their segments are replaced while the readers read
+        (project / "transcripts" / f"lead-{n:03}.txt").write_text(TWICE.replace("First", f"Changed {n}"), encoding="utf-8")
+    writer = subprocess.Popen([*QUALCODE, "code", "-p", str(project), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    reads = 0
+    try:
+        while writer.poll() is None or reads < 3:
+            call(theme_table, project, status="suggested")
+            call(review_status, project)
+            call(export, project, formats="csv", status="suggested")
+            reads += 1
+    finally:
+        _out, errors = writer.communicate(timeout=300)
+    assert writer.returncode == 0, errors
+    assert reads >= 3

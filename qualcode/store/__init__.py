@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from qualcode.errors import ProjectError
+from qualcode.errors import ProjectError, SegmentGone
 from qualcode.store.matching import match_segments
 from qualcode.store.records import (
     DecisionRow,
@@ -95,7 +95,7 @@ def _operation(method: F) -> F:
         while True:
             try:
                 return method(self, *args, **kwargs)
-            except ProjectError:
+            except (ProjectError, SegmentGone):
                 raise
             except Exception as exc:
                 # A lost connection (server restart, network drop) is retried as a whole operation,
@@ -691,6 +691,13 @@ class Store:
     def _record(self, entries: Sequence[Entry], coder: str, method: str, key: str) -> list[int]:
         stamp = now()
         with self.transaction():
+            # A re-import may have replaced the segment since it was read (a coder's screen, a batch): say so, record nothing.
+            wanted = sorted({entry.segment_id for entry in entries if entry.verdict != Mark.UNDO})
+            if wanted:
+                current = {int(row[0]) for row in self._q(
+                    f"SELECT id FROM segments WHERE retired_at IS NULL AND id IN ({', '.join('?' * len(wanted))})", wanted).fetchall()}
+                if len(current) < len(wanted):
+                    raise SegmentGone([segment_id for segment_id in wanted if segment_id not in current])
             batch = self._one(
                 "INSERT INTO batches (coder, method, client_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_key) DO NOTHING RETURNING id",
                 (coder, method, key, stamp),
