@@ -76,6 +76,11 @@ def gold_source(store: Store, codebook: Codebook, path: str | Path) -> CodingSou
     path = Path(path)
     if not path.exists():
         raise EvaluationError("gold file not found", path=path)
+    if not path.is_file():
+        raise EvaluationError("the gold file is a folder or a device, not a file", path=path, fix="name a .csv or .qdpx file")
+    if path.stat().st_size > MAX_GOLD_BYTES:
+        raise EvaluationError(f"the gold file is larger than {MAX_GOLD_BYTES // 1_000_000} MB", path=path,
+                              fix="split it by transcript, or check that it is the file you meant")
     if path.suffix.lower() == ".qdpx":
         ranges, warnings = _gold_ranges_from_qdpx(path)
     else:
@@ -111,12 +116,29 @@ def gold_source(store: Store, codebook: Codebook, path: str | Path) -> CodingSou
     return CodingSource(f"gold:{path.name}", covered, applied, warnings=warnings)
 
 
+MAX_GOLD_BYTES = 200_000_000
+MAX_GOLD_FIELD = 1_000_000  # characters in one cell: a quote longer than any segment is a broken file
+
+
 def _gold_ranges_from_csv(store: Store, path: Path) -> tuple[list[tuple[str, int, int, str]], list[str]]:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise EvaluationError("gold CSV is not UTF-8", path=path, fix="save it as UTF-8") from None
+    if "\0" in text:
+        raise EvaluationError("the gold CSV holds NUL bytes: it is not a text file", path=path, fix="export it again as CSV (UTF-8)")
     reader = csv.DictReader(io.StringIO(text))
+    limit = csv.field_size_limit(MAX_GOLD_FIELD)
+    try:
+        return _read_gold_rows(store, path, reader)
+    except csv.Error as exc:
+        raise EvaluationError(f"the gold CSV cannot be read ({exc})", path=path, line=reader.line_num,
+                              fix=f"check the quoting on that line; a cell holds at most {MAX_GOLD_FIELD:,} characters") from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_gold_rows(store: Store, path: Path, reader: csv.DictReader) -> tuple[list[tuple[str, int, int, str]], list[str]]:
     columns = {name.strip().lower(): name for name in (reader.fieldnames or [])}
     if "transcript" not in columns or "code" not in columns or not ({"start", "end"} <= set(columns) or "text" in columns):
         raise EvaluationError(
@@ -136,9 +158,13 @@ def _gold_ranges_from_csv(store: Store, path: Path) -> tuple[list[tuple[str, int
             continue
         if {"start", "end"} <= set(columns) and (row[columns["start"]] or "").strip():
             try:
-                start, end = int(row[columns["start"]]), int(row[columns["end"]])
+                start, end = int(row[columns["start"]] or ""), int(row[columns["end"]] or "")
             except ValueError:
-                raise EvaluationError("start and end must be whole numbers", path=path, line=line) from None
+                raise EvaluationError("start and end must be whole numbers", path=path, line=line,
+                                      fix="give character offsets such as 120,245 (or a 'text' column with the quote)") from None
+            if not 0 <= start < end:
+                warnings.append(f"{path}:{line}: range {start}-{end} is empty or negative; row skipped")
+                continue
         else:
             if transcript not in texts:
                 try:
@@ -146,7 +172,7 @@ def _gold_ranges_from_csv(store: Store, path: Path) -> tuple[list[tuple[str, int
                 except KeyError:
                     texts[transcript] = None
             source = texts[transcript]
-            quote = (row[columns["text"]] or "").strip()
+            quote = (row.get(columns.get("text", ""), "") or "").strip()
             if source is None:
                 ranges.append((transcript, 0, 0, code))
                 continue

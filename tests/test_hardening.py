@@ -14,6 +14,7 @@ import pytest
 from conftest import SMALL_CODEBOOK, call, open_store, write
 from typer.testing import CliRunner
 
+from qualcode.cli import app
 from qualcode.coding import code
 from qualcode.store import Entry
 from qualcode.store.matching import match_segments
@@ -288,3 +289,56 @@ def test_stats_status_and_export_read_one_consistent_state_while_code_imports(tm
         _out, errors = writer.communicate(timeout=300)
     assert writer.returncode == 0, errors
     assert reads >= 3
+
+
+# -- gold files and output paths -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("short.csv", "transcript,code,start,end\nlead-01,timescale,10\n", "whole numbers"),
+    ("words.csv", "transcript,start,end,code\nlead-01,ten,20,timescale\n", "whole numbers"),
+    ("huge.csv", "transcript,text,code\nlead-01,\"" + "x" * 1_200_000 + "\",timescale\n", "cannot be read"),
+    ("nul.csv", "transcript,start,end,code\nlead-01,1\x00,2,timescale\n", "NUL"),
+    ("folder.csv", None, "folder"),
+    ("latin.csv", b"transcript,text,code\nlead-01,caf\xe9,timescale\n", "not UTF-8"),
+])
+def test_a_broken_gold_file_ends_in_one_located_message(tmp_path, name, content, expected):
+    project = _project(tmp_path / "study", {"lead-01.txt": TWICE})
+    call(code, project)
+    gold = tmp_path / name
+    if content is None:
+        gold.mkdir()
+    elif isinstance(content, bytes):
+        gold.write_bytes(content)
+    else:
+        gold.write_text(content, encoding="utf-8")
+    for args in (["agreement", f"gold:{gold}", "machine"], ["evaluate", str(gold)]):
+        result = runner.invoke(app, [*args, "-p", str(project)])
+        assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), result.output
+        assert expected in result.output and str(gold) in result.output, result.output
+
+
+def test_a_gold_range_that_is_empty_or_negative_is_named_and_skipped(tmp_path):
+    project = _project(tmp_path / "study", {"lead-01.txt": TWICE})
+    call(code, project)
+    gold = tmp_path / "gold.csv"
+    gold.write_text("transcript,start,end,code\nlead-01,50,10,timescale\nlead-01,40,60,timescale\n", encoding="utf-8")
+    result = runner.invoke(app, ["agreement", f"gold:{gold}", "machine", "-p", str(project)])
+    assert result.exit_code == 0 and "gold.csv:2: range 50-10 is empty or negative" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", [["export", "--output", "{file}"], ["backup", "--output", "{file}"], ["backup", "--output", "{folder}"],
+                                     ["agreement", "coder:ann", "machine", "--output", "{folder}"],
+                                     ["export", "--output", "{file}/inside"], ["backup", "--output", "{file}/inside.db"]])
+def test_an_output_path_that_cannot_be_written_ends_in_one_message_and_leaves_nothing_behind(tmp_path, command):
+    project = _reviewed_project(tmp_path)
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me", encoding="utf-8")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    args = [part.format(file=existing, folder=folder) for part in command]
+    result = runner.invoke(app, [*args, "-p", str(project)])
+    assert result.exit_code == 1 and "Error:" in result.output and "Traceback" not in result.output, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert existing.read_text(encoding="utf-8") == "keep me" and list(folder.iterdir()) == []
+    assert not [p for p in tmp_path.rglob("*.tmp")]

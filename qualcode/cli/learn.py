@@ -40,7 +40,7 @@ def agreement_cli(
     min_confidence: float = Opt(0.0, "--min-confidence", min=0.0, max=1.0, help="For 'machine': only suggestions at or above this."),
     disagreements: bool = Opt(False, "--disagreements", help="List the segments where the sources differ, with their text."),
     format: str = Opt("table", "--format", help="table, or csv (written to --output or standard output)."),
-    output: Optional[Path] = Opt(None, "--output", "-o", help="File for --format csv."),
+    output: Optional[Path] = Opt(None, "--output", "-o", help="Write the report to this CSV file (implies --format csv)."),
 ) -> None:
     """Agreement between coders, the machine and gold files: kappa, % agreement, P/R/F1 per code; Krippendorff's alpha for 3+.
 
@@ -58,7 +58,7 @@ def agreement_cli(
         guard = opened.settings.csv_formula_guard
     for message in report.warnings:
         warn(message)
-    if format == "csv":
+    if format == "csv" or output:  # a file asked for is written, whatever --format says: a table is for the screen
         data = csv_bytes(*(disagreement_rows(report) if disagreements else report_rows(report)), guard=guard)
         if output:
             write_atomic(output, data)
