@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from qualcode.errors import ProjectError
-from qualcode.project import Project, one_snapshot
+from qualcode.project import Project
 from qualcode.store import TABLES, Store
 from qualcode.transcripts import file_hash
 
@@ -39,15 +39,35 @@ class CheckReport:
         return not self.problems
 
 
-@one_snapshot
+RESTORE = "restore the latest copy from .qualcode/backups/ (or a 'qualcode backup'); then 'qualcode check' again"
+
+
 def check(project: Project) -> CheckReport:
-    """Verify a project: schema, integrity, orphan rows, and transcripts whose files changed or vanished."""
-    store = project.store
-    report = CheckReport(store.schema_version, store.counts()["transcripts"], store.problems())
+    """Verify a project: schema, integrity, every row readable and its JSON whole, orphan rows, and transcripts whose
+    files changed or vanished. A damaged database is reported, never raised: check is where a researcher looks."""
+    try:
+        store = project.store
+    except ProjectError as exc:
+        if not project.has_database or "schema version" in exc.message:
+            raise
+        return CheckReport(-1, 0, [f"the database cannot be opened: {exc.message}"], [RESTORE])
+    with store.snapshot():
+        return _check(project, store)
+
+
+def _check(project: Project, store: Store) -> CheckReport:
+    report = CheckReport(store.schema_version, 0, store.problems())
+    try:
+        report.transcripts = store.counts()["transcripts"]
+        stored_transcripts = list(store.transcripts().values())
+    except ProjectError as exc:
+        stored_transcripts = []
+        if not any(exc.message in problem for problem in report.problems):
+            report.problems.append(exc.message)
     if report.problems:
-        report.fixes.append("restore the latest copy from .qualcode/backups/ (or a 'qualcode backup'), or export what you can and start afresh")
+        report.fixes.append(RESTORE)
     missing, changed = [], []
-    for stored in store.transcripts().values():
+    for stored in stored_transcripts:
         path = project.root / stored.path
         if not path.exists():
             missing.append(stored.path)

@@ -342,3 +342,39 @@ def test_an_output_path_that_cannot_be_written_ends_in_one_message_and_leaves_no
     assert isinstance(result.exception, SystemExit), result.exception
     assert existing.read_text(encoding="utf-8") == "keep me" and list(folder.iterdir()) == []
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+# -- damaged databases: check reports, never crashes, never calls them intact -------------------------------------
+
+
+def _damage(project: Path, how: str) -> None:
+    import sqlite3
+
+    database = project / ".qualcode" / "project.db"
+    if how == "page":
+        size = database.stat().st_size
+        with database.open("r+b") as handle:
+            handle.seek(size // 2)
+            handle.write(bytes(range(256)) * 32)
+        return
+    connection = sqlite3.connect(database)
+    with connection:
+        if how == "json":
+            connection.execute("UPDATE transcripts SET metadata = '{broken' WHERE id = 'lead-01'")
+        elif how == "evidence":
+            connection.execute("UPDATE suggestions SET evidence = '[{\"a\": 1}]'")
+    connection.close()
+
+
+@pytest.mark.parametrize("how, expected", [("page", "damaged"), ("json", "damaged JSON in table 'transcripts', row lead-01"),
+                                           ("evidence", "damaged evidence in table 'suggestions'")])
+def test_check_reports_a_damaged_database_that_status_or_export_would_fail_on(tmp_path, how, expected):
+    project = _reviewed_project(tmp_path)
+    _damage(project, how)
+    checked = runner.invoke(app, ["check", "-p", str(project)])
+    assert checked.exit_code == 1 and isinstance(checked.exception, SystemExit)
+    assert "Problems:" in checked.output and expected in " ".join(checked.output.split()) and "intact" not in checked.output, checked.output
+    for command in (["status"], ["export", "--status", "suggested"], ["stats", "--status", "suggested"]):
+        result = runner.invoke(app, [*command, "-p", str(project)])
+        if result.exit_code:  # a reading command that fails on it says so in one message, which check found first
+            assert isinstance(result.exception, SystemExit) and "Error:" in result.output and "afresh" not in result.output, result.output

@@ -45,7 +45,8 @@ def check_cli(project: Path = ProjectOpt) -> None:
     if report.ok:
         console.print(f"OK: schema version {report.schema_version}, {report.transcripts} transcripts, database intact.")
         return
-    console.print(f"Schema version {report.schema_version}, {report.transcripts} transcripts. Problems:")
+    version = report.schema_version if report.schema_version >= 0 else "unknown"
+    console.print(f"Schema version {version}, {report.transcripts} transcripts. Problems:")
     for problem in report.problems:
         console.print(f"  - {escape(problem)}")
     for fix in report.fixes:

@@ -60,7 +60,16 @@ TABLES: dict[str, tuple[list[str], str]] = {
     "model_runs": (["id", "trained_at", "decisions", "summary", "parameters", "format"], "id"),
     "meta": (["key", "value"], "key"),
 }
-NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]  # their ids come from the database's numbering
+NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]
+KEY_COLUMNS = {"transcripts": ("id",), "segments": ("id",), "suggestions": ("segment_id", "code"), "batches": ("id",), "decisions": ("id",),
+               "model_runs": ("id",), "meta": ("key",)}
+# The JSON a command parses, per table and column, with the parse it gets: `check` parses each the same way.
+JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
+    "transcripts": {"file_metadata": lambda store, raw, table, key: _json(raw, table, key),
+                    "metadata": lambda store, raw, table, key: _json(raw, table, key)},
+    "suggestions": {"evidence": lambda store, raw, table, key: store._evidence(raw, *key.split("/", 1))},
+    "model_runs": {"summary": lambda store, raw, table, key: _json(raw, table, key)},
+}  # their ids come from the database's numbering
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
@@ -83,7 +92,8 @@ def _json(text: str, table: str, key: object) -> Any:
     try:
         return json.loads(text)
     except (TypeError, ValueError) as exc:
-        raise ProjectError(f"damaged JSON in table '{table}', row {key} ({exc})", fix="restore the project from a backup, or run 'qualcode check'") from None
+        raise ProjectError(f"damaged JSON in table '{table}', row {key} ({exc})",
+                           fix="restore the project from a backup; 'qualcode check' lists every damaged row") from None
 
 
 def _operation(method: F) -> F:
@@ -291,10 +301,24 @@ class Store:
     def backup(self, target: str | Path) -> Path:
         return self.dialect.backup(self.db, Path(target))
 
-    @_operation
     def problems(self) -> list[str]:
-        """Integrity and consistency problems in the database, as sentences."""
-        found = list(self.dialect.integrity(self.db))
+        """Integrity and consistency problems in the database, as sentences: each check runs even when another
+        fails, so a damaged page, a damaged JSON value and an orphan row are all reported in one reading."""
+        found: list[str] = []
+        for check in (self._integrity, self._orphans, self._damaged_rows):
+            try:
+                found.extend(check())
+            except ProjectError as exc:
+                found.append(exc.message)
+        return list(dict.fromkeys(found))  # a damaged page fails several checks with one message
+
+    @_operation
+    def _integrity(self) -> list[str]:
+        return list(self.dialect.integrity(self.db))
+
+    @_operation
+    def _orphans(self) -> list[str]:
+        found = []
         checks = {
             "segments whose transcript is missing": "SELECT COUNT(*) FROM segments WHERE transcript_id NOT IN (SELECT id FROM transcripts)",
             "suggestions whose segment is missing": "SELECT COUNT(*) FROM suggestions WHERE segment_id NOT IN (SELECT id FROM segments)",
@@ -309,6 +333,22 @@ class Store:
             count = self._one(sql)
             if count:
                 found.append(f"{count} {label}")
+        return found
+
+    @_operation
+    def _damaged_rows(self) -> list[str]:
+        """Every row of every table read in full, and each JSON value parsed as the commands parse it."""
+        found: list[str] = []
+        for table, (columns, _order) in TABLES.items():
+            wanted = JSON_COLUMNS.get(table, {})
+            key_at = [columns.index(column) for column in KEY_COLUMNS[table]]
+            for row in self.table_rows(table):
+                for column, parse in wanted.items():
+                    try:
+                        parse(self, row[columns.index(column)], table, "/".join(str(row[index]) for index in key_at))
+                    except ProjectError as exc:
+                        if len(found) < 20:
+                            found.append(f"{exc.message} (column {column})")
         return found
 
     @contextmanager
