@@ -88,21 +88,21 @@ class Codebook:
         return [self.codes[child] for child in self.codes[code_id].children]
 
     def walk(self) -> Iterator[tuple[Code, int]]:
-        """Codes in tree order with their depth (0 for roots)."""
-
-        def visit(code: Code, depth: int) -> Iterator[tuple[Code, int]]:
+        """Codes in tree order with their depth (0 for roots). Iterative: a codebook may nest deeper than Python recurses."""
+        stack = [(root, 0) for root in reversed(self.roots())]
+        while stack:
+            code, depth = stack.pop()
             yield code, depth
-            for child in self.children(code.id):
-                yield from visit(child, depth + 1)
-
-        for root in self.roots():
-            yield from visit(root, 0)
+            stack.extend((child, depth + 1) for child in reversed(self.children(code.id)))
 
     def descendants(self, code_id: str) -> list[str]:
+        """Every code below ``code_id``, in tree order."""
         found: list[str] = []
-        for child in self.codes[code_id].children:
+        stack = list(reversed(self.codes[code_id].children))
+        while stack:
+            child = stack.pop()
             found.append(child)
-            found.extend(self.descendants(child))
+            stack.extend(reversed(self.codes[child].children))
         return found
 
     def ancestors(self, code_id: str) -> list[str]:
@@ -119,6 +119,7 @@ class Codebook:
 
 
 MAX_REGEX_LENGTH = 200
+MAX_DEPTH = 100  # levels of children
 # A group holding a quantifier or an alternation, itself quantified: (a+)+, (a|aa)*, (\w+\s?)*, (x{2,})+ ...
 _NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+}]|\|)(?:[^()\\]|\\.)*\)(?:[*+]|\{\d*,)")
 
@@ -257,6 +258,8 @@ class _CodebookBuilder:
                 self.code(item, f"codes[{index}]", parent=None)
         self.resolve_child_references()
         self.check_cycles()
+        if not self.problems:
+            self.check_depth()
         for code in self.codes.values():
             if not code.has_rules and not code.children and not code.manual and not code.broken:
                 self.problems.append(CodebookError(
@@ -425,6 +428,9 @@ class _CodebookBuilder:
                 for key, inner in item.items():
                     if key == "REGEX":
                         problem = regex_problem(inner)
+                        if problem and problem.startswith("not a valid"):
+                            raise self.error(f"invalid REGEX {inner!r}: {problem}", node, key_path,
+                                             fix="write a Python regular expression; escape [ ( { with a backslash to match them")
                         if problem:
                             raise self.error(f"unsafe REGEX {inner!r}: {problem}", node, key_path,
                                              fix="write it without a repeated group that itself repeats or alternates, e.g. 'a+' not '(a+)+'")
@@ -453,6 +459,28 @@ class _CodebookBuilder:
             raise self.error(f"child '{child_id}' is listed twice", node, key_path, fix="remove the repeat")
         child.parent = parent_id
         self.codes[parent_id].children.append(child_id)
+
+    def check_depth(self) -> None:
+        """Refuse codes nested deeper than MAX_DEPTH: no study needs it, and exports (REFI-QDA's nested XML,
+        indented tables) should never meet a tree they cannot draw. Depths are counted without recursion."""
+        depth: dict[str, int] = {}
+        for code in self.codes.values():
+            chain = []
+            current: str | None = code.id
+            while current is not None and current not in depth:
+                chain.append(current)
+                current = self.codes[current].parent
+            base = depth[current] if current is not None else -1
+            for index, code_id in enumerate(reversed(chain), start=1):
+                depth[code_id] = base + index
+        too_deep = [code_id for code_id, level in depth.items() if level == MAX_DEPTH]  # where the tree first goes past the limit
+        if too_deep:
+            code = self.codes[too_deep[0]]
+            self.problems.append(CodebookError(
+                f"code '{code.id}' sits {MAX_DEPTH + 1} levels deep (the tree goes down {max(depth.values()) + 1}); qualcode takes at most {MAX_DEPTH}",
+                path=self.path, line=code.line, key_path=code.key_path,
+                fix="flatten the tree: a theme rarely needs more than a few levels",
+            ))
 
     def check_cycles(self) -> None:
         reported: set[frozenset[str]] = set()

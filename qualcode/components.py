@@ -23,7 +23,7 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span, SpanGroup
 
 from qualcode.codebook import Codebook
-from qualcode.errors import CodebookError
+from qualcode.errors import CodebookError, CodebookProblems
 from qualcode.rules import EVIDENCE_KEY, KIND_WEIGHTS, NEGATION_WINDOW, NEGATIONS, SPANS_KEY, rule_confidence
 from qualcode.suggestion import Evidence
 from qualcode.vocabulary import Source
@@ -55,6 +55,7 @@ class CodeSuggester:
     def set_codebook(self, codebook: Codebook, *, lemmas: Any = None) -> None:
         """Build the matchers. ``lemmas``: a lookup table of lemmas to use; None reads a trained pipeline's lemmas."""
         self._lookup = lemmas
+        problems: list[CodebookError] = []  # every bad pattern in one run, as the codebook loader reports its problems
         for code in codebook.suggestible():
             seen: set[tuple[str, ...]] = set()
             for kind, terms in (("phrase", code.phrases), ("keyword", code.keywords)):
@@ -70,21 +71,31 @@ class CodeSuggester:
                 self.exact_matcher.add(self._rule_key(code.id, "phrase" if len(doc) > 1 else "keyword", term), [doc])
             for index, pattern in enumerate(code.patterns):
                 key = self._rule_key(code.id, "pattern", _pattern_text(pattern))
+                line = code.pattern_lines[index] if index < len(code.pattern_lines) else code.line
+                where: dict[str, Any] = {"path": codebook.path, "line": line, "key_path": f"{code.key_path}.patterns[{index}]"}
+                unknown = _unregistered_extensions(pattern)
+                if unknown:
+                    # The Matcher takes these when added and fails only when it meets a token: refuse them here, where
+                    # `codebook --check` sees them too.
+                    problems.append(CodebookError(f"invalid token pattern for '{code.id}': no token attribute '_.{unknown[0]}' in this pipeline",
+                                                  fix="use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP "
+                                                      "(custom '_' attributes need a pipeline that sets them)", **where))
+                    continue
                 try:
                     self.matcher.add(key, [pattern])
                     matcher = Matcher(self.vocab)
                     matcher.add(key, [pattern])
                     self.gated_patterns.append((self._requirements(pattern), matcher, _longest(pattern)))
                 except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
-                    line = code.pattern_lines[index] if index < len(code.pattern_lines) else code.line
                     first = str(exc).strip().splitlines()
-                    raise CodebookError(
+                    problems.append(CodebookError(
                         f"invalid token pattern for '{code.id}': {' '.join(first[-3:]) if first else exc}",
-                        path=codebook.path,
-                        line=line,
-                        key_path=f"{code.key_path}.patterns[{index}]",
-                        fix="use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP",
-                    ) from None
+                        fix="use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP", **where,
+                    ))
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise CodebookProblems(problems)
         self.codebook_fingerprint = codebook.fingerprint
 
     def _requirements(self, pattern: list[dict[str, Any]]) -> list[tuple[str, frozenset[int]]]:
@@ -268,6 +279,14 @@ def _windows(anchors: list[int], longest: int, length: int) -> list[tuple[int, i
         else:
             merged.append((start, end))
     return merged
+
+
+def _unregistered_extensions(pattern: list[dict[str, Any]]) -> list[str]:
+    from spacy.tokens import Token
+
+    names = [name for token in pattern if isinstance(token.get("_"), dict) for name in token["_"]]
+    names += ["" for token in pattern if "_" in token and not isinstance(token["_"], dict)]
+    return [name for name in names if not name or not Token.has_extension(name)]
 
 
 def _pattern_text(pattern: list[dict[str, Any]]) -> str:

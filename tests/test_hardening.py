@@ -378,3 +378,52 @@ def test_check_reports_a_damaged_database_that_status_or_export_would_fail_on(tm
         result = runner.invoke(app, [*command, "-p", str(project)])
         if result.exit_code:  # a reading command that fails on it says so in one message, which check found first
             assert isinstance(result.exception, SystemExit) and "Error:" in result.output and "afresh" not in result.output, result.output
+
+
+# -- codebook --check runs every check `code` runs -----------------------------------------------------------------
+
+BAD_PATTERNS = """\
+name: x
+codes:
+  - id: a
+    label: A
+    patterns:
+      - [{_: {not_registered: true}}]
+  - id: c
+    label: C
+    patterns:
+      - [{LOWER: x, OP: "?!"}]
+  - id: d
+    label: D
+    patterns:
+      - [{LENGTH: {">": "x"}}]
+"""
+
+
+def test_codebook_check_finds_every_pattern_code_would_fail_on_in_one_run(tmp_path):
+    project = _project(tmp_path, {"lead-01.txt": TWICE}, codebook=BAD_PATTERNS)
+    checked = runner.invoke(app, ["codebook", "--check", "-p", str(project)])
+    coded = runner.invoke(app, ["code", "-p", str(project)])
+    for result in (checked, coded):
+        text = " ".join(result.output.split())
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert "3 problems" in text and "codebook.yaml:6:" in text and "'_.not_registered'" in text
+        assert "codebook.yaml:10:" in text and "codebook.yaml:14:" in text
+
+
+def test_a_deep_chain_of_children_is_refused_where_it_is_written_without_a_recursion_error(tmp_path):
+    lines = ["name: deep", "codes:"]
+    for i in range(3000):
+        lines += [f"  - id: c{i}", f"    label: C{i}", "    keywords: [deadline]"] + ([f"    children: [c{i + 1}]"] if i < 2999 else [])
+    project = _project(tmp_path, {"lead-01.txt": TWICE}, codebook="\n".join(lines) + "\n")
+    for command in (["codebook", "--check"], ["code"]):
+        result = runner.invoke(app, [*command, "-p", str(project)])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert "'c100' sits 101 levels deep" in " ".join(result.output.split()), result.output
+    from qualcode.codebook import MAX_DEPTH, parse_codebook
+
+    shallow = ["name: ok", "codes:"]
+    for i in range(MAX_DEPTH):
+        shallow += [f"  - id: c{i}", f"    label: C{i}", "    keywords: [deadline]"] + ([f"    children: [c{i + 1}]"] if i < MAX_DEPTH - 1 else [])
+    codebook = parse_codebook("\n".join(shallow) + "\n")
+    assert [depth for _code, depth in codebook.walk()] == list(range(MAX_DEPTH)) and len(codebook.descendants("c0")) == MAX_DEPTH - 1
