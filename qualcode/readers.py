@@ -25,11 +25,21 @@ _TAG = re.compile(r"</?[^<>]+>")  # [^<>]: a run of '<' without '>' is scanned o
 _DIALOGUE_DASH = re.compile(r"^\s*[-–—]\s*")
 
 
+def _lenient(path: Path, data: bytes, encoding: str, warnings: list[str]) -> str:
+    """Text in an encoding its byte-order mark declares, with any broken bytes replaced (and counted) rather than lost."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        text = data.decode(encoding, errors="replace")
+        warnings.append(f"{path}: {text.count(chr(0xFFFD))} invalid byte sequences for {encoding.upper()} shown as \ufffd")
+        return text
+
+
 def decode(path: Path, data: bytes, warnings: list[str]) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
+        return _lenient(path, data[3:], "utf-8", warnings)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return _lenient(path, data, "utf-16", warnings)
     head = data[:4096]
     if b"\x00" in head:
         # UTF-16 without a BOM puts a NUL beside every ASCII letter.

@@ -86,10 +86,14 @@ def process_file(spec: WorkerSpec, path: Path) -> FileResult:
     """Read, segment and suggest one transcript file."""
     try:
         transcript = read_transcript(path, spec.settings.segment_options)
+        texts = [segment.text for segment in transcript.segments if segment.codable]
+        suggestions = suggest(spec.nlp(), texts, min_confidence=spec.settings.min_confidence, models=spec.models())
     except TranscriptError as exc:
         return FileResult(path, error=str(exc))
-    texts = [segment.text for segment in transcript.segments if segment.codable]
-    suggestions = suggest(spec.nlp(), texts, min_confidence=spec.settings.min_confidence, models=spec.models())
+    except (ValueError, LookupError, TypeError, OSError, RecursionError, MemoryError) as exc:
+        # A file no reader foresaw (a library's own limit, a codec's corner): skip it, named, and let the batch go on.
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        return FileResult(path, error=f"{path}: could not be read ({type(exc).__name__}: {first}); the other files go on")
     return FileResult(path, transcript, suggestions)
 
 

@@ -77,6 +77,11 @@ def main() -> None:
         "duplicate-id.txt": GOOD_TEXT.encode(),
         "duplicate-id.md": GOOD_TEXT.encode(),
         "scan.pdf": b"%PDF-1.4\n%binary\n",
+        # Second round of hardening: broken encodings, text without breaks, broken UTF-16.
+        "utf16-bom-truncated.txt": GOOD_TEXT.encode("utf-16")[:-1] + b"\x00\xd8",
+        "utf8-bom-then-garbage.txt": b"\xef\xbb\xbf" + GOOD_TEXT.encode() + b"\xff\xfe\x80",
+        "lone-surrogate.txt": b"Interviewer: Q?\n\nRespondent: \xed\xa0\x80 the deadline.\n",
+        "unbroken-2mb.txt": b"Respondent: " + b"a" * 2_000_000 + b" deadline\n",
         "metadata.csv": b"transcript,role\ncp1252-quotes,lead\ncp1252-quotes,partner\n,stakeholder\nmixed-newlines,partner,extra\n",
     }
     for name, data in files.items():
@@ -102,6 +107,9 @@ def main() -> None:
         "bad-pattern.yaml": "codes:\n  - id: a\n    patterns:\n      - [{NOT_A_KEY: x}]\n",
         "not-a-mapping.yaml": "- just\n- a list\n",
         "malformed-id.yaml": "codes:\n  - id: Time Scale\n    keywords: [x]\n",
+        "unregistered-extension.yaml": "codes:\n  - id: a\n    patterns:\n      - [{_: {sentiment: 1}}]\n",
+        "invalid-regex.yaml": "codes:\n  - id: a\n    patterns:\n      - [{LOWER: {REGEX: '['}}]\n",
+        "too-deep.yaml": "codes:\n" + "".join(f"  - id: c{i}\n    keywords: [x]\n    children: [c{i + 1}]\n" for i in range(150)) + "  - id: c150\n    keywords: [x]\n",
         "huge-keyword.yaml": "codes:\n  - id: a\n    keywords: [" + "x" * 100_000 + "]\n",
     }
     for name, text in codebooks.items():

@@ -48,9 +48,13 @@ WARNED = {
     "only-interviewer.txt": "no respondent turns found",
     "control-chars.txt": "control characters replaced by spaces",
     "metadata.csv": "duplicate id 'cp1252-quotes' (first at line 2)",
+    "utf16-bom-truncated.txt": "invalid byte sequences for UTF-16 shown as",
+    "utf8-bom-then-garbage.txt": "3 invalid byte sequences for UTF-8 shown as",
+    "lone-surrogate.txt": "not UTF-8; read as Windows-1252",
 }
 # table-only.docx: Word tables are read (a 'Speaker | words' row is a turn), so its one cell is its text.
-IMPORTED_QUIETLY = {"table-only.docx", "utf16-with-bom.md", "overlapping-cues.vtt", "long-line.txt", "mixed-newlines.txt", "speakers-everywhere.txt", "duplicate-id.md"}
+# unbroken-2mb.txt: 2 MB without a space or a sentence end is cut into segments spaCy takes (at most 20,000 characters).
+IMPORTED_QUIETLY = {"unbroken-2mb.txt", "table-only.docx", "utf16-with-bom.md", "overlapping-cues.vtt", "long-line.txt", "mixed-newlines.txt", "speakers-everywhere.txt", "duplicate-id.md"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +120,9 @@ CODEBOOK_ERRORS = {
     "bad-pattern.yaml": "invalid token pattern for 'a'",
     "not-a-mapping.yaml": "expected a mapping",
     "malformed-id.yaml": "malformed id 'Time Scale'",
+    "unregistered-extension.yaml": "no token attribute '_.sentiment'",
+    "invalid-regex.yaml": "invalid REGEX '['",
+    "too-deep.yaml": "'c100' sits 101 levels deep",
 }
 
 
