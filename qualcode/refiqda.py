@@ -264,6 +264,9 @@ def _source_text(archive: SafeArchive, source: ET.Element, warnings: list[str]) 
     if inline is not None and inline.text:
         return inline.text
     location = source.get("plainTextPath") or ""
+    if not location.strip():
+        warnings.append(f"source '{source.get('name')}' has neither text nor a plainTextPath; skipped")
+        return None
     if location.startswith("internal://"):
         member = "sources/" + location[len("internal://") :]
     elif "://" in location or location.startswith("/") or re.match(r"^[A-Za-z]:", location):
