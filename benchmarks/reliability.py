@@ -47,9 +47,12 @@ def main() -> None:
     bad_transcripts = sorted(path.name for path in (bad / "transcripts").iterdir())
     bad_codebooks = sorted(path.name for path in (bad / "codebooks").iterdir())
     bad_other = sorted(path.name for path in bad.iterdir() if path.is_file())
-    bad_run = run([sys.executable, "-m", "pytest", "tests/test_bad_inputs.py", "tests/test_qdpx.py", "tests/test_hostile.py", "-p", "no:cacheprovider"])
-    hostile = run([sys.executable, "-m", "pytest", "tests/test_hostile.py", "--collect-only", "-p", "no:cacheprovider"])
-    hostile_cases = sum(1 for text in hostile.stdout.splitlines() if "::" in text)
+    bad_run = run([sys.executable, "-m", "pytest", "tests/test_bad_inputs.py", "tests/test_qdpx.py", "tests/test_hostile.py", "tests/test_hardening.py",
+                   "-p", "no:cacheprovider"])
+    hostile_cases, hardening_cases = (
+        sum(1 for text in run([sys.executable, "-m", "pytest", name, "--collect-only", "-p", "no:cacheprovider"]).stdout.splitlines() if "::" in text)
+        for name in ("tests/test_hostile.py", "tests/test_hardening.py")
+    )
 
     report = Path(tempfile.mkstemp(suffix=".json")[1])
     properties = run(
@@ -97,7 +100,16 @@ decisions acknowledged {concurrent['acknowledged']}, stored {concurrent['saved']
   segment (`a` settles all), Word tables, tracked changes and content controls, an 80 MB docx bomb in a 1 MB file, 4
   exponential token regexes, caption entities and multi-voice cues, exports pointed outside the project, links outside it
   and a FIFO, undecodable piped keys, attribute names colliding with export columns, and 60,000-long runs of each of the
-  32 ASCII punctuation characters.
+  32 ASCII punctuation characters; and {hardening_cases} cases built by `tests/test_hardening.py`: identical answers
+  whose neighbours are deleted (decisions stay on their own segment; when it cannot be told, both are kept and the
+  segment comes back to review), 1.8 MB of text without a space or a sentence end, co-occurrence of codes that all fire
+  and a 17,000-column sheet, a read-only bind mount (reading commands work, writing ones say so), a 4 MB tmpfs filled
+  to the last block under `code`, `review`, `export` and `backup`, `stats`/`status`/`export` while `code` imports 400
+  files and replaces the segments they read, a review whose segment is replaced under it, six broken gold files and an
+  empty range, six unwritable or occupied output paths, a damaged page, damaged JSON and damaged evidence for `check`,
+  unregistered extension attributes and other bad patterns found by `codebook --check` in one run, a 3,000-deep chain
+  of children, a REFI-QDA project with blank names and sources without text, and six processes creating or migrating
+  one database at once.
   Result: `{line(bad_run)}`.
 - Property-based tests (hypothesis), {args.examples} examples each: {', '.join(f'{name} {count}' for name, count in sorted(examples.items()))}
   ({sum(examples.values())} examples in all). Result: `{line(properties)}`.

@@ -48,8 +48,8 @@ def check(project: Project) -> CheckReport:
     try:
         store = project.store
     except ProjectError as exc:
-        if not project.has_database or "schema version" in exc.message:
-            raise
+        if not project.has_database or "schema version" in exc.message or exc.message.startswith("no project database"):
+            raise  # nothing to check yet, or a version to upgrade: the message says what to do
         return CheckReport(-1, 0, [f"the database cannot be opened: {exc.message}"], [RESTORE])
     with store.snapshot():
         return _check(project, store)

@@ -160,11 +160,13 @@ class Store:
         if not create and not self.dialect.exists():
             raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
         try:
-            self.db = self.dialect.connect()
-            if not create and self.schema_version == 0 and self.dialect.is_empty(self.db):
-                self.db.close()
-                raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
-            self._open(upgrade=upgrade)
+            # Creating or migrating a database is done by one process at a time (SQLite: a lock file beside it).
+            with self.dialect.opening():
+                self.db = self.dialect.connect()
+                if not create and self.schema_version == 0 and self.dialect.is_empty(self.db):
+                    self.db.close()
+                    raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
+                self._open(upgrade=upgrade)
         except ProjectError:
             raise
         except Exception as exc:
@@ -266,7 +268,7 @@ class Store:
             # A project this qualcode has not opened yet: migrated once by a writing connection, as any command would.
             Store(self._location, timeout=self._timeout, create=False).close()
             return
-        if self.read_only:
+        if self.read_only and self.dialect.auto_migrate:
             raise ProjectError(
                 f"the project database has schema version {version}; this qualcode reads {SCHEMA_VERSION}, and a reading command changes nothing",
                 path=self.dialect.describe(),

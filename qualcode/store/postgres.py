@@ -68,6 +68,11 @@ class PostgresDialect:
         return True  # whether the database holds a project is known once connected
 
     @staticmethod
+    @contextmanager
+    def opening() -> Iterator[None]:
+        yield  # a migration takes the server's advisory lock in its own transaction
+
+    @staticmethod
     def writable() -> bool:
         return True  # the server decides, per statement
 

@@ -159,6 +159,23 @@ class SqliteDialect:
         return self.path.parent / "backups" / f"{self.path.stem}-schema{version}-{stamp}.db"
 
     @contextmanager
+    def opening(self) -> Iterator[None]:
+        """Hold an OS lock on a file beside the database while it is opened, created or migrated: two processes
+        meeting a new database would otherwise race to switch it to WAL and create its tables (SQLite answers one
+        of them 'database is locked' at once, without waiting). Released when the process ends, however it ends."""
+        if self.read_only or not self.writable():
+            yield  # nothing will be created or migrated here
+            return
+        lock_path = self.path.parent / "open.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a", encoding="utf-8") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextmanager
     def code_lock(self, holder: str, store: Any = None) -> Iterator[None]:
         """One `qualcode code` writing at a time: an OS lock on a file beside the database, released when the process ends."""
         lock_path = self.path.parent / "code.lock"
