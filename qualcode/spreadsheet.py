@@ -47,8 +47,8 @@ def workbook_bytes(tables: dict[str, Table], notes: list[str] | None = None) -> 
         if (rows, columns) != (len(table.rows), len(table.columns)) and notes is not None:
             notes.append(f"themes.xlsx: sheet '{name}' holds the first {rows:,} rows and {columns:,} columns of {len(table.rows):,} x "
                          f"{len(table.columns):,} (a spreadsheet's limit); the CSV export has all of it")
+        _print_setup(sheet)  # before the first row: a streamed sheet writes its properties with it
         _Sheet(sheet, name, table, rows, columns).write()
-        _print_setup(sheet)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -90,8 +90,8 @@ class _Sheet:
         indent_at = self.names.index("label") if table.attrs.get("frequency") and "label" in self.names else None
         depths = table.attrs.get("depths", [])
         # Styles are set once on a template and copied: openpyxl compares every style it is given with those it has.
-        percent_style, wrapped_style = self._cell(0), self._cell("")
-        percent_style.number_format, wrapped_style.alignment = "0.0%", top
+        percent_style, wrapped_style, top_style = self._cell(0), self._cell(""), self._cell("")
+        percent_style.number_format, wrapped_style.alignment, top_style.alignment = "0.0%", top, Alignment(vertical="top")
         for number, row in enumerate(table.rows[: self.rows]):
             values: list[Any] = []
             lines = 1
@@ -106,6 +106,8 @@ class _Sheet:
                 elif index == indent_at and number < len(depths) and depths[number] > 0:
                     item = self._cell(value)
                     item.alignment = Alignment(indent=2 * depths[number])  # child codes under their parent, as in the terminal
+                elif wrapped:  # beside a wrapped text, every cell starts at the top of its row, where the text starts
+                    item = self._styled(value, top_style)
                 else:
                     values.append(self._plain(value))
                     continue

@@ -92,6 +92,7 @@ def test_themes_xlsx_sheets_headers_values_and_formatting(decided_project):
     assert [(stop.type, float(stop.val)) for stop in stops] == [("num", 0.0), ("num", 1.0)]
     assert summary.cell(row=4, column=2).alignment.indent == 2  # timescale under challenges
     assert summary.page_setup.orientation == "landscape" and summary.page_setup.fitToWidth == 1
+    assert summary.sheet_properties.pageSetUpPr.fitToPage  # without it, fitToWidth is ignored and a sheet prints over many pages
     assert summary.print_title_rows == "$1:$1"
     assert [cell.value for cell in workbook["Codebook"][1]][:7] == ["id", "label", "parent", "level", "definition", "include", "exclude"]
     excerpts = list(workbook["Excerpts"].iter_rows(min_row=2, values_only=True))
