@@ -127,6 +127,20 @@ codes:
 """
 
 
+def old_database(path: Path, version: int) -> Any:
+    """An SQLite database at an older schema ``version``, as an older qualcode left it: an open connection, to add rows."""
+    import sqlite3
+
+    from qualcode.store.schema import statements
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path)
+    connection.executescript(";".join(statements(0, version, "sqlite")))
+    connection.execute(f"PRAGMA user_version = {version}")
+    connection.commit()
+    return connection
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text), encoding="utf-8")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_CODEBOOK, call, open_store, write
+from conftest import SMALL_CODEBOOK, call, old_database, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
@@ -467,14 +467,9 @@ def test_several_processes_opening_a_new_or_old_database_at_once_all_succeed(tmp
     import sqlite3
 
     from qualcode.store import SCHEMA_VERSION
-    from qualcode.store.schema import statements
 
     old = tmp_path / "old.db"
-    connection = sqlite3.connect(old)
-    connection.executescript(";".join(statements(0, 1, "sqlite")))
-    connection.execute("PRAGMA user_version = 1")
-    connection.commit()
-    connection.close()
+    old_database(old, 1).close()
     paths = [str(tmp_path / f"new-{n}.db") for n in range(5)] + [str(old)]
     with multiprocessing.get_context("spawn").Pool(6) as pool:
         for path in paths:

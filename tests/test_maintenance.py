@@ -3,14 +3,13 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import call, open_store, write
+from conftest import call, old_database, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
 from qualcode.coding import code
 from qualcode.maintenance import backup, check
 from qualcode.store import SCHEMA_VERSION, Entry, Store
-from qualcode.store.schema import statements
 
 runner = CliRunner()
 
@@ -50,10 +49,7 @@ def test_check_ok_then_changed_missing_and_orphans(decided_project):
 
 def test_old_schema_is_migrated_after_an_automatic_backup(tmp_path):
     path = tmp_path / ".qualcode" / "project.db"
-    path.parent.mkdir()
-    old = sqlite3.connect(path)
-    old.executescript(";".join(statements(0, 1, "sqlite")))
-    old.execute("PRAGMA user_version = 1")
+    old = old_database(path, 1)
     old.execute("INSERT INTO transcripts VALUES ('t1', 't1.txt', 'txt', 'h', 'A: hi', '{}', '{}', 'now', 'now')")
     old.execute("INSERT INTO segments (transcript_id, position, speaker, start, end, text, coded) VALUES ('t1', 0, 'A', 3, 5, 'hi', 1)")
     old.execute("INSERT INTO decisions (segment_id, code, verdict, coder, batch, created_at) VALUES (1, 'x', 'added', 'ann', 1, 'now')")
@@ -74,11 +70,7 @@ def test_failed_migration_leaves_the_old_schema(tmp_path, monkeypatch):
     from qualcode.store import schema
 
     path = tmp_path / "p.db"
-    old = sqlite3.connect(path)
-    old.executescript(";".join(statements(0, 1, "sqlite")))
-    old.execute("PRAGMA user_version = 1")
-    old.commit()
-    old.close()
+    old_database(path, 1).close()
     monkeypatch.setattr(schema, "MIGRATIONS", [schema.MIGRATIONS[0], ["CREATE TABLE model_runs (id INTEGER)", "CREATE TABLE broken ("], []])
     try:
         Store(path)
@@ -108,10 +100,7 @@ def test_a_pickle_in_an_old_database_is_never_loaded_and_the_models_are_refitted
     turns = "\n\n".join(f"Q: ?\nA: {text}" for text in ["The budget was cut.", "Budget again.", "Nice weather.", "A sunny day."])
     write(project / "transcripts" / "t1.txt", turns + "\n")
     path = project / ".qualcode" / "project.db"
-    path.parent.mkdir(parents=True)
-    old = sqlite3.connect(path)
-    old.executescript(";".join(statements(0, 2, "sqlite")))
-    old.execute("PRAGMA user_version = 2")
+    old = old_database(path, 2)
     marker = tmp_path / "pwned"
     old.execute("INSERT INTO model_runs (trained_at, decisions, summary, model) VALUES ('then', 0, '{}', ?)", (pickle.dumps(_Exploit(str(marker))),))
     old.commit()
