@@ -95,8 +95,8 @@ def _survives_reimport(action: A) -> A:
     def wrapper(self: "ReviewSession", *args: Any, **kwargs: Any) -> ActionResult:
         try:
             return action(self, *args, **kwargs)
-        except SegmentGone as gone:
-            return self._reload(gone)
+        except SegmentGone:
+            return self._reload()
 
     return wrapper  # type: ignore[return-value]
 
@@ -207,7 +207,7 @@ class ReviewSession:
         for segment_id in {entry.segment_id for entry in entries}:
             self._refresh(segment_id)
 
-    def _reload(self, gone: SegmentGone) -> ActionResult:
+    def _reload(self) -> ActionResult:
         """The segment on screen was replaced by a re-import: read the queue afresh and go on at its first unreviewed one."""
         self.items = load_queue(self.store, self.codebook, self.filters)
         self.states = self.store.coder_states(self.coder, [item.segment_id for item in self.items])

@@ -60,7 +60,8 @@ TABLES: dict[str, tuple[list[str], str]] = {
     "model_runs": (["id", "trained_at", "decisions", "summary", "parameters", "format"], "id"),
     "meta": (["key", "value"], "key"),
 }
-NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]
+NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]  # their ids come from the database's numbering
+# What names a row in a message: the key columns of each table.
 KEY_COLUMNS = {"transcripts": ("id",), "segments": ("id",), "suggestions": ("segment_id", "code"), "batches": ("id",), "decisions": ("id",),
                "model_runs": ("id",), "meta": ("key",)}
 # The JSON a command parses, per table and column, with the parse it gets: `check` parses each the same way.
@@ -69,7 +70,7 @@ JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
                     "metadata": lambda store, raw, table, key: _json(raw, table, key)},
     "suggestions": {"evidence": lambda store, raw, table, key: store._evidence(raw, *key.split("/", 1))},
     "model_runs": {"summary": lambda store, raw, table, key: _json(raw, table, key)},
-}  # their ids come from the database's numbering
+}
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
