@@ -63,6 +63,7 @@ def main() -> None:
     report.unlink()
 
     memory = run([sys.executable, "benchmarks/memory.py"])
+    scale = run([sys.executable, "benchmarks/export_scale.py", "--codes", "50,500,2000,10000"])
 
     def line(result: subprocess.CompletedProcess) -> str:
         return (result.stdout.strip().splitlines() or ["(no output)"])[-1]
@@ -118,6 +119,14 @@ decisions acknowledged {concurrent['acknowledged']}, stored {concurrent['saved']
 
 ```
 {memory.stdout.strip()}
+```
+
+## Exports of huge codebooks
+
+`benchmarks/export_scale.py`: every code fires on every one of 50 segments (all pairs co-occur), `export --status suggested`:
+
+```
+{scale.stdout.strip()}
 ```
 """
     target = REPO / "docs" / "reliability.md"
