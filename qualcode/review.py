@@ -115,6 +115,7 @@ class ReviewSession:
         if not coder or not coder.strip():
             raise ReviewError("no coder name", fix="pass --coder NAME or set 'coder' in qualcode.yaml")
         store = self.store = project.store
+        self.project = project
         self.codebook = project.codebook
         self.coder = coder
         self.filters = filters
@@ -122,7 +123,7 @@ class ReviewSession:
         self.started = clock()
         self.session_decisions = 0
         self._turns: dict[str, list] = {}
-        self.items = load_queue(store, self.codebook, filters)
+        self.items = self._ordered(load_queue(store, self.codebook, filters))
         self.states: dict[int, SegmentState] = store.coder_states(coder, [item.segment_id for item in self.items])
         first = self._next_unreviewed(0, wrap=True)
         self.index: int = first if first is not None else 0
@@ -209,12 +210,22 @@ class ReviewSession:
 
     def _reload(self) -> ActionResult:
         """The segment on screen was replaced by a re-import: read the queue afresh and go on at its first unreviewed one."""
-        self.items = load_queue(self.store, self.codebook, self.filters)
+        self.items = self._ordered(load_queue(self.store, self.codebook, self.filters))
         self.states = self.store.coder_states(self.coder, [item.segment_id for item in self.items])
         first = self._next_unreviewed(0, wrap=True)
         self.index = first if first is not None else 0
         return ActionResult("This segment was replaced when its transcript was re-imported ('qualcode code'): that key was not "
                             "recorded; everything recorded before it is kept. The queue is read afresh.", True)
+
+    def _ordered(self, items: list[ReviewItem]) -> list[ReviewItem]:
+        """The queue in the active order when asked for: the segments the machine is least sure of first."""
+        if self.filters.order != ReviewOrder.ACTIVE or not items:
+            return items
+        from qualcode.ordering import uncertainty_scores  # the spaCy pipeline and models: only this order needs them
+
+        scores = uncertainty_scores(self.project, [item.text for item in items])
+        ranked = sorted(range(len(items)), key=lambda index: -scores[index])  # stable: ties keep transcript order
+        return [items[index] for index in ranked]
 
     def _refresh(self, segment_id: int) -> None:
         self.states[segment_id] = self.store.coder_states(self.coder, [segment_id]).get(segment_id, SegmentState())

@@ -57,6 +57,7 @@ class Status(StrEnum):
 class ReviewOrder(StrEnum):
     TRANSCRIPT = "transcript"
     UNCERTAIN = "uncertain"
+    ACTIVE = "active"
 
 
 class ExportFormat(StrEnum):

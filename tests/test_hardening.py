@@ -476,3 +476,36 @@ def test_several_processes_opening_a_new_or_old_database_at_once_all_succeed(tmp
             assert set(pool.map(_open_store, [path] * 6)) == {"ok"}, path
             assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert len(list((tmp_path / "backups").iterdir())) >= 1  # the old one was backed up before its migration
+
+
+# -- the active review order (issue 13: where a decision teaches most) -------------------------------------------
+
+
+def test_the_active_order_puts_first_what_the_machine_is_least_sure_of(tmp_path):
+    from qualcode.ordering import uncertainty_scores
+    from qualcode.project import Project
+    from qualcode.review import ReviewFilter, ReviewSession
+    from qualcode.training import train
+
+    answers = ["Nothing much to say.", "The deadline was tight.", "The deadline was tight and who will pay when the funding ends?",
+               "Who will pay when the funding ends, honestly."]
+    project = _project(tmp_path, {"lead-01.txt": "".join(f"Interviewer: Q{i}?\n\nRespondent: {a}\n\n" for i, a in enumerate(answers))})
+    call(code, project)
+    with Project.open(project) as opened:
+        # Cold codes (no model yet): a segment counts as unsure for each code whose rules fire on it.
+        session = ReviewSession(opened, coder="ann", filters=ReviewFilter(order="active", include_unsuggested=True))
+        assert [item.text for item in session.items][:1] == [answers[2]] and session.items[-1].text == answers[0]
+    # With models: the order follows the models' mean uncertainty across codes.
+    more = [f"The deadline number {n} was tight." for n in range(8)] + [f"Meeting number {n} went well." for n in range(8)]
+    (project / "transcripts" / "lead-02.txt").write_text("".join(f"Interviewer: Q?\n\nRespondent: {a}\n\n" for a in more), encoding="utf-8")
+    (project / "qualcode.yaml").write_text("retrain_after: 0\nlearn_min_examples: 2\n", encoding="utf-8")
+    call(code, project)
+    with open_store(project) as store:
+        for segment in store.codable_segments("lead-02"):
+            verdict = "accepted" if "deadline" in segment.text else "rejected"
+            store.record([Entry(segment.id, "timescale", verdict), Entry(segment.id, None, "reviewed")], coder="ann")
+    assert call(train, project).run is not None
+    with Project.open(project) as opened:
+        session = ReviewSession(opened, coder="ann", filters=ReviewFilter(order="active", include_unsuggested=True))
+        scores = uncertainty_scores(opened, [item.text for item in session.items])
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= score <= 1.0 for score in scores) and len(set(scores)) > 1

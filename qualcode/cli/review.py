@@ -267,7 +267,8 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
 def review_cli(
     project: Path = ProjectOpt,
     coder: Optional[str] = Opt(None, "--coder", help="Your name; decisions of different coders are kept apart.", show_default="qualcode.yaml 'coder' or your user name"),
-    order: str = Opt(ReviewOrder.TRANSCRIPT.value, "--order", help=f"Queue order: {choices(ReviewOrder)} (suggestions nearest 0.5 first)."),
+    order: str = Opt(ReviewOrder.TRANSCRIPT.value, "--order", help=f"Queue order: {choices(ReviewOrder)} (uncertain: the suggestion nearest 0.5 first; active: the segments the "
+                     "rules and models are least sure of across all codes first, where a decision teaches most)."),
     code: Optional[str] = Opt(None, "--code", help="Only segments with a suggestion of this code (or its children)."),
     transcript: Optional[str] = Opt(None, "--transcript", help="Only this transcript."),
     role: Optional[str] = Opt(None, "--role", help="Only transcripts whose role is this (lead, partner, ...)."),
