@@ -181,7 +181,7 @@ def test_review_errors_are_one_line(review_project):
     assert result.exit_code == 1
     assert result.output.strip() == "Error: no code 'nope' in the codebook. Fix: see 'qualcode codebook' for the ids"
     result = run("review", "--project", str(review_project), "--order", "random")
-    assert result.output.strip() == "Error: unknown order 'random'. Fix: use one of: transcript, uncertain"
+    assert result.output.strip() == "Error: unknown order 'random'. Fix: use one of: transcript, uncertain, active"
     result = run("review", "--project", str(review_project), "--role", "funder")
     assert result.output.strip() == "Nothing to review with these filters. (--all includes segments without suggestions)"
 
