@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from qualcode.codebook import parse_codebook  # noqa: E402
 from qualcode.model import blend, fit_models  # noqa: E402
+from qualcode.ordering import segment_uncertainty  # noqa: E402
 from qualcode.pipeline import build_pipeline, suggestions_from_doc  # noqa: E402
 from qualcode.statistics import cohen_kappa  # noqa: E402
 
@@ -187,18 +188,9 @@ class Dataset:
         return {code: [int(any(s.code == code and s.says_yes for s in row)) for row in rows] for code in self.codes}
 
     def uncertainty(self, models, units: list[int]) -> list[float]:
-        """Mean over codes of 1 - |2p - 1|: a model's probability where it has one, else unsure (1) where rules fire."""
+        """The active order's score (qualcode's own, `ordering.segment_uncertainty`) of each unit."""
         probabilities = models.probabilities([self.docs[i] for i in units]) if models.models else {}
-        scores = []
-        for row, unit in enumerate(units):
-            total = 0.0
-            for code in self.codes:
-                if code in probabilities:
-                    total += 1 - abs(2 * probabilities[code][row] - 1)
-                else:
-                    total += 1.0 if code in self.rules[unit] else 0.0
-            scores.append(total / len(self.codes))
-        return scores
+        return [segment_uncertainty(self.codes, probabilities, row, self.rules[unit]) for row, unit in enumerate(units)]
 
 
 def review_order(data: Dataset, fraction: float, order: str, split: int) -> list[int]:

@@ -28,6 +28,8 @@ from qualcode.rules import EVIDENCE_KEY, KIND_WEIGHTS, NEGATION_WINDOW, NEGATION
 from qualcode.suggestion import Evidence
 from qualcode.vocabulary import Source
 
+PATTERN_FIX = "use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP"
+
 
 class CodeSuggester:
     """Matches codebook rules in a Doc and writes suggestions to ``doc.spans``."""
@@ -78,8 +80,7 @@ class CodeSuggester:
                     # The Matcher takes these when added and fails only when it meets a token: refuse them here, where
                     # `codebook --check` sees them too.
                     problems.append(CodebookError(f"invalid token pattern for '{code.id}': no token attribute '_.{unknown[0]}' in this pipeline",
-                                                  fix="use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP "
-                                                      "(custom '_' attributes need a pipeline that sets them)", **where))
+                                                  fix=f"{PATTERN_FIX} (custom '_' attributes need a pipeline that sets them)", **where))
                     continue
                 try:
                     self.matcher.add(key, [pattern])
@@ -90,7 +91,7 @@ class CodeSuggester:
                     first = str(exc).strip().splitlines()
                     problems.append(CodebookError(
                         f"invalid token pattern for '{code.id}': {' '.join(first[-3:]) if first else exc}",
-                        fix="use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP", **where,
+                        fix=PATTERN_FIX, **where,
                     ))
         if len(problems) == 1:
             raise problems[0]

@@ -13,7 +13,7 @@ on all three data sets; with a fifth reviewed it is mixed.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Container, Mapping, Sequence
 
 from qualcode.pipeline import suggestions_from_doc
 from qualcode.planning import worker_spec
@@ -35,12 +35,17 @@ def uncertainty_scores(project: Project, texts: Sequence[str]) -> list[float]:
         docs = list(nlp.pipe(texts[start : start + BATCH], batch_size=BATCH))
         probabilities = models.probabilities(docs) if models is not None else {}
         for row, doc in enumerate(docs):
-            fired = {suggestion.code for suggestion in suggestions_from_doc(doc)}
-            total = 0.0
-            for code in codes:
-                if code in probabilities:
-                    total += 1.0 - abs(2.0 * probabilities[code][row] - 1.0)
-                elif code in fired:
-                    total += 1.0
-            scores.append(total / len(codes))
+            scores.append(segment_uncertainty(codes, probabilities, row, {suggestion.code for suggestion in suggestions_from_doc(doc)}))
     return scores
+
+
+def segment_uncertainty(codes: Sequence[str], probabilities: Mapping[str, Sequence[float]], row: int, fired: Container[str]) -> float:
+    """One segment's score: the mean over ``codes`` of 1 - |2p - 1| where a model gives p (``probabilities[code][row]``),
+    else 1 where the code's rules fired on it (a cold code), else 0."""
+    total = 0.0
+    for code in codes:
+        if code in probabilities:
+            total += 1.0 - abs(2.0 * probabilities[code][row] - 1.0)
+        elif code in fired:
+            total += 1.0
+    return total / len(codes) if codes else 0.0

@@ -139,7 +139,7 @@ class SqliteDialect:
         except OSError as exc:
             raise os_error(exc, target) from None
         except sqlite3.DatabaseError as exc:
-            if "disk is full" in str(exc) or (_free_bytes(target.parent) or 1 << 30) < 1_048_576:
+            if "disk is full" in str(exc) or _nearly_full(target.parent):
                 raise os_error(OSError(errno.ENOSPC, "disk full"), target) from None
             if "unable to open" in str(exc):
                 raise os_error(OSError(errno.EACCES, str(exc)), target) from None
@@ -200,17 +200,12 @@ class SqliteDialect:
                 handle.truncate(0)
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def _disk_nearly_full(self) -> bool:
-        """SQLite reports a write that found no room as an I/O error when it was to its WAL index: look at the disk."""
-        free = _free_bytes(self.path.parent)
-        return free is not None and free < 1_048_576
-
     def translate(self, exc: BaseException, *, opening: bool = False) -> ProjectError | None:
         """A located message for the SQLite errors a researcher can act on; None for the rest."""
         if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
             return None
         text = str(exc)
-        if "disk is full" in text or ("disk I/O error" in text and self._disk_nearly_full()):
+        if "disk is full" in text or ("disk I/O error" in text and _nearly_full(self.path.parent)):
             return ProjectError(f"the disk is full ({text})", path=self.path, fix="free some space on this disk, then run the command again; nothing was lost")
         if "disk I/O error" in text:
             return ProjectError(f"the disk could not be read or written ({text})", path=self.path,
@@ -228,12 +223,14 @@ class SqliteDialect:
                             fix="restore it from .qualcode/backups/ or a 'qualcode backup', then run 'qualcode check'")
 
 
-def _free_bytes(folder: Path) -> int | None:
+def _nearly_full(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` has under 1 MB left: SQLite reports a write that found no room as an I/O
+    error when it was to its WAL index, and a backup's copy fails the same way, so the disk is looked at."""
     try:
         stats = os.statvfs(folder)
     except OSError:
-        return None
-    return stats.f_bavail * stats.f_frsize
+        return False
+    return stats.f_bavail * stats.f_frsize < 1_048_576
 
 
 def _holder(holder: str) -> dict[str, Any]:
