@@ -42,9 +42,11 @@ sys.path.insert(0, str(REPO))
 
 from qualcode.codebook import parse_codebook  # noqa: E402
 from qualcode.model import blend, fit_models  # noqa: E402
-from qualcode.ordering import segment_uncertainty  # noqa: E402
+from qualcode.ordering import cold_similarity, segment_uncertainty  # noqa: E402
 from qualcode.pipeline import build_pipeline, suggestions_from_doc  # noqa: E402
 from qualcode.statistics import cohen_kappa  # noqa: E402
+from qualcode.vectors import doc_vectors  # noqa: E402
+from qualcode.vocabulary import DEFAULT_VECTORS, VectorModel  # noqa: E402
 
 FRACTIONS = (0.2, 0.5)
 ORDERS = ("random", "active")
@@ -170,17 +172,20 @@ def mean_se(values: list[float]) -> str:
 class Dataset:
     """Texts, human labels and a rule codebook, with the spaCy docs made once."""
 
-    def __init__(self, name: str, texts: list[str], labels: dict[str, list[int]], codebook_text: str) -> None:
-        self.name, self.texts, self.labels = name, texts, labels
+    def __init__(self, name: str, texts: list[str], labels: dict[str, list[int]], codebook_text: str,
+                 vectors: VectorModel = DEFAULT_VECTORS) -> None:
+        self.name, self.texts, self.labels, self.vectors = name, texts, labels, vectors
         codebook = parse_codebook(codebook_text)
-        self.docs = list(build_pipeline(codebook).pipe(texts, batch_size=128))
+        self.docs = list(build_pipeline(codebook, vectors=vectors).pipe(texts, batch_size=128))
         self.rule_codes = [code.id for code in codebook.suggestible()]
         self.rules = [{s.code: s.confidence for s in suggestions_from_doc(doc)} for doc in self.docs]
         self.codes = list(labels)
+        self.code_objects = [codebook.codes[code] for code in self.codes if code in codebook.codes]
+        self.vector_matrix = doc_vectors(self.docs, vectors) if vectors != VectorModel.NONE else None
 
     def fit(self, reviewed: list[int], seed: int, *, use_rules: bool = True):
         return fit_models([self.docs[i] for i in reviewed], {c: [self.labels[c][i] for i in reviewed] for c in self.codes},
-                          rule_codes=self.rule_codes, seed=seed, use_rules=use_rules)
+                          rule_codes=self.rule_codes, seed=seed, use_rules=use_rules, vectors=self.vectors)
 
     def machine(self, models, units: list[int]) -> dict[str, list[int]]:
         """The machine's yes/no per code on ``units``: what review would show as suggested."""
@@ -190,7 +195,11 @@ class Dataset:
     def uncertainty(self, models, units: list[int]) -> list[float]:
         """The active order's score (qualcode's own, `ordering.segment_uncertainty`) of each unit."""
         probabilities = models.probabilities([self.docs[i] for i in units]) if models.models else {}
-        return [segment_uncertainty(self.codes, probabilities, row, self.rules[unit]) for row, unit in enumerate(units)]
+        similarity = {}
+        if self.vector_matrix is not None:
+            cold = [code for code in self.code_objects if code.id not in probabilities]
+            similarity = cold_similarity(cold, self.vector_matrix[units], self.vectors)
+        return [segment_uncertainty(self.codes, probabilities, row, self.rules[unit], similarity) for row, unit in enumerate(units)]
 
 
 def review_order(data: Dataset, fraction: float, order: str, split: int) -> list[int]:

@@ -25,7 +25,7 @@ from qualcode.errors import ProjectError
 from qualcode.pipeline import suggestions_from_doc
 from qualcode.statistics import kappa_or_zero, precision_recall_f1
 from qualcode.suggestion import SUGGEST_THRESHOLD, Suggestion
-from qualcode.vocabulary import Source
+from qualcode.vocabulary import Source, VectorModel
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -35,6 +35,9 @@ FEATURE_VERSION = "tfidf-lemma-1-2+rules-1"
 PARAMETERS_FORMAT = "npz-1"
 MIN_EXAMPLES = 5  # of each class, per code
 RULE_FEATURE_SCALE = 3.0
+# The sentence-vector block's weight against the TF-IDF block: one fixed, strong regularisation for the dense block
+# (tuning it per code by cross-validation on a handful of positives overfits), chosen on benchmarks/quality.py.
+VECTOR_FEATURE_SCALE = 1.0
 C_GRID = (0.5, 2.0, 8.0)
 # A stored model run larger than this when unpacked is refused rather than read.
 MAX_PARAMETER_BYTES = 1 << 30
@@ -88,9 +91,10 @@ class ModelSet:
     skipped: dict[str, tuple[int, int]] = field(default_factory=dict)
     rules_better: dict[str, tuple[float, float]] = field(default_factory=dict)
     feature_version: str = FEATURE_VERSION
+    sentence_vectors: VectorModel = VectorModel.NONE
 
     def features(self, docs: Sequence["Doc"], variant: str = "stacked") -> Any:
-        return _features(docs, self.vectorizer, self.rule_codes if variant == "stacked" else [], self.use_vectors)
+        return _features(docs, self.vectorizer, self.rule_codes if variant == "stacked" else [], self.use_vectors, self.sentence_vectors)
 
     def probabilities(self, docs: Sequence["Doc"]) -> dict[str, list[float]]:
         if not docs or not self.models:
@@ -109,6 +113,7 @@ class ModelSet:
             "trained_at": self.trained_at,
             "examples": self.examples,
             "feature_version": self.feature_version,
+            "sentence_vectors": self.sentence_vectors.value,
             "codes": {
                 code: {"positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1, "cv_kappa": m.cv_kappa, "C": m.c,
                        "threshold": m.threshold, "features": m.variant}
@@ -137,6 +142,7 @@ class ModelSet:
             "skipped": self.skipped,
             "rules_better": self.rules_better,
             "feature_version": self.feature_version,
+            "sentence_vectors": self.sentence_vectors.value,
             "codes": [
                 {"code": m.code, "intercept": m.intercept, "positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1,
                  "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant}
@@ -186,7 +192,7 @@ class ModelSet:
             vectorizer, list(meta["rule_codes"]), bool(meta["use_vectors"]), models, int(meta["examples"]), str(meta["trained_at"]),
             int(meta["seed"]), {code: (int(value[0]), int(value[1])) for code, value in meta["skipped"].items()},
             {code: (float(value[0]), float(value[1])) for code, value in meta["rules_better"].items()},
-            str(meta["feature_version"]),
+            str(meta["feature_version"]), VectorModel(meta.get("sentence_vectors", VectorModel.NONE.value)),
         )
 
 
@@ -208,7 +214,8 @@ def _rule_matrix(docs: Sequence["Doc"], rule_codes: list[str]) -> Any:
     return matrix
 
 
-def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use_vectors: bool) -> Any:
+def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use_vectors: bool,
+              sentence_vectors: VectorModel = VectorModel.NONE) -> Any:
     import numpy as np
     from scipy.sparse import csr_matrix, hstack
 
@@ -216,6 +223,10 @@ def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use
     if use_vectors:
         vectors = np.array([np.asarray(doc.vector) / (np.linalg.norm(np.asarray(doc.vector)) or 1.0) for doc in docs])
         parts.append(csr_matrix(vectors))
+    if sentence_vectors != VectorModel.NONE:
+        from qualcode.vectors import doc_vectors
+
+        parts.append(csr_matrix(doc_vectors(docs, sentence_vectors) * VECTOR_FEATURE_SCALE))
     return hstack(parts).tocsr()
 
 
@@ -227,6 +238,7 @@ def fit_models(
     min_examples: int = MIN_EXAMPLES,
     seed: int = 0,
     use_rules: bool = True,
+    vectors: VectorModel = VectorModel.NONE,
 ) -> ModelSet:
     """Fit one model per code. ``labels[code][i]`` is 1, 0 or None (unknown) for ``docs[i]``.
 
@@ -234,7 +246,7 @@ def fit_models(
     features (lemma n-grams, or those plus every code's rule confidence), C from a small
     grid, and the probability threshold that gives the best kappa. With ``use_rules``, a
     code whose rules agree with the decisions at least as well as the cross-validated model
-    keeps its rules. Deterministic for a fixed seed.
+    keeps its rules. With ``vectors``, each segment's sentence vector joins the features. Deterministic for a fixed seed.
     """
     import numpy as np
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -245,7 +257,7 @@ def fit_models(
     trained_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if not any(text.strip() for text in texts):
         counts = {code: (sum(1 for v in values if v == 1), sum(1 for v in values if v == 0)) for code, values in labels.items()}
-        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts)
+        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts, sentence_vectors=vectors)
     vectorizer = _vectorizer(min_df=2 if len(texts) >= 200 else 1)
     vectorizer.fit(texts)
     use_vectors = bool(docs) and docs[0].vocab.vectors.shape[0] > 0 and docs[0].vocab.vectors.shape[1] > 0
@@ -253,9 +265,9 @@ def fit_models(
     skipped: dict[str, tuple[int, int]] = {}
     rules_better: dict[str, tuple[float, float]] = {}
     labelled_docs = [docs[i] for i in labelled]
-    matrices = {"text": _features(labelled_docs, vectorizer, [], use_vectors)}
+    matrices = {"text": _features(labelled_docs, vectorizer, [], use_vectors, vectors)}
     if codes_for_rules:
-        matrices["stacked"] = _features(labelled_docs, vectorizer, codes_for_rules, use_vectors)
+        matrices["stacked"] = _features(labelled_docs, vectorizer, codes_for_rules, use_vectors, vectors)
     rule_hits = _rule_matrix(labelled_docs, list(rule_codes))
     row_of = {doc_index: row for row, doc_index in enumerate(labelled)}
     for code, values in sorted(labels.items()):
@@ -297,6 +309,7 @@ def fit_models(
         seed=seed,
         skipped=skipped,
         rules_better=rules_better,
+        sentence_vectors=vectors,
     )
 
 

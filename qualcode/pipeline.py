@@ -14,7 +14,7 @@ from qualcode.errors import PipelineError
 from qualcode.rules import RULES_VERSION, SPANS_KEY
 from qualcode.settings import Settings
 from qualcode.suggestion import Evidence, Suggestion
-from qualcode.vocabulary import Source
+from qualcode.vocabulary import Source, VectorModel
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -26,10 +26,12 @@ def pipeline_version(codebook: Codebook, pipeline_name: str | None) -> str:
     return f"qualcode-{__version__}/{RULES_VERSION}/{pipeline_name or 'blank'}/{codebook.fingerprint}"
 
 
-def build_pipeline(codebook: Codebook, *, pipeline_name: str | None = None, language: str = "en") -> "Language":
+def build_pipeline(
+    codebook: Codebook, *, pipeline_name: str | None = None, language: str = "en", vectors: VectorModel = VectorModel.NONE
+) -> "Language":
     """spacy.blank(language) and the suggester, which lemmatises by looking words up in spacy-lookups-data's table
     itself (spaCy's lemmatizer component would cost as much again as tokenising); or an installed trained pipeline,
-    whose own lemmatizer the suggester then reads."""
+    whose own lemmatizer the suggester then reads. With ``vectors``, ``qualcode_vectors`` runs before the suggester."""
     import spacy
 
     import qualcode.components  # noqa: F401  (registers the qualcode_suggester factory)
@@ -65,6 +67,10 @@ def build_pipeline(codebook: Codebook, *, pipeline_name: str | None = None, lang
                 key_path="language",
                 fix="install spacy-lookups-data, or name a trained pipeline under 'pipeline'",
             ) from None
+    if vectors != VectorModel.NONE:
+        import qualcode.vectors  # noqa: F401  (registers the qualcode_vectors factory)
+
+        nlp.add_pipe("qualcode_vectors", config={"model": vectors.value}, last=True)
     suggester: Any = nlp.add_pipe("qualcode_suggester", last=True)
     suggester.set_codebook(codebook, lemmas=None if pipeline_name else lemmas)
     return nlp
@@ -73,7 +79,7 @@ def build_pipeline(codebook: Codebook, *, pipeline_name: str | None = None, lang
 def validate_codebook(codebook: Codebook, settings: Settings) -> None:
     """Every check `qualcode code` makes of a codebook, token patterns included (only spaCy's Matcher can check those)."""
     if any(code.patterns for code in codebook.codes.values()):
-        build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
+        build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)  # vectors cannot make a codebook fail
 
 
 def suggestions_from_doc(doc: "Doc", spans_key: str = SPANS_KEY) -> list[Suggestion]:

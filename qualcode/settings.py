@@ -11,6 +11,7 @@ import yaml
 
 from qualcode.errors import SettingsError
 from qualcode.segmenting import DEFAULT_INTERVIEWER_LABELS, SegmentOptions
+from qualcode.vocabulary import DEFAULT_VECTORS, VectorModel
 
 SETTINGS_FILE = "qualcode.yaml"
 
@@ -30,6 +31,7 @@ class Settings:
     max_transcript_mb: int = 20  # larger files are skipped: no interview is that long, a mis-saved export might be
     learn_min_examples: int = 5  # of each class, before a code gets a model
     database: str | None = None  # a database URL; None: .qualcode/project.db in the project
+    vectors: VectorModel = DEFAULT_VECTORS  # sentence vectors the models learn from as well as words; none: words alone
     # CSV cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading apostrophe (OWASP's advice);
     # off for those who read the CSVs with code and want the text exactly.
     csv_formula_guard: bool = True
@@ -59,6 +61,7 @@ _SETTING_TYPES: dict[str, Any] = {
     "learn_min_examples": int,
     "max_transcript_mb": int,
     "database": str,
+    "vectors": VectorModel,
     "groups": dict,
     "csv_formula_guard": bool,
 }
@@ -121,6 +124,11 @@ def _checked(key: str, value: Any, path: Path, line: int) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise SettingsError(f"expected a whole number of at least {minimum}", path=path, line=line, key_path=key)
         return value
+    if expected is VectorModel:
+        choices = [model.value for model in VectorModel]
+        if not isinstance(value, str) or value not in choices:
+            raise SettingsError(f"unknown vectors {value!r}", path=path, line=line, key_path=key, fix=f"use one of: {', '.join(choices)}")
+        return VectorModel(value)
     if expected is dict:
         if not isinstance(value, dict) or not all(
             isinstance(attribute, str) and isinstance(order, list) and all(isinstance(item, (str, int, float)) for item in order)

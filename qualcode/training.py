@@ -68,7 +68,7 @@ def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResu
     nlp = pipeline_for(codebook, settings)
     docs = list(nlp.pipe([texts[segment_id] for segment_id in segment_ids], batch_size=256))
     models = fit_models(docs, labels, rule_codes=[code.id for code in codebook.suggestible()],
-                        min_examples=settings.learn_min_examples, seed=seed)
+                        min_examples=settings.learn_min_examples, seed=seed, vectors=settings.vectors)
     summary = models.summary()
     run = None
     parameters = models.to_bytes()

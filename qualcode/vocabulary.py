@@ -70,3 +70,13 @@ class ExportFormat(StrEnum):
 def choices(vocabulary: type[StrEnum]) -> str:
     """The values of a vocabulary as a user reads them: 'a, b, c'."""
     return ", ".join(member.value for member in vocabulary)
+
+
+class VectorModel(StrEnum):
+    """Which sentence vectors the pipeline computes (``vectors:`` in qualcode.yaml)."""
+
+    NONE = "none"
+    MINILM_STATIC = "minilm-static"  # all-MiniLM-L6-v2 distilled to a static token table, shipped in qualcode/data
+
+
+DEFAULT_VECTORS = VectorModel.MINILM_STATIC

@@ -24,19 +24,20 @@ from qualcode.transcripts import Transcript, read_transcript
 if TYPE_CHECKING:
     from spacy.language import Language
 
-# Pipelines built in this process, by (codebook fingerprint, pipeline name, language).
-_PIPELINES: dict[tuple[str, str | None, str], "Language"] = {}
+# Pipelines built in this process, by (codebook fingerprint, pipeline name, language, vectors).
+_PIPELINES: dict[tuple[str, str | None, str, str], "Language"] = {}
 # Learned models read in this process, by model run id.
 _MODELS: dict[int, ModelSet] = {}
 
 
 def pipeline_for(codebook: Codebook, settings: Settings) -> "Language":
     """This process's pipeline for the codebook and settings, built on first use."""
-    key = (codebook.fingerprint, settings.pipeline, settings.language)
+    key = (codebook.fingerprint, settings.pipeline, settings.language, settings.vectors.value)
     nlp = _PIPELINES.get(key)
     if nlp is None:
         _PIPELINES.clear()  # one codebook at a time: an edited codebook replaces the old pipeline
-        nlp = _PIPELINES[key] = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)
+        nlp = _PIPELINES[key] = build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language,
+                                                vectors=settings.vectors)
     return nlp
 
 
@@ -59,7 +60,7 @@ class WorkerSpec:
         return parse_codebook(self.codebook_text, path=self.codebook_path)
 
     def nlp(self) -> "Language":
-        cached = _PIPELINES.get((fingerprint(self.codebook_text), self.settings.pipeline, self.settings.language))
+        cached = _PIPELINES.get((fingerprint(self.codebook_text), self.settings.pipeline, self.settings.language, self.settings.vectors.value))
         return cached if cached is not None else pipeline_for(self.codebook(), self.settings)
 
     def models(self) -> ModelSet | None:
