@@ -222,10 +222,10 @@ def review_order(data: Dataset, fraction: float, order: str, split: int) -> list
     return reviewed
 
 
-def run_dataset(data: Dataset, splits: int) -> dict:
+def run_dataset(data: Dataset, splits: int, orders: tuple[str, ...] = ORDERS) -> dict:
     results: dict = {}
     for fraction in FRACTIONS:
-        for order in ORDERS:
+        for order in orders:
             unreviewed_kappas, corpus_kappas = [], []
             per_code: dict[str, list[float]] = {code: [] for code in data.codes}
             for split in range(splits):
@@ -251,7 +251,7 @@ def run_dataset(data: Dataset, splits: int) -> dict:
 
 def calibration(data: Dataset, splits: int) -> dict[str, tuple[float, float]]:
     """Brier score and ECE (10 bins) of each confidence as a probability that the code applies, at 50% reviewed."""
-    pairs: dict[str, list[tuple[float, int]]] = {"rules": [], "learned": [], "blended": []}
+    pairs: dict[str, list[tuple[float, int]]] = {"rules": [], "learned": [], "learned, calibrated": [], "blended": []}
     for split in range(splits):
         reviewed = review_order(data, 0.5, "random", split)
         chosen = set(reviewed)
@@ -259,6 +259,7 @@ def calibration(data: Dataset, splits: int) -> dict[str, tuple[float, float]]:
         learned = data.fit(reviewed, split, use_rules=False)
         stacked = data.fit(reviewed, split)
         learned_p = learned.probabilities([data.docs[i] for i in rest])
+        learned_c = learned.calibrated(learned_p)
         stacked_p = stacked.probabilities([data.docs[i] for i in rest])
         blended = blend([data.docs[i] for i in rest], stacked)
         for row, unit in enumerate(rest):
@@ -268,8 +269,10 @@ def calibration(data: Dataset, splits: int) -> dict[str, tuple[float, float]]:
                 pairs["rules"].append((data.rules[unit].get(code, 0.0), truth))
                 if code in learned_p:
                     pairs["learned"].append((learned_p[code][row], truth))
-                # What review shows: the shown confidence; a code not shown at all, the model's probability or 0.
-                pairs["blended"].append((shown.get(code, stacked_p[code][row] if code in stacked_p else 0.0), truth))
+                    pairs["learned, calibrated"].append((learned_c[code][row], truth))
+                # What review shows: the shown confidence; a code not shown at all, the model's calibrated probability or 0.
+                hidden = stacked.models[code].calibrated([stacked_p[code][row]])[0] if code in stacked_p else 0.0
+                pairs["blended"].append((shown.get(code, hidden), truth))
     found = {}
     for name, values in pairs.items():
         if not values:
@@ -284,12 +287,18 @@ def calibration(data: Dataset, splits: int) -> dict[str, tuple[float, float]]:
     return found
 
 
-def print_results(data: Dataset, results: dict, calibrated: dict, splits: int) -> None:
+def print_results(data: Dataset, results: dict, calibrated: dict, splits: int, baseline: dict) -> None:
     positives = {code: sum(values) for code, values in data.labels.items()}
     print(f"\n## {data.name}: {len(data.texts)} units, {len(data.codes)} codes; {splits} splits, mean ± standard error")
     print(f"{'reviewed':>9} {'order':>7} | {'kappa, unreviewed':>18} | {'corpus kappa':>15}")
     for (fraction, order), (unreviewed, corpus, _codes) in results.items():
         print(f"{int(fraction * 100):>8}% {order:>7} | {mean_se(unreviewed):>18} | {mean_se(corpus):>15}")
+    print("Baseline in this run, the same splits without sentence vectors (vectors: none), random order:")
+    for (fraction, order), (unreviewed, corpus, _codes) in baseline.items():
+        ratio = statistics.mean(results[(fraction, order)][0]) / (statistics.mean(unreviewed) or 1.0)
+        gain = statistics.mean(a - b for a, b in zip(results[(fraction, order)][0], unreviewed))
+        print(f"{int(fraction * 100):>8}% {order:>7} | {mean_se(unreviewed):>18} | {mean_se(corpus):>15}   with vectors: x{ratio:.3f} "
+              f"(paired gain {gain:+.3f})")
     print("Per-code kappa on the unreviewed units at 50% (random / active; positives in brackets):")
     for code in data.codes:
         print(f"  {code[:30] + f' ({positives[code]})':<36} {results[(0.5, 'random')][2][code]:6.3f} / {results[(0.5, 'active')][2][code]:6.3f}")
@@ -344,7 +353,8 @@ def main() -> None:
         began = time.perf_counter()
         results = run_dataset(data, args.splits)
         calibrated = calibration(data, args.splits)
-        print_results(data, results, calibrated, args.splits)
+        baseline = run_dataset(Dataset(name, texts, labels, codebook, vectors=VectorModel.NONE), args.splits, ("random",))
+        print_results(data, results, calibrated, args.splits, baseline)
         print(f"({time.perf_counter() - began:.0f} s)", flush=True)
     print("\nReference (published, not measured here): GPT-4 reached kappa >= 0.6 on 8 of 9 Du Bois codes (Dunivin 2024).")
     training_speed()

@@ -163,7 +163,10 @@ def codings(store: Store, codebook: Codebook, *, status: str = Status.CONFIRMED,
             confirmed[(segment_id, code)].append(who)
     # Confirmed codings need the confidence of their own segments only: a large project's other suggestions are not read.
     wanted = None if chosen != Status.CONFIRMED else sorted({segment_id for segment_id, _code in confirmed})
-    confidence = {(stored.segment_id, stored.code): stored.confidence for stored in store.suggestions(evidence=False, segment_ids=wanted)}
+    stored_suggestions = store.suggestions(evidence=False, segment_ids=wanted)
+    confidence = {(stored.segment_id, stored.code): stored.confidence for stored in stored_suggestions}
+    # a rule that fired where the code's model says no is shown in review, but is no suggested coding
+    says_yes = {(stored.segment_id, stored.code) for stored in stored_suggestions if stored.suggestion.says_yes}
     notes = memos(store, coder)
     found: list[Coding] = []
     if chosen in (Status.CONFIRMED, Status.ALL):
@@ -173,7 +176,7 @@ def codings(store: Store, codebook: Codebook, *, status: str = Status.CONFIRMED,
                                     confidence.get((segment_id, code)), notes.get(segment_id, "")))
     if chosen in (Status.SUGGESTED, Status.ALL):
         for (segment_id, code), value in confidence.items():
-            if (segment_id, code) not in decided and code in codebook and segment_id in segments:
+            if (segment_id, code) not in decided and (segment_id, code) in says_yes and code in codebook and segment_id in segments:
                 found.append(Coding(segment_id, *segments[segment_id], code, Status.SUGGESTED.value, "", value, notes.get(segment_id, "")))
     return sorted(found, key=lambda coding: (coding.transcript, coding.segment, coding.code))
 

@@ -59,8 +59,11 @@ class CodeModel:
     cv_f1: float | None
     cv_kappa: float | None
     c: float
-    threshold: float = 0.5  # chosen by cross-validation; confidence is shifted so it maps to 0.5
+    threshold: float = 0.5  # chosen by cross-validation; the decision score is shifted so it maps to 0.5
     variant: str = "text"  # "text": lemma n-grams; "stacked": also every code's rule confidence
+    # Platt scaling of the decision score's logit, fitted on the cross-validated predictions: what is shown is then the
+    # probability that the code applies (balanced class weights and the threshold shift make the raw score a rank).
+    calibration: tuple[float, float] = (1.0, 0.0)
 
     def probability(self, features: Any) -> Any:
         import numpy as np
@@ -75,6 +78,14 @@ class CodeModel:
         p = np.clip(probabilities, 1e-6, 1 - 1e-6)
         t = min(max(self.threshold, 1e-6), 1 - 1e-6)
         return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) - np.log(t / (1 - t)))))
+
+    def calibrated(self, scores: Any) -> Any:
+        """Decision scores (``confidence``) as probabilities that the code applies."""
+        import numpy as np
+
+        s = np.clip(np.asarray(scores, dtype=float), 1e-6, 1 - 1e-6)
+        a, b = self.calibration
+        return 1.0 / (1.0 + np.exp(-(a * np.log(s / (1 - s)) + b)))
 
 
 @dataclass
@@ -102,6 +113,10 @@ class ModelSet:
         matrices = {variant: self.features(docs, variant) for variant in {model.variant for model in self.models.values()}}
         return {code: model.confidence(model.probability(matrices[model.variant])).tolist() for code, model in self.models.items()}
 
+    def calibrated(self, scores: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
+        """``probabilities()`` (decision scores) as calibrated probabilities that each code applies."""
+        return {code: self.models[code].calibrated(values).tolist() for code, values in scores.items()}
+
     def restricted_to(self, codes: Iterable[str]) -> "ModelSet":
         """The same models, without those of codes no longer in the codebook."""
         keep = set(codes)
@@ -116,7 +131,7 @@ class ModelSet:
             "sentence_vectors": self.sentence_vectors.value,
             "codes": {
                 code: {"positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1, "cv_kappa": m.cv_kappa, "C": m.c,
-                       "threshold": m.threshold, "features": m.variant}
+                       "threshold": m.threshold, "features": m.variant, "calibration": list(m.calibration)}
                 for code, m in self.models.items()
             },
             "too_few_examples": {code: {"positives": p, "negatives": n} for code, (p, n) in self.skipped.items()},
@@ -145,7 +160,7 @@ class ModelSet:
             "sentence_vectors": self.sentence_vectors.value,
             "codes": [
                 {"code": m.code, "intercept": m.intercept, "positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1,
-                 "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant}
+                 "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant, "calibration": list(m.calibration)}
                 for m in self.models.values()
             ],
         }
@@ -182,6 +197,7 @@ class ModelSet:
                     models[entry["code"]] = CodeModel(
                         entry["code"], coef, float(entry["intercept"]), int(entry["positives"]), int(entry["negatives"]),
                         entry["cv_f1"], entry["cv_kappa"], float(entry["c"]), float(entry["threshold"]), str(entry["variant"]),
+                        _calibration(entry.get("calibration", (1.0, 0.0))),
                     )
         except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
             raise ProjectError(
@@ -280,16 +296,16 @@ def fit_models(
             continue
         large = len(y) >= 1000
         folds = StratifiedKFold(min(3 if large else 5, positives, negatives), shuffle=True, random_state=seed)
-        best: tuple[float, float, float, float, str] | None = None
+        best: tuple[float, float, float, float, str, Any] | None = None
         for variant, matrix in matrices.items():
             x = matrix[rows]
             for c in (2.0,) if large else C_GRID:
                 probabilities = cross_val_predict(_classifier(c, seed), x, y, cv=folds, method="predict_proba")[:, 1]
                 threshold, kappa, f1 = _best_threshold(y, probabilities)
                 if best is None or kappa > best[0] + 1e-9:
-                    best = (kappa, f1, c, threshold, variant)
+                    best = (kappa, f1, c, threshold, variant, probabilities)
         assert best is not None
-        kappa, f1, c, threshold, variant = best
+        kappa, f1, c, threshold, variant, held_out = best
         if use_rules and code in rule_codes:
             fired = (rule_hits[rows, list(rule_codes).index(code)] > 0).astype(int)
             rules_kappa = kappa_or_zero(y, fired)
@@ -297,8 +313,10 @@ def fit_models(
                 rules_better[code] = (round(rules_kappa, 4), round(kappa, 4))
                 continue
         classifier = _classifier(c, seed).fit(matrices[variant][rows], y)
-        models[code] = CodeModel(code, classifier.coef_.ravel().copy(), float(classifier.intercept_[0]), positives, negatives,
-                                 round(f1, 4), round(kappa, 4), c, threshold, variant)
+        model = CodeModel(code, classifier.coef_.ravel().copy(), float(classifier.intercept_[0]), positives, negatives,
+                          round(f1, 4), round(kappa, 4), c, threshold, variant)
+        model.calibration = _platt(model.confidence(held_out), y, seed)
+        models[code] = model
     return ModelSet(
         vectorizer=vectorizer,
         rule_codes=codes_for_rules,
@@ -311,6 +329,28 @@ def fit_models(
         rules_better=rules_better,
         sentence_vectors=vectors,
     )
+
+
+def _platt(scores: Any, y: Any, seed: int) -> tuple[float, float]:
+    """Platt's sigmoid from held-out decision scores to the decisions: (slope, intercept) on the scores' logit.
+
+    The slope is kept positive (a higher score never means less likely); with a class this small
+    the fit is mildly regularised, as Platt's own target smoothing does.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    s = np.clip(np.asarray(scores, dtype=float), 1e-6, 1 - 1e-6)
+    z = np.log(s / (1 - s)).reshape(-1, 1)
+    fitted = LogisticRegression(C=1.0, solver="lbfgs", random_state=seed, max_iter=1000).fit(z, y)
+    return (round(max(float(fitted.coef_[0][0]), 0.05), 4), round(float(fitted.intercept_[0]), 4))
+
+
+def _calibration(value: Any) -> tuple[float, float]:
+    slope, intercept = (float(item) for item in value)
+    if not (0 < slope < 1e3 and -1e3 < intercept < 1e3):
+        raise ValueError(f"calibration {value!r}")
+    return slope, intercept
 
 
 def _classifier(c: float, seed: int) -> Any:
@@ -335,24 +375,26 @@ def _best_threshold(y: Any, probabilities: Any) -> tuple[float, float, float]:
 def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: float = 0.0) -> list[list[Suggestion]]:
     """Suggestions per doc: rules for codes without a model; the model's probability for trained codes.
 
-    A trained code is suggested when its probability reaches 0.5, or when its rules fired
-    (then with the model's probability as confidence, so a rule the researcher keeps
-    rejecting sinks). ``source`` says what stands behind each suggestion.
+    A trained code is suggested when its decision score reaches 0.5 (its own cross-validated
+    threshold), or when its rules fired (then saying whether the model agrees, so a rule the
+    researcher keeps rejecting sinks). The confidence of a trained code is its calibrated
+    probability; ``applies`` carries the decision. ``source`` says what stands behind each.
     """
-    probabilities = models.probabilities(docs) if models is not None else {}
+    scores = models.probabilities(docs) if models is not None else {}
+    probabilities = models.calibrated(scores) if models is not None else {}
     results = []
     for row, doc in enumerate(docs):
         rules = {suggestion.code: suggestion for suggestion in suggestions_from_doc(doc)}
         merged = []
         for code, suggestion in rules.items():
-            if code in probabilities:
-                probability = round(probabilities[code][row], 3)
-                merged.append(Suggestion(code, probability, suggestion.evidence, Source.BOTH))
+            if code in scores:
+                says = bool(scores[code][row] >= SUGGEST_THRESHOLD)
+                merged.append(Suggestion(code, round(probabilities[code][row], 3), suggestion.evidence, Source.BOTH, says))
             else:
                 merged.append(suggestion)
-        for code, values in probabilities.items():
+        for code, values in scores.items():
             if code not in rules and values[row] >= SUGGEST_THRESHOLD:
-                merged.append(Suggestion(code, round(values[row], 3), [], Source.MODEL))
+                merged.append(Suggestion(code, round(probabilities[code][row], 3), [], Source.MODEL, True))
         results.append(sorted((s for s in merged if s.confidence >= min_confidence), key=lambda s: s.code))
     return results
 

@@ -401,7 +401,7 @@ def accept_above(project: Project, *, coder: str, threshold: float, filters: Rev
         Entry(item.segment_id, suggestion.code, Verdict.ACCEPTED)
         for item in items
         for suggestion in item.suggestions
-        if suggestion.confidence >= threshold and suggestion.code not in (states.get(item.segment_id) or SegmentState()).codes
+        if suggestion.confidence >= threshold and suggestion.says_yes and suggestion.code not in (states.get(item.segment_id) or SegmentState()).codes
     ]
     store.record(entries, coder=coder, method=Method.BATCH)
     return len(entries)

@@ -95,7 +95,7 @@ def write(location: str, name: str, rows: Sequence[ShardRow]) -> str:
             if transcript else []
         )
         columns["suggestions"].append(
-            [[{"code": s.code, "confidence": s.confidence, "source": str(s.source),
+            [[{"code": s.code, "confidence": s.confidence, "source": str(s.source), "applies": s.applies,
                "evidence": json.dumps([e.to_json() for e in s.evidence], ensure_ascii=False)} for s in items] for items in row.suggestions]
             if row.suggestions is not None else []
         )
@@ -149,7 +149,8 @@ def read(path: str) -> Iterator[ShardRow]:
             ]
             row.transcript = transcript
             row.suggestions = [
-                [Suggestion(item["code"], float(item["confidence"]), [Evidence.from_json(e) for e in json.loads(item["evidence"])], item["source"])
+                [Suggestion(item["code"], float(item["confidence"]), [Evidence.from_json(e) for e in json.loads(item["evidence"])], item["source"],
+                            None if item.get("applies") is None else bool(item["applies"]))
                  for item in items]
                 for items in record["suggestions"]
             ]

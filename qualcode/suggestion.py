@@ -8,7 +8,8 @@ from typing import Any
 
 from qualcode.vocabulary import Source
 
-# A learned confidence at or above this says "the code applies"; rule suggestions apply when they fire.
+# A learned score at or above this says "the code applies" (each model's score is shifted so that its own threshold
+# lands here); rule suggestions apply when they fire.
 SUGGEST_THRESHOLD = 0.5
 
 
@@ -37,10 +38,15 @@ class Suggestion:
     confidence: float
     evidence: list[Evidence] = field(default_factory=list)
     source: str = Source.RULES
+    # Whether the machine says "this code applies". Set by the models, whose confidence is a calibrated probability and
+    # whose threshold is their own; None (rules, and rows stored before qualcode kept it): rules when they fire, else 0.5.
+    applies: bool | None = None
 
     @property
     def says_yes(self) -> bool:
-        """Whether the machine is saying 'this code applies': rules when they fire, a model from 0.5 up."""
+        """Whether the machine is saying 'this code applies'."""
+        if self.applies is not None:
+            return self.applies
         return self.source == Source.RULES or self.confidence >= SUGGEST_THRESHOLD
 
     def reason(self, text: str | None = None) -> str:

@@ -9,6 +9,7 @@ segmented transcript and its suggestions), never spaCy objects.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 
 # Pipelines built in this process, by (codebook fingerprint, pipeline name, language, vectors).
 _PIPELINES: dict[tuple[str, str | None, str, str], "Language"] = {}
-# Learned models read in this process, by model run id.
-_MODELS: dict[int, ModelSet] = {}
+# Learned models read in this process, by model run id and a checksum of the parameters: run 1 of one project is not
+# run 1 of another.
+_MODELS: dict[tuple[int, int], ModelSet] = {}
 
 
 def pipeline_for(codebook: Codebook, settings: Settings) -> "Language":
@@ -66,10 +68,11 @@ class WorkerSpec:
     def models(self) -> ModelSet | None:
         if self.model_run is None or self.model_parameters is None:
             return None
-        models = _MODELS.get(self.model_run)
+        key = (self.model_run, zlib.crc32(self.model_parameters))
+        models = _MODELS.get(key)
         if models is None:
             _MODELS.clear()
-            models = _MODELS[self.model_run] = ModelSet.from_bytes(self.model_parameters, run=self.model_run).restricted_to(self.model_codes)
+            models = _MODELS[key] = ModelSet.from_bytes(self.model_parameters, run=self.model_run).restricted_to(self.model_codes)
         return models
 
 

@@ -18,6 +18,7 @@ from qualcode.cli import app
 from qualcode.coding import code
 from qualcode.store import Entry
 from qualcode.store.matching import match_segments
+from qualcode.store.schema import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -237,7 +238,7 @@ def test_a_full_disk_is_named_as_such_by_every_writing_command_and_the_database_
         assert "disk is full" in block and "Traceback" not in block and "no transaction" not in block, block
         assert block.rstrip().splitlines()[-1] == "exit 1", block
     assert "exports" in blocks["export"] and "backups" in blocks["backup"]  # the message names where
-    assert "OK: schema version 3, 2 transcripts" in blocks["check"], blocks["check"]
+    assert f"OK: schema version {SCHEMA_VERSION}, 2 transcripts" in blocks["check"], blocks["check"]
     assert blocks["leftovers"].strip() == "leftovers"
 
 

@@ -115,3 +115,45 @@ def test_fit_models_skips_codes_with_too_few_examples(sample_nlp):
     docs = list(sample_nlp.pipe(["deadline"] * 3 + ["nothing"] * 3))
     models = fit_models(docs, {"timescale": [1, 1, 1, 0, 0, 0]}, rule_codes=["timescale"], min_examples=5)
     assert models.models == {} and models.skipped == {"timescale": (3, 3)}
+
+
+
+def test_shown_confidence_is_a_calibrated_probability_and_the_decision_is_kept_beside_it(synthetic):
+    """Issue 13: the confidence of a learned suggestion is Platt-calibrated; whether the machine says 'applies' is its own
+    field, stored and read back, and a rule the model overrules is shown in review but counted as no suggested coding."""
+    import numpy as np
+
+    from qualcode.analysis import codings
+    from qualcode.codebook import load_codebook
+    from qualcode.model import blend
+    from qualcode.pipeline import build_pipeline
+    from qualcode.suggestion import Suggestion
+    from qualcode.vocabulary import Source
+
+    call(train, synthetic, seed=0)
+    with open_store(synthetic) as store:
+        run = store.latest_model_run(parameters=True)
+        models = ModelSet.from_bytes(run.parameters, run=run.id)
+        segment_id = store.codable_segments("new-01")[0].id
+    money = models.models["money"]
+    slope, intercept = money.calibration
+    assert slope > 0 and (slope, intercept) != (1.0, 0.0) and run.summary["codes"]["money"]["calibration"] == [slope, intercept]
+    scores = np.array([0.1, 0.5, 0.9])
+    calibrated = money.calibrated(scores)
+    assert list(calibrated) == sorted(calibrated) and all(0 < p < 1 for p in calibrated)
+    nlp = build_pipeline(load_codebook(synthetic / "codebook.yaml"))
+    texts = ["A cash shortfall and an overspend.", "The budget was fine and the garden lovely."]
+    docs = list(nlp.pipe(texts))
+    [first, second] = blend(docs, models)
+    decision = models.probabilities(docs)["money"]
+    assert first[0].applies is True and first[0].confidence == round(money.calibrated([decision[0]])[0], 3)
+    assert second[0].source == Source.BOTH and second[0].applies == (decision[1] >= 0.5)  # 'budget' fired
+    with open_store(synthetic) as store:
+        store.replace_segment_suggestions([(segment_id, [Suggestion("money", 0.42, [], Source.BOTH, False)])], pipeline_version="test")
+        [stored] = [row for row in store.suggestions() if row.segment_id == segment_id]
+        assert stored.suggestion.applies is False and not stored.suggestion.says_yes
+        assert [c for c in codings(store, load_codebook(synthetic / "codebook.yaml"), status="suggested") if c.segment == 1
+                and c.transcript == "new-01"] == []
+        store.replace_segment_suggestions([(segment_id, [Suggestion("money", 0.42, [], Source.BOTH, True)])], pipeline_version="test")
+        assert [c.confidence for c in codings(store, load_codebook(synthetic / "codebook.yaml"), status="suggested")
+                if c.transcript == "new-01" and c.segment == 1] == [0.42]

@@ -54,7 +54,7 @@ _LEARNED_FROM = (Verdict.ACCEPTED.value, Verdict.REJECTED.value, Verdict.ADDED.v
 TABLES: dict[str, tuple[list[str], str]] = {
     "transcripts": (["id", "path", "format", "content_hash", "text", "file_metadata", "metadata", "imported_at", "updated_at"], "id"),
     "segments": (["id", "transcript_id", "position", "speaker", "start", '"end"', "text", "codable", "retired_at"], "id"),
-    "suggestions": (["segment_id", "code", "confidence", "evidence", "source", "pipeline_version", "created_at"], "segment_id, code"),
+    "suggestions": (["segment_id", "code", "confidence", "evidence", "source", "pipeline_version", "created_at", "applies"], "segment_id, code"),
     "batches": (["id", "coder", "method", "client_key", "created_at"], "id"),
     "decisions": (["id", "segment_id", "code", "verdict", "coder", "method", "note", "undoes", "batch", "created_at"], "id"),
     "model_runs": (["id", "trained_at", "decisions", "summary", "parameters", "format"], "id"),
@@ -73,6 +73,10 @@ JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _applies(item: Suggestion) -> int | None:
+    return None if item.applies is None else int(item.applies)
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -492,7 +496,7 @@ class Store:
             ]
             suggestions = [
                 (t.id, segment.position, item.code, item.confidence, json.dumps([e.to_json() for e in item.evidence], ensure_ascii=False),
-                 str(item.source), version, stamp)
+                 str(item.source), version, stamp, _applies(item))
                 for t, per_segment, _path, version in fresh
                 for segment, items in zip([s for s in t.segments if s.codable], per_segment)
                 for item in items
@@ -514,7 +518,8 @@ class Store:
             ).fetchall():
                 segment_id[(tid, int(position))] = int(sid)
         self._many(
-            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             ((segment_id[(tid, position)], *rest) for tid, position, *rest in suggestions),
         )
 
@@ -533,7 +538,8 @@ class Store:
 
     def _insert_suggestions(self, rows: Iterable[tuple[int, Sequence[Suggestion]]], pipeline_version: str, stamp: str) -> None:
         self._many(
-            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     segment_id,
@@ -543,6 +549,7 @@ class Store:
                     str(item.source),
                     pipeline_version,
                     stamp,
+                    _applies(item),
                 )
                 for segment_id, items in rows
                 for item in items
@@ -609,8 +616,8 @@ class Store:
         Without ``evidence`` the evidence column is not read at all, which is most of the work
         when a queue or a table only needs codes and confidences.
         """
-        sql = f"""SELECT s.segment_id, s.code, s.confidence, {"s.evidence" if evidence else "''"}, s.source, g.transcript_id, s.pipeline_version
-                  FROM suggestions s JOIN segments g ON g.id = s.segment_id WHERE g.retired_at IS NULL"""
+        sql = f"""SELECT s.segment_id, s.code, s.confidence, {"s.evidence" if evidence else "''"}, s.source, g.transcript_id, s.pipeline_version,
+                         s.applies FROM suggestions s JOIN segments g ON g.id = s.segment_id WHERE g.retired_at IS NULL"""
         if segment_ids is None:
             rows = self._q(sql + " ORDER BY g.transcript_id, g.position, s.code").fetchall()
         else:
@@ -620,9 +627,10 @@ class Store:
                 rows += self._q(sql + f" AND s.segment_id IN ({', '.join('?' * len(chunk))}) ORDER BY g.transcript_id, g.position, s.code",
                                 chunk).fetchall()
         found = []
-        for segment_id, code, confidence, raw, source, transcript_id, version in rows:
+        for segment_id, code, confidence, raw, source, transcript_id, version, applies in rows:
             parsed = self._evidence(raw, segment_id, code) if evidence else []
-            found.append(StoredSuggestion(int(segment_id), transcript_id, Suggestion(code, float(confidence), parsed, source), version))
+            suggestion = Suggestion(code, float(confidence), parsed, source, None if applies is None else bool(applies))
+            found.append(StoredSuggestion(int(segment_id), transcript_id, suggestion, version))
         return found
 
     @_operation

@@ -223,12 +223,12 @@ class PostgresDialect:
         )
         connection.execute(
             "CREATE TEMP TABLE staging_suggestions (transcript_id TEXT, position INTEGER, code TEXT, confidence DOUBLE PRECISION, "
-            "evidence TEXT, source TEXT, pipeline_version TEXT, created_at TEXT) ON COMMIT DROP"
+            "evidence TEXT, source TEXT, pipeline_version TEXT, created_at TEXT, applies INTEGER) ON COMMIT DROP"
         )
         self._copy(connection, "staging_transcripts", "id, path, format, content_hash, text, file_metadata, metadata, imported_at, updated_at",
                    transcripts)
         self._copy(connection, "staging_segments", 'transcript_id, position, speaker, start, "end", text, codable', segments)
-        self._copy(connection, "staging_suggestions", "transcript_id, position, code, confidence, evidence, source, pipeline_version, created_at",
+        self._copy(connection, "staging_suggestions", "transcript_id, position, code, confidence, evidence, source, pipeline_version, created_at, applies",
                    suggestions)
         connection.execute("CREATE TEMP TABLE staging_new ON COMMIT DROP AS SELECT id FROM staging_transcripts WITH NO DATA")
         connection.execute(
@@ -241,8 +241,8 @@ class PostgresDialect:
             "JOIN staging_new n ON n.id = s.transcript_id"
         )
         connection.execute(
-            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at) "
-            "SELECT g.id, s.code, s.confidence, s.evidence, s.source, s.pipeline_version, s.created_at FROM staging_suggestions s "
+            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
+            "SELECT g.id, s.code, s.confidence, s.evidence, s.source, s.pipeline_version, s.created_at, s.applies FROM staging_suggestions s "
             "JOIN staging_new n ON n.id = s.transcript_id "
             "JOIN segments g ON g.transcript_id = s.transcript_id AND g.position = s.position AND g.retired_at IS NULL"
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Mapping, Union
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Statement = Union[str, Mapping[str, Union[str, None]]]
 
@@ -106,6 +106,11 @@ MIGRATIONS: list[list[Statement]] = [
         "ALTER TABLE model_runs ADD COLUMN parameters {blob}",
         "ALTER TABLE model_runs ADD COLUMN format TEXT NOT NULL DEFAULT 'pickle-discarded'",
         "CREATE TABLE locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, since TEXT NOT NULL)",
+    ],
+    # 4: a learned suggestion's confidence is a calibrated probability, so whether the machine says "applies" (each
+    # code's own cross-validated threshold) is kept beside it; NULL in rows from before: confidence >= 0.5 or rules.
+    [
+        "ALTER TABLE suggestions ADD COLUMN applies INTEGER",
     ],
 ]
 
