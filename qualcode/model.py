@@ -39,6 +39,10 @@ RULE_FEATURE_SCALE = 3.0
 # (tuning it per code by cross-validation on a handful of positives overfits), chosen on benchmarks/quality.py.
 VECTOR_FEATURE_SCALE = 1.0
 C_GRID = (0.5, 2.0, 8.0)
+CURVE_SHARES = (0.5, 0.75)  # of the examples, for each model's learning curve
+CURVE_MARGIN = 0.05  # "near the plateau": within this much kappa of where the learning curve levels off
+MIN_CURVE_POSITIVES = 20  # fewer, and half of them is too few for the curve to say anything
+MAX_OUTLOOK = 100_000
 # A stored model run larger than this when unpacked is refused rather than read.
 MAX_PARAMETER_BYTES = 1 << 30
 _VECTORIZER_PARAMS = {"token_pattern": r"\S+", "lowercase": False, "ngram_range": (1, 2), "sublinear_tf": True, "max_features": 50_000}
@@ -64,6 +68,13 @@ class CodeModel:
     # Platt scaling of the decision score's logit, fitted on the cross-validated predictions: what is shown is then the
     # probability that the code applies (balanced class weights and the threshold shift make the raw score a rank).
     calibration: tuple[float, float] = (1.0, 0.0)
+    # (examples, cross-validated kappa) on a half, three quarters and all of the examples: the learning curve
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    def outlook(self) -> tuple[float | None, int | None]:
+        """The kappa the learning curve levels off at, and about how many more reviewed segments bring the model within
+        ``CURVE_MARGIN`` of it (0: it is there; None: too few points to say)."""
+        return learning_outlook(self.curve) if self.positives >= MIN_CURVE_POSITIVES else (None, None)
 
     def probability(self, features: Any) -> Any:
         import numpy as np
@@ -131,7 +142,8 @@ class ModelSet:
             "sentence_vectors": self.sentence_vectors.value,
             "codes": {
                 code: {"positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1, "cv_kappa": m.cv_kappa, "C": m.c,
-                       "threshold": m.threshold, "features": m.variant, "calibration": list(m.calibration)}
+                       "threshold": m.threshold, "features": m.variant, "calibration": list(m.calibration),
+                       "curve": [list(point) for point in m.curve], "plateau_kappa": m.outlook()[0], "more_decisions": m.outlook()[1]}
                 for code, m in self.models.items()
             },
             "too_few_examples": {code: {"positives": p, "negatives": n} for code, (p, n) in self.skipped.items()},
@@ -160,7 +172,8 @@ class ModelSet:
             "sentence_vectors": self.sentence_vectors.value,
             "codes": [
                 {"code": m.code, "intercept": m.intercept, "positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1,
-                 "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant, "calibration": list(m.calibration)}
+                 "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant, "calibration": list(m.calibration),
+                 "curve": [list(point) for point in m.curve]}
                 for m in self.models.values()
             ],
         }
@@ -198,6 +211,7 @@ class ModelSet:
                         entry["code"], coef, float(entry["intercept"]), int(entry["positives"]), int(entry["negatives"]),
                         entry["cv_f1"], entry["cv_kappa"], float(entry["c"]), float(entry["threshold"]), str(entry["variant"]),
                         _calibration(entry.get("calibration", (1.0, 0.0))),
+                        [(int(n), float(k)) for n, k in entry.get("curve", [])],
                     )
         except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
             raise ProjectError(
@@ -316,6 +330,7 @@ def fit_models(
         model = CodeModel(code, classifier.coef_.ravel().copy(), float(classifier.intercept_[0]), positives, negatives,
                           round(f1, 4), round(kappa, 4), c, threshold, variant)
         model.calibration = _platt(model.confidence(held_out), y, seed)
+        model.curve = _learning_curve(matrices[variant][rows], y, c, seed, len(y), kappa)
         models[code] = model
     return ModelSet(
         vectorizer=vectorizer,
@@ -329,6 +344,45 @@ def fit_models(
         rules_better=rules_better,
         sentence_vectors=vectors,
     )
+
+
+def _learning_curve(x: Any, y: Any, c: float, seed: int, n: int, kappa: float) -> list[tuple[int, float]]:
+    """Cross-validated kappa of the chosen features and C on stratified shares of the examples, and on all of them."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+
+    points: list[tuple[int, float]] = []
+    for share in CURVE_SHARES:
+        try:
+            keep, _rest = train_test_split(np.arange(n), train_size=share, stratify=y, random_state=seed)
+        except ValueError:  # a class too small to split
+            continue
+        sub = y[keep]
+        folds = min(3 if n >= 1000 else 5, int(sub.sum()), int(len(sub) - sub.sum()))
+        if folds < 2:
+            continue
+        probabilities = cross_val_predict(_classifier(c, seed), x[keep], sub, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                          method="predict_proba")[:, 1]
+        points.append((len(sub), round(_best_threshold(sub, probabilities)[1], 4)))
+    return points + [(n, round(kappa, 4))]
+
+
+def learning_outlook(curve: Sequence[tuple[int, float]]) -> tuple[float | None, int | None]:
+    """Fit kappa(n) = a - b / sqrt(n) to the curve (least squares): a is where it levels off, and (b / margin)^2 the
+    examples at which it comes within ``CURVE_MARGIN`` of a. A flat or falling curve says more decisions buy little."""
+    import numpy as np
+
+    if len(curve) < 2:
+        return None, None
+    n = np.array([point[0] for point in curve], dtype=float)
+    k = np.array([point[1] for point in curve], dtype=float)
+    slope, intercept = np.polyfit(1.0 / np.sqrt(n), k, 1)
+    b = -float(slope)
+    if b <= 0:  # no better with all the examples than with half of them
+        return round(float(k.max()), 2), 0
+    plateau = min(1.0, float(intercept))
+    needed = (b / CURVE_MARGIN) ** 2
+    return round(plateau, 2), int(min(MAX_OUTLOOK, max(0.0, np.ceil(needed - n.max()))))
 
 
 def _platt(scores: Any, y: Any, seed: int) -> tuple[float, float]:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import call, open_store, write
+from typer.testing import CliRunner
 
+from qualcode.cli import app
 from qualcode.coding import code
 from qualcode.model import ModelSet, fit_models
 from qualcode.project import Project
@@ -157,3 +159,22 @@ def test_shown_confidence_is_a_calibrated_probability_and_the_decision_is_kept_b
         store.replace_segment_suggestions([(segment_id, [Suggestion("money", 0.42, [], Source.BOTH, True)])], pipeline_version="test")
         assert [c.confidence for c in codings(store, load_codebook(synthetic / "codebook.yaml"), status="suggested")
                 if c.transcript == "new-01" and c.segment == 1] == [0.42]
+
+
+def test_each_model_has_a_learning_curve_and_says_how_many_more_decisions_it_wants(synthetic):
+    """Issue 13: status shows, per code, where the learning curve levels off and about how many more reviewed segments reach it."""
+    from qualcode.model import CURVE_MARGIN, learning_outlook
+
+    # kappa = 0.8 - 2 / sqrt(n): within 0.05 of 0.8 at n = 1,600
+    curve = [(n, 0.8 - 2 / n**0.5) for n in (100, 150, 200)]
+    plateau, more = learning_outlook(curve)
+    assert plateau == 0.8 and more == 1600 - 200 and CURVE_MARGIN == 0.05
+    assert learning_outlook([(50, 0.6), (75, 0.58), (100, 0.57)]) == (0.6, 0)  # no better with more: nothing to gain
+    assert learning_outlook([(100, 0.5)]) == (None, None)
+    result = call(train, synthetic, seed=0)
+    info = result.models["money"]
+    assert [n for n, _kappa in info["curve"]] == [8, 12, 16] and info["curve"][-1][1] == info["cv_kappa"]
+    assert info["more_decisions"] is None  # 8 positives: too few for the curve to say
+    runner = CliRunner()
+    out = runner.invoke(app, ["status", "--project", str(synthetic)], env={"COLUMNS": "80"}).output
+    assert "levels off" in out and "reviewed segments to come within 0.05" in out

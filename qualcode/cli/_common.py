@@ -133,16 +133,23 @@ def _url_has_password(url: str) -> bool:
 
 
 def render_models(title: str, models: dict[str, Any], rules_better: dict[str, Any], too_few: dict[str, Any]) -> "Table":
-    """The learned models of one run: examples and cross-validated scores per code, and the codes left to their rules."""
+    """The learned models of one run: examples and cross-validated scores per code, where each code's learning curve
+    levels off and about how many more reviewed segments bring it there, and the codes left to their rules."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for name in ("Code", "yes", "no", "CV F1", "CV kappa"):
+    for name in ("Code", "yes", "no", "CV F1", "CV kappa", "levels off", "more"):
         table.add_column(name, justify="left" if name == "Code" else "right")
     for code, info in models.items():
-        table.add_row(code, str(info["positives"]), str(info["negatives"]), fmt_number(info["cv_f1"]), fmt_number(info["cv_kappa"]))
+        more = info.get("more_decisions")
+        table.add_row(code, str(info["positives"]), str(info["negatives"]), fmt_number(info["cv_f1"]), fmt_number(info["cv_kappa"]),
+                      fmt_number(info.get("plateau_kappa")), "—" if more is None else f"≈{more:,}")
     for code, info in rules_better.items():
-        table.add_row(code, "", "", f"rules kept: kappa {info['rules_kappa']:.2f}", f"model {info['model_cv_kappa']:.2f}", style="dim")
+        # the kappa shown is the rules' own on the decisions, which beat the model's cross-validated one (in the summary)
+        table.add_row(code, "", "", "rules kept", fmt_number(info["rules_kappa"]), "", "", style="dim")
     for code, info in too_few.items():
         table.add_row(code, str(info["positives"]), str(info["negatives"]), "rules only", "", style="dim")
+    if models:
+        table.caption = "levels off: the kappa each code's learning curve tends to; more: reviewed segments to come within 0.05 of it"
+        table.caption_justify = "left"
     return table
