@@ -7,7 +7,8 @@ Builds a synthetic corpus of about one million words from the sample transcripts
 2. the tokenizer plus the lookup lemmatizer, for reference;
 3. `qualcode code` end to end (read, segment, suggest, write SQLite), in one process;
 4. the same with the default worker setting (both cores when the batch is large);
-5. a second run over the unchanged folder.
+5. the same again with `vectors: none` (no sentence-vector component), the cost of the vectors;
+6. a second run over the unchanged folder.
 
 Run: .venv/bin/python benchmarks/throughput.py [--words 1000000]
 """
@@ -29,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from qualcode.coding import code  # noqa: E402
 from qualcode.project import Project  # noqa: E402
 from qualcode.transcripts import discover, read_transcript  # noqa: E402
+from qualcode.vocabulary import DEFAULT_VECTORS  # noqa: E402
 
 ROLES = ("lead", "partner", "stakeholder")
 
@@ -108,8 +110,9 @@ def breakdown(folder: Path, codebook_path: Path, words: int) -> None:
     from qualcode.transcripts import file_hash
 
     files, _skipped = discover([folder])
-    nlp = build_pipeline(load_codebook(codebook_path))
+    nlp = build_pipeline(load_codebook(codebook_path), vectors=DEFAULT_VECTORS)
     suggester = nlp.get_pipe("qualcode_suggester")
+    vectors = nlp.get_pipe("qualcode_vectors")
     stages: list[tuple[str, float]] = []
 
     def stage(label: str, func):
@@ -125,10 +128,11 @@ def breakdown(folder: Path, codebook_path: Path, words: int) -> None:
     docs = [nlp.make_doc(text) for text in texts]
     stage("lemmas by lookup (suggester)", lambda: [suggester._set_norms(doc) for doc in docs])
     stage("matching and scoring (suggester)", lambda: [suggester(doc) for doc in docs])
+    stage("sentence vectors (qualcode_vectors)", lambda: [vectors(doc) for doc in docs])
     suggestions = stage("whole pipeline, suggestions out", lambda: [suggest(nlp, [s.text for s in t.segments if s.codable]) for t in transcripts])
     with Store(folder.parent / "breakdown.db") as store:
         stage("SQLite writes", lambda: [store.save_transcript(t, s, pipeline_version="v", path=str(t.path)) for t, s in zip(transcripts, suggestions)])
-    total = sum(seconds for label, seconds in stages if label != "whole pipeline, suggestions out" and "suggester" not in label) + \
+    total = sum(seconds for label, seconds in stages if label != "whole pipeline, suggestions out" and "suggester" not in label and "vectors" not in label) + \
         sum(seconds for label, seconds in stages if label == "whole pipeline, suggestions out")
     print(f"\nWhere one process spends its time ({len(files)} files, {words:,} words):")
     for label, seconds in stages:
@@ -168,6 +172,11 @@ def main() -> None:
             lambda: results.setdefault("serial", run_code(serial, paths=[workdir / "transcripts"])),
         )
         parallel_wps = timed("qualcode code, default workers", words, lambda: results.setdefault("parallel", run_code(workdir)))
+        plain = workdir / "no-vectors"
+        plain.mkdir()
+        shutil.copy(workdir / "codebook.yaml", plain / "codebook.yaml")
+        (plain / "qualcode.yaml").write_text("vectors: none\n")
+        plain_wps = timed("qualcode code, default workers, vectors: none", words, lambda: run_code(plain, paths=[workdir / "transcripts"]))
         start = time.perf_counter()
         again = run_code(workdir)
         rerun = time.perf_counter() - start
@@ -183,6 +192,7 @@ def main() -> None:
         print(f"default / 1 process:                  {parallel_wps / serial_wps:.2f}x")
         print(f"tokenizer, 2 processes / 1 process:   {words / both / tokenizer_wps:.2f}x   (what this machine's two cores give at best)")
         print(f"qualcode (default) / tokenizer on 2:  {parallel_wps / (words / both):.2f}")
+        print(f"sentence vectors on / off:            {parallel_wps / plain_wps:.2f}   (default workers; goal: on / tokenizer >= 0.33)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -80,6 +80,8 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
         if entry.suggestion is not None:
             line.append(f" {entry.suggestion.confidence:.2f} ")
             reason = entry.suggestion.reason(item.text)
+            if not entry.suggestion.says_yes:  # its rules fired, its model (threshold of its own) says the code does not apply
+                reason = "model says no; " + reason
             if entry.method == "batch":
                 reason = "batch-accepted; " + reason
             line.append(clean(reason)[: max(0, 52)], style="dim")
