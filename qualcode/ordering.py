@@ -24,6 +24,9 @@ from qualcode.project import Project
 from qualcode.vocabulary import VectorModel
 
 BATCH = 256
+# A cold code counts for the segments whose text comes closest to its own: the top tenth, from 0 at its edge to 1 at
+# the very closest. Counting every segment by its rank drowned the models' uncertainty on the other codes.
+COLD_TOP = 0.1
 
 
 def code_text(code: Code) -> str:
@@ -45,6 +48,7 @@ def cold_similarity(codes: Sequence[Code], segment_vectors: Any, vectors: Vector
     targets = np.vstack([table.text_vector(code_text(code)) for code in codes])
     cosines = segment_vectors @ targets.T
     ranks = (rankdata(cosines, axis=0) - 1) / max(1, len(segment_vectors) - 1)
+    ranks = np.clip((ranks - (1.0 - COLD_TOP)) / COLD_TOP, 0.0, 1.0)
     return {code.id: ranks[:, column].tolist() for column, code in enumerate(codes)}
 
 

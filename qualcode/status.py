@@ -57,6 +57,8 @@ def review_status(project: Project) -> StatusReport:
     suggested_segments: dict[str, set[int]] = defaultdict(set)
     suggested_by_transcript: dict[str, set[int]] = defaultdict(set)
     for suggested in store.suggestions(evidence=False):
+        if not suggested.suggestion.says_yes:  # shown in review, but the machine does not say the code applies
+            continue
         suggested_segments[suggested.code].add(suggested.segment_id)
         suggested_by_transcript[suggested.transcript_id].add(suggested.segment_id)
     transcripts: list[TranscriptStatus] = []

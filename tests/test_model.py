@@ -156,9 +156,11 @@ def test_shown_confidence_is_a_calibrated_probability_and_the_decision_is_kept_b
         assert stored.suggestion.applies is False and not stored.suggestion.says_yes
         assert [c for c in codings(store, load_codebook(synthetic / "codebook.yaml"), status="suggested") if c.segment == 1
                 and c.transcript == "new-01"] == []
+        assert ("money", "new-01") not in {(code_id, transcript) for code_id, transcript, _n in store.suggestion_reach({"money": ["money"]})}
         store.replace_segment_suggestions([(segment_id, [Suggestion("money", 0.42, [], Source.BOTH, True)])], pipeline_version="test")
         assert [c.confidence for c in codings(store, load_codebook(synthetic / "codebook.yaml"), status="suggested")
                 if c.transcript == "new-01" and c.segment == 1] == [0.42]
+        assert ("money", "new-01", 1) in store.suggestion_reach({"money": ["money"]})
 
 
 def test_each_model_has_a_learning_curve_and_says_how_many_more_decisions_it_wants(synthetic):

@@ -35,9 +35,9 @@ from qualcode.store.records import (
 )
 from qualcode.store.schema import SCHEMA_VERSION, statements
 from qualcode.store.sqlite import SqliteDialect
-from qualcode.suggestion import Evidence, Suggestion
+from qualcode.suggestion import SUGGEST_THRESHOLD, Evidence, Suggestion
 from qualcode.transcripts import Transcript
-from qualcode.vocabulary import Mark, Method, Verdict
+from qualcode.vocabulary import Mark, Method, Source, Verdict
 
 __all__ = [
     "SCHEMA_VERSION", "DecisionRow", "Entry", "ImportOutcome", "ModelRun", "Note", "SegmentRow", "SegmentState",
@@ -656,7 +656,8 @@ class Store:
     @_operation
     def suggestion_reach(self, rollup: dict[str, list[str]], *, min_confidence: float = 0.0) -> list[tuple[str, str, int]]:
         """Per (code, transcript), the segments suggested that code or any code it counts (``rollup[code]``: the code
-        and its descendants), each segment once. Counted by the database, so memory does not grow with the corpus."""
+        and its descendants), each segment once, where the machine says the code applies (``Suggestion.says_yes``).
+        Counted by the database, so memory does not grow with the corpus."""
         pairs = [(code, member) for code, members in rollup.items() for member in members]
         found: list[tuple[str, str, int]] = []
         for start in range(0, len(pairs), 4000):  # bounded parameters per statement
@@ -668,8 +669,10 @@ class Store:
                     f"""WITH rollup (code, member) AS (VALUES {values})
                         SELECT r.code, g.transcript_id, COUNT(DISTINCT s.segment_id)
                         FROM suggestions s JOIN segments g ON g.id = s.segment_id JOIN rollup r ON r.member = s.code
-                        WHERE g.retired_at IS NULL AND s.confidence >= ? GROUP BY r.code, g.transcript_id""",
-                    [value for pair in chunk for value in pair] + [min_confidence],
+                        WHERE g.retired_at IS NULL AND s.confidence >= ?
+                          AND (s.applies = 1 OR (s.applies IS NULL AND (s.source = ? OR s.confidence >= ?)))
+                        GROUP BY r.code, g.transcript_id""",
+                    [value for pair in chunk for value in pair] + [min_confidence, Source.RULES.value, SUGGEST_THRESHOLD],
                 ).fetchall()
             )
         return found
