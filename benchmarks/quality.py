@@ -192,12 +192,13 @@ class Dataset:
         rows = blend([self.docs[i] for i in units], models)
         return {code: [int(any(s.code == code and s.says_yes for s in row)) for row in rows] for code in self.codes}
 
-    def uncertainty(self, models, units: list[int]) -> list[float]:
+    def uncertainty(self, models, units: list[int], reviewed: list[int]) -> list[float]:
         """The active order's score (qualcode's own, `ordering.segment_uncertainty`) of each unit."""
         probabilities = models.probabilities([self.docs[i] for i in units]) if models.models else {}
         similarity = {}
         if self.vector_matrix is not None:
-            cold = [code for code in self.code_objects if code.id not in probabilities]
+            applied = {code for code in self.codes if any(self.labels[code][i] for i in reviewed)}
+            cold = [code for code in self.code_objects if code.id not in probabilities and code.id not in applied]
             similarity = cold_similarity(cold, self.vector_matrix[units], self.vectors)
         return [segment_uncertainty(self.codes, probabilities, row, self.rules[unit], similarity) for row, unit in enumerate(units)]
 
@@ -216,7 +217,7 @@ def review_order(data: Dataset, fraction: float, order: str, split: int) -> list
         chosen = set(reviewed)
         pending = [unit for unit in units if unit not in chosen]
         models = data.fit(reviewed, split)
-        scores = data.uncertainty(models, pending)
+        scores = data.uncertainty(models, pending, reviewed)
         ranked = [unit for _score, unit in sorted(zip(scores, pending), key=lambda pair: -pair[0])]
         reviewed += ranked[: min(batch, target - len(reviewed))]
     return reviewed

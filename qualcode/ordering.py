@@ -2,10 +2,11 @@
 
 A segment's score is the mean, over the codes the machine can suggest, of how unsure it is about
 each: ``1 - |2p - 1|`` for a code with a learned model (p its probability: 1 at p = 0.5, 0 at 0 or
-1), and for a code without one yet (a cold code) 1 where its rules fire, and elsewhere how close the
-segment's sentence vector comes to the code's own text (label, description, include, examples and
-terms), as a rank among the segments being ordered (0 to 1), so that the first examples of a new
-code are looked at early, rules or not. Scores come from the models fitted when the review starts
+1), and for a code without one yet (a cold code) 1 where its rules fire; a code nobody has applied
+yet also counts where the segment's sentence vector comes closest to the code's own text (label,
+description, include, examples and terms), so that the first examples of a new code are looked
+at early, rules or not. Once a code has an example, the search by its text stops: on the Scrum
+themes, searching on for rare codes took the corpus kappa at 50% reviewed from 0.53 to 0.40. Scores come from the models fitted when the review starts
 (review refits them first once ``retrain_after`` decisions came in).
 
 `benchmarks/quality.py` measures what it buys: with half of the units reviewed, the corpus a
@@ -21,7 +22,7 @@ from qualcode.codebook import Code
 from qualcode.pipeline import suggestions_from_doc
 from qualcode.planning import worker_spec
 from qualcode.project import Project
-from qualcode.vocabulary import VectorModel
+from qualcode.vocabulary import VectorModel, Verdict
 
 BATCH = 256
 # A cold code counts for the segments whose text comes closest to its own: the top tenth, from 0 at its edge to 1 at
@@ -48,7 +49,7 @@ def cold_similarity(codes: Sequence[Code], segment_vectors: Any, vectors: Vector
     targets = np.vstack([table.text_vector(code_text(code)) for code in codes])
     cosines = segment_vectors @ targets.T
     ranks = (rankdata(cosines, axis=0) - 1) / max(1, len(segment_vectors) - 1)
-    ranks = np.clip((ranks - (1.0 - COLD_TOP)) / COLD_TOP, 0.0, 1.0)
+    ranks = np.clip(1.0 - (1.0 - ranks) / COLD_TOP, 0.0, 1.0)
     return {code.id: ranks[:, column].tolist() for column, code in enumerate(codes)}
 
 
@@ -62,7 +63,8 @@ def uncertainty_scores(project: Project, texts: Sequence[str]) -> list[float]:
     codes = [code.id for code in leaves if code.has_rules or code.id in trained or (vectors != VectorModel.NONE and code_text(code).strip())]
     if not codes:
         return [0.0] * len(texts)
-    cold = [code for code in leaves if code.id in codes and code.id not in trained]
+    applied = {code for (_segment, code, _coder), standing in project.store.latest_decisions().items() if Verdict(standing.verdict).applies}
+    cold = [code for code in leaves if code.id in codes and code.id not in trained and code.id not in applied]
     nlp = spec.nlp()
     probabilities: dict[str, list[float]] = {}
     fired: list[set[str]] = []

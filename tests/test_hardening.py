@@ -492,6 +492,7 @@ def test_the_active_order_puts_first_what_the_machine_is_least_sure_of(tmp_path)
                "Who will pay when the funding ends, honestly."]
     project = _project(tmp_path, {"lead-01.txt": "".join(f"Interviewer: Q{i}?\n\nRespondent: {a}\n\n" for i, a in enumerate(answers))})
     call(code, project)
+    (project / "qualcode.yaml").write_text("vectors: none\n", encoding="utf-8")  # rules alone here; tests/test_vectors.py adds the vectors
     with Project.open(project) as opened:
         # Cold codes (no model yet): a segment counts as unsure for each code whose rules fire on it.
         session = ReviewSession(opened, coder="ann", filters=ReviewFilter(order="active", include_unsuggested=True))

@@ -6,7 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import call, write
+from conftest import call, open_store, write
 
 from qualcode.codebook import parse_codebook
 from qualcode.coding import code
@@ -16,6 +16,7 @@ from qualcode.ordering import cold_similarity, uncertainty_scores
 from qualcode.pipeline import build_pipeline
 from qualcode.project import Project
 from qualcode.settings import load_settings
+from qualcode.store import Entry
 from qualcode.vectors import DATA, EXTENSION, load_vectors
 from qualcode.vocabulary import VectorModel
 
@@ -109,6 +110,13 @@ def test_cold_codes_are_ranked_by_their_codebook_text(table, tmp_path):
     with Project.open(tmp_path) as opened:
         scores = uncertainty_scores(opened, texts)
     assert scores[2] < min(scores[0], scores[1])
+    # Once a code has an example, its text no longer pulls segments forward: the models take over from there.
+    with open_store(tmp_path) as store:
+        first = store.codable_segments("lead-01")[0].id
+        store.record([Entry(first, "staffing", "added"), Entry(first, None, "reviewed")], coder="ann")
+    with Project.open(tmp_path) as opened:
+        after = uncertainty_scores(opened, texts)
+    assert after[1] == scores[1] and after[0] < scores[0]
     write(tmp_path / "qualcode.yaml", "vectors: none\n")
     with Project.open(tmp_path) as opened:
         assert uncertainty_scores(opened, texts) == [0.0, 0.0, 0.0]  # no rules, no models, no vectors: nothing to go by
