@@ -42,9 +42,10 @@ def training_labels(store: Store, codes: Iterable[str]) -> tuple[list[int], dict
     reviewed: set[int] = set()
     for coder in store.coders():
         reviewed.update(segment_id for segment_id, state in store.coder_states(coder).items() if state.reviewed)
-    segment_ids = sorted(reviewed | {segment_id for segment_id, _code in latest})
-    active = {row.id for row in store.codable_segments()}
-    segment_ids = [segment_id for segment_id in segment_ids if segment_id in active]
+    # In transcript order, not by id: ids are the database's numbering, and cross-validation folds (so thresholds and
+    # calibration) follow the order of the examples, which must not differ between SQLite and PostgreSQL.
+    place = {row.id: (row.transcript_id, row.position) for row in store.codable_segments()}
+    segment_ids = sorted((reviewed | {segment_id for segment_id, _code in latest}) & place.keys(), key=place.__getitem__)
     labels: dict[str, list[int | None]] = {}
     for code in codes:
         values: list[int | None] = []
