@@ -36,8 +36,8 @@ def code_text(code: Code) -> str:
 
 
 def cold_similarity(codes: Sequence[Code], segment_vectors: Any, vectors: VectorModel) -> dict[str, list[float]]:
-    """Per code, each segment's rank (0 to 1, ties shared) by the cosine of its sentence vector (a row of
-    ``segment_vectors``) to the vector of the code's text."""
+    """Per code, how near each segment (a row of ``segment_vectors``) comes to the code's text, by the cosine of their
+    vectors: 1 for the closest segment, falling to 0 at the edge of the closest ``COLD_TOP`` of them, 0 beyond (ties shared)."""
     if vectors == VectorModel.NONE or not codes or not len(segment_vectors):
         return {}
     import numpy as np
