@@ -140,12 +140,7 @@ class ModelSet:
             "examples": self.examples,
             "feature_version": self.feature_version,
             "sentence_vectors": self.sentence_vectors.value,
-            "codes": {
-                code: {"positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1, "cv_kappa": m.cv_kappa, "C": m.c,
-                       "threshold": m.threshold, "features": m.variant, "calibration": list(m.calibration),
-                       "curve": [list(point) for point in m.curve], "plateau_kappa": m.outlook()[0], "more_decisions": m.outlook()[1]}
-                for code, m in self.models.items()
-            },
+            "codes": {code: _model_summary(m) for code, m in self.models.items()},
             "too_few_examples": {code: {"positives": p, "negatives": n} for code, (p, n) in self.skipped.items()},
             "rules_better": {code: {"rules_kappa": r, "model_cv_kappa": m} for code, (r, m) in self.rules_better.items()},
         }
@@ -226,6 +221,13 @@ class ModelSet:
         )
 
 
+def _model_summary(m: CodeModel) -> dict[str, Any]:
+    plateau, more = m.outlook()
+    return {"positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1, "cv_kappa": m.cv_kappa, "C": m.c,
+            "threshold": m.threshold, "features": m.variant, "calibration": list(m.calibration),
+            "curve": [list(point) for point in m.curve], "plateau_kappa": plateau, "more_decisions": more}
+
+
 def _vectorizer(*, min_df: int) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -279,7 +281,7 @@ def fit_models(
     keeps its rules. With ``vectors``, each segment's sentence vector joins the features. Deterministic for a fixed seed.
     """
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import cross_val_predict
 
     labelled = sorted({i for values in labels.values() for i, value in enumerate(values) if value is not None})
     texts = [feature_text(docs[i]) for i in labelled]
@@ -309,7 +311,7 @@ def fit_models(
             skipped[code] = (positives, negatives)
             continue
         large = len(y) >= 1000
-        folds = StratifiedKFold(min(3 if large else 5, positives, negatives), shuffle=True, random_state=seed)
+        folds = _folds(large, positives, negatives, seed)
         best: tuple[float, float, float, float, str, Any] | None = None
         for variant, matrix in matrices.items():
             x = matrix[rows]
@@ -346,10 +348,17 @@ def fit_models(
     )
 
 
+def _folds(large: bool, positives: int, negatives: int, seed: int) -> Any:
+    """The cross-validation every choice is made by: 5 stratified folds (3 from 1,000 examples), fewer for a small class."""
+    from sklearn.model_selection import StratifiedKFold
+
+    return StratifiedKFold(min(3 if large else 5, positives, negatives), shuffle=True, random_state=seed)
+
+
 def _learning_curve(x: Any, y: Any, c: float, seed: int, n: int, kappa: float) -> list[tuple[int, float]]:
     """Cross-validated kappa of the chosen features and C on stratified shares of the examples, and on all of them."""
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+    from sklearn.model_selection import cross_val_predict, train_test_split
 
     points: list[tuple[int, float]] = []
     for share in CURVE_SHARES:
@@ -358,10 +367,10 @@ def _learning_curve(x: Any, y: Any, c: float, seed: int, n: int, kappa: float) -
         except ValueError:  # a class too small to split
             continue
         sub = y[keep]
-        folds = min(3 if n >= 1000 else 5, int(sub.sum()), int(len(sub) - sub.sum()))
-        if folds < 2:
+        positives, negatives = int(sub.sum()), int(len(sub) - sub.sum())
+        if min(positives, negatives) < 2:
             continue
-        probabilities = cross_val_predict(_classifier(c, seed), x[keep], sub, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        probabilities = cross_val_predict(_classifier(c, seed), x[keep], sub, cv=_folds(n >= 1000, positives, negatives, seed),
                                           method="predict_proba")[:, 1]
         points.append((len(sub), round(_best_threshold(sub, probabilities)[1], 4)))
     return points + [(n, round(kappa, 4))]
