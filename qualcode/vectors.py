@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,7 +31,6 @@ DATA = Path(__file__).resolve().parent / "data"
 MAX_WORD_CHARS = 100  # BERT's own limit: longer "words" are one unknown token
 _CACHE_LIMIT = 200_000  # distinct words remembered per process; a hostile transcript of random strings must not grow it forever
 
-
 _FILES = {VectorModel.MINILM_STATIC: ("minilm-static.npz", "minilm-l6-static-256-v1")}
 
 
@@ -41,6 +40,7 @@ class StaticVectors:
     table: Any  # float32, tokens x dimensions
     index: dict[str, int]
     unknown: int
+    _ids: dict[int, list[int]] = field(default_factory=dict, repr=False)  # spaCy's hash of a word's text -> its WordPiece ids
 
     @property
     def dimensions(self) -> int:
@@ -92,6 +92,21 @@ class StaticVectors:
     def text_vector(self, text: str) -> Any:
         return self.vector(i for word in text.split() for i in self.word_ids(word))
 
+    def doc_vector(self, doc: Doc) -> Any:
+        """The vector of a Doc's words, each word cut into WordPieces once per process."""
+        ids: list[int] = []
+        cache = self._ids
+        for token in doc:
+            if token.is_space:
+                continue
+            pieces = cache.get(token.orth)
+            if pieces is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                pieces = cache[token.orth] = self.word_ids(token.text)
+            ids.extend(pieces)
+        return self.vector(ids)
+
 
 def _is_punctuation(ch: str) -> bool:
     code = ord(ch)
@@ -128,7 +143,7 @@ def doc_vectors(docs: Iterable[Doc], model: VectorModel) -> Any:
     for doc in docs:
         value = doc._.get(EXTENSION)
         if value is None or len(value) != vectors.dimensions:
-            value = vectors.vector(i for token in doc if not token.is_space for i in vectors.word_ids(token.text))
+            value = vectors.doc_vector(doc)
         rows.append(value)
     return np.vstack(rows) if rows else np.zeros((0, vectors.dimensions), dtype=np.float32)
 
@@ -139,21 +154,9 @@ class SentenceVectors:
     def __init__(self, nlp: Language, name: str, model: str) -> None:
         self.name = name
         self.vectors = load_vectors(VectorModel(model))
-        self._ids: dict[int, list[int]] = {}  # spaCy's hash of a word's text -> its WordPiece ids
 
     def __call__(self, doc: Doc) -> Doc:
-        ids: list[int] = []
-        cache = self._ids
-        for token in doc:
-            if token.is_space:
-                continue
-            pieces = cache.get(token.orth)
-            if pieces is None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                pieces = cache[token.orth] = self.vectors.word_ids(token.text)
-            ids.extend(pieces)
-        doc._.set(EXTENSION, self.vectors.vector(ids))
+        doc._.set(EXTENSION, self.vectors.doc_vector(doc))
         return doc
 
 
@@ -164,8 +167,3 @@ if not Doc.has_extension(EXTENSION):
 @Language.factory("qualcode_vectors", default_config={"model": DEFAULT_VECTORS.value})
 def make_sentence_vectors(nlp: Language, name: str, model: str) -> SentenceVectors:
     return SentenceVectors(nlp, name, model)
-
-
-def model_id(model: VectorModel) -> str:
-    """What the vectors are, as models record it; "none" when off."""
-    return "none" if model == VectorModel.NONE else _FILES[model][1]

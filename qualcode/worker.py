@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +33,13 @@ _PIPELINES: dict[tuple[str, str | None, str, str], "Language"] = {}
 _MODELS: dict[tuple[int, int], ModelSet] = {}
 
 
+def _pipeline_key(codebook_fingerprint: str, settings: Settings) -> tuple[str, str | None, str, str]:
+    return (codebook_fingerprint, settings.pipeline, settings.language, settings.vectors.value)
+
+
 def pipeline_for(codebook: Codebook, settings: Settings) -> "Language":
     """This process's pipeline for the codebook and settings, built on first use."""
-    key = (codebook.fingerprint, settings.pipeline, settings.language, settings.vectors.value)
+    key = _pipeline_key(codebook.fingerprint, settings)
     nlp = _PIPELINES.get(key)
     if nlp is None:
         _PIPELINES.clear()  # one codebook at a time: an edited codebook replaces the old pipeline
@@ -62,13 +67,19 @@ class WorkerSpec:
         return parse_codebook(self.codebook_text, path=self.codebook_path)
 
     def nlp(self) -> "Language":
-        cached = _PIPELINES.get((fingerprint(self.codebook_text), self.settings.pipeline, self.settings.language, self.settings.vectors.value))
+        cached = _PIPELINES.get(_pipeline_key(fingerprint(self.codebook_text), self.settings))
         return cached if cached is not None else pipeline_for(self.codebook(), self.settings)
+
+    @cached_property
+    def _models_key(self) -> tuple[int, int]:
+        # once per spec, not per file: the parameters run to megabytes
+        assert self.model_run is not None and self.model_parameters is not None
+        return (self.model_run, zlib.crc32(self.model_parameters))
 
     def models(self) -> ModelSet | None:
         if self.model_run is None or self.model_parameters is None:
             return None
-        key = (self.model_run, zlib.crc32(self.model_parameters))
+        key = self._models_key
         models = _MODELS.get(key)
         if models is None:
             _MODELS.clear()
