@@ -48,6 +48,8 @@ VERDICTS = frozenset(Verdict)
 MARKS = frozenset(Mark)
 _SEGMENT_COLUMNS = 'id, transcript_id, position, speaker, start, "end", text, codable'
 _DECISION_COLUMNS = "id, segment_id, code, verdict, coder, method, note, undoes, batch, created_at"
+_INSERT_SUGGESTION = ("INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 _APPLIED = tuple(verdict.value for verdict in Verdict if verdict.applies)
 _LEARNED_FROM = (Verdict.ACCEPTED.value, Verdict.REJECTED.value, Verdict.ADDED.value, Mark.REVIEWED.value)
 # Every table a project holds, in an order that satisfies its foreign keys, with the column that orders its rows.
@@ -73,16 +75,16 @@ JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _applies(item: Suggestion) -> int | None:
-    return None if item.applies is None else int(item.applies)
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _applies(item: Suggestion) -> int | None:
+    return None if item.applies is None else int(item.applies)
 
 
 def _segment(row: Sequence[Any]) -> SegmentRow:
@@ -517,11 +519,7 @@ class Store:
                 f"SELECT id, transcript_id, position FROM segments WHERE transcript_id IN ({', '.join('?' * len(chunk))}) AND retired_at IS NULL", chunk
             ).fetchall():
                 segment_id[(tid, int(position))] = int(sid)
-        self._many(
-            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((segment_id[(tid, position)], *rest) for tid, position, *rest in suggestions),
-        )
+        self._many(_INSERT_SUGGESTION, ((segment_id[(tid, position)], *rest) for tid, position, *rest in suggestions))
 
     def _retire(self, leftovers: Iterable[int]) -> int:
         """Remove segments that vanished from their file: kept but hidden when they carry decisions."""
@@ -538,8 +536,7 @@ class Store:
 
     def _insert_suggestions(self, rows: Iterable[tuple[int, Sequence[Suggestion]]], pipeline_version: str, stamp: str) -> None:
         self._many(
-            "INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_SUGGESTION,
             (
                 (
                     segment_id,
