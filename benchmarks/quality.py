@@ -6,7 +6,9 @@ per code, with Cohen's kappa, over at least 10 random splits (mean and standard 
 * order ``random``: the reviewed units are a random sample;
 * order ``active``: a random 5% first, then, batch by batch (5% of the units each), the units the
   models are least sure of (mean over codes of 1 - |2p - 1|; a code without a model yet counts as
-  unsure where its rules fire), the models refitted after each batch.
+  unsure where its rules fire), the models refitted after each batch;
+* order ``switch`` (50% only): a random 20% first, as a researcher reads, then active batches: what
+  a default that turns active part-way through a study would do.
 
 Reported per dataset, fraction and order: kappa on the unreviewed units (machine against the human
 codes), and corpus kappa (the corpus a researcher ends with: their own codes where they reviewed,
@@ -45,13 +47,14 @@ from qualcode.model import blend, fit_models  # noqa: E402
 from qualcode.ordering import cold_similarity, segment_uncertainty  # noqa: E402
 from qualcode.pipeline import build_pipeline, suggestions_from_doc  # noqa: E402
 from qualcode.statistics import cohen_kappa  # noqa: E402
-from qualcode.vectors import doc_vectors  # noqa: E402
-from qualcode.vocabulary import DEFAULT_VECTORS, VectorModel  # noqa: E402
+from qualcode.vectors import CONTEXT_EXTENSION, doc_vectors, load_vectors  # noqa: E402
+from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel  # noqa: E402
 
 FRACTIONS = (0.2, 0.5)
-ORDERS = ("random", "active")
+ORDERS = ("random", "active", "switch")
 SEED_FRACTION = 0.05  # the active order's random start, and its batch size
 BATCH_FRACTION = 0.05
+SWITCH_AT = 0.2  # the switch order: random (as a researcher reads) until this share is reviewed, active after
 
 DUBOIS_CODEBOOK = """
 codes:
@@ -124,7 +127,20 @@ def rules_from_names(names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_dubois() -> tuple[list[str], dict[str, list[int]], str]:
+def previous_units(groups: list[str], texts: list[str]) -> list[str | None]:
+    """Per unit, the text of the unit before it in the same document (another text: a chunk coded twice is one unit)."""
+    found: list[str | None] = []
+    last: dict[str, str] = {}
+    for index, (group, text) in enumerate(zip(groups, texts)):
+        before = last.get(group)
+        found.append(before)
+        if index + 1 < len(texts) and texts[index + 1] == text:
+            continue
+        last[group] = text
+    return found
+
+
+def load_dubois() -> tuple[list[str], dict[str, list[int]], str, list[tuple[str | None, str | None]]]:
     import pandas as pd
 
     frame = pd.read_csv(DATA / "dubois_gold.csv")
@@ -136,10 +152,12 @@ def load_dubois() -> tuple[list[str], dict[str, list[int]], str]:
     }
     texts = [" ".join(str(text).split()) for text in frame["passage"]]
     labels = {code: frame[column].fillna(0).astype(int).tolist() for code, column in columns.items()}
-    return texts, labels, DUBOIS_CODEBOOK
+    # No interviewer here: the article's headline stands in for the question a passage answers.
+    titles = [" ".join(str(title).split()) for title in frame["title"]]
+    return texts, labels, DUBOIS_CODEBOOK, list(zip(titles, previous_units([str(url) for url in frame["url"]], texts)))
 
 
-def load_scrum(column: str, minimum: int) -> tuple[list[str], dict[str, list[int]], str]:
+def load_scrum(column: str, minimum: int) -> tuple[list[str], dict[str, list[int]], str, list[tuple[str | None, str | None]]]:
     import pandas as pd
 
     frame = pd.read_csv(DATA / "scrum_quality_coded.csv")
@@ -155,7 +173,9 @@ def load_scrum(column: str, minimum: int) -> tuple[list[str], dict[str, list[int
     by_label = {code.label.lower(): code.id for code in codebook.codes.values()}
     texts = [" ".join(str(text).split()) for text in frame["text_chunk"]]
     labels = {code_id: [int(value.lower() == label) for value in values] for label, code_id in by_label.items()}
-    return texts, labels, codebook_text
+    # The interviewer's questions are not in the data (only a research question's number): the chunk before is.
+    previous = previous_units([str(document) for document in frame["document ID"]], texts)
+    return texts, labels, codebook_text, [(None, before) for before in previous]
 
 
 def kappa(truth: list[int], predicted: list[int]) -> float:
@@ -173,10 +193,17 @@ class Dataset:
     """Texts, human labels and a rule codebook, with the spaCy docs made once."""
 
     def __init__(self, name: str, texts: list[str], labels: dict[str, list[int]], codebook_text: str,
-                 vectors: VectorModel = DEFAULT_VECTORS) -> None:
+                 vectors: VectorModel = DEFAULT_VECTORS, contexts: list[tuple[str | None, str | None]] | None = None) -> None:
         self.name, self.texts, self.labels, self.vectors = name, texts, labels, vectors
+        self.context = ContextFeatures.BOTH if contexts is not None else ContextFeatures.NONE
         codebook = parse_codebook(codebook_text)
-        self.docs = list(build_pipeline(codebook, vectors=vectors).pipe(texts, batch_size=128))
+        nlp = build_pipeline(codebook, vectors=vectors)
+        self.docs = list(nlp.pipe(texts, batch_size=128))
+        if contexts is not None:  # as qualcode's workers attach them: the neighbours' own vectors, beside each Doc's
+            table = load_vectors(vectors)
+            vector = lambda text: table.doc_vector(nlp.make_doc(text)) if text else None  # noqa: E731
+            for doc, (question, previous) in zip(self.docs, contexts):
+                doc._.set(CONTEXT_EXTENSION, (vector(question), vector(previous)))
         self.rule_codes = [code.id for code in codebook.suggestible()]
         self.rules = [{s.code: s.confidence for s in suggestions_from_doc(doc)} for doc in self.docs]
         self.codes = list(labels)
@@ -185,7 +212,7 @@ class Dataset:
 
     def fit(self, reviewed: list[int], seed: int, *, use_rules: bool = True):
         return fit_models([self.docs[i] for i in reviewed], {c: [self.labels[c][i] for i in reviewed] for c in self.codes},
-                          rule_codes=self.rule_codes, seed=seed, use_rules=use_rules, vectors=self.vectors)
+                          rule_codes=self.rule_codes, seed=seed, use_rules=use_rules, vectors=self.vectors, context=self.context)
 
     def machine(self, models, units: list[int]) -> dict[str, list[int]]:
         """The machine's yes/no per code on ``units``: what review would show as suggested."""
@@ -209,9 +236,10 @@ def review_order(data: Dataset, fraction: float, order: str, split: int) -> list
     generator = random.Random(split)
     generator.shuffle(units)
     target = int(round(fraction * len(units)))
-    if order == "random":
+    if order == "random" or (order == "switch" and fraction <= SWITCH_AT):
         return units[:target]
-    reviewed = units[: max(1, int(round(SEED_FRACTION * len(units))))]
+    start = SWITCH_AT if order == "switch" else SEED_FRACTION
+    reviewed = units[: max(1, int(round(start * len(units))))]
     batch = max(1, int(round(BATCH_FRACTION * len(units))))
     while len(reviewed) < target:
         chosen = set(reviewed)
@@ -227,6 +255,8 @@ def run_dataset(data: Dataset, splits: int, orders: tuple[str, ...] = ORDERS) ->
     results: dict = {}
     for fraction in FRACTIONS:
         for order in orders:
+            if order == "switch" and fraction <= SWITCH_AT:
+                continue  # the same units as random
             unreviewed_kappas, corpus_kappas = [], []
             per_code: dict[str, list[float]] = {code: [] for code in data.codes}
             for split in range(splits):
@@ -288,18 +318,25 @@ def calibration(data: Dataset, splits: int) -> dict[str, tuple[float, float]]:
     return found
 
 
-def print_results(data: Dataset, results: dict, calibrated: dict, splits: int, baseline: dict) -> None:
+def print_paired(title: str, results: dict, other: dict, label: str) -> None:
+    print(title)
+    for (fraction, order), (unreviewed, corpus, _codes) in other.items():
+        ratio = statistics.mean(results[(fraction, order)][0]) / (statistics.mean(unreviewed) or 1.0)
+        gains = [a - b for a, b in zip(results[(fraction, order)][0], unreviewed)]
+        print(f"{int(fraction * 100):>8}% {order:>7} | {mean_se(unreviewed):>18} | {mean_se(corpus):>15}   {label}: x{ratio:.3f} "
+              f"(paired gain {mean_se(gains)})")
+
+
+def print_results(data: Dataset, results: dict, calibrated: dict, splits: int, baseline: dict, with_context: dict) -> None:
     positives = {code: sum(values) for code, values in data.labels.items()}
     print(f"\n## {data.name}: {len(data.texts)} units, {len(data.codes)} codes; {splits} splits, mean ± standard error")
     print(f"{'reviewed':>9} {'order':>7} | {'kappa, unreviewed':>18} | {'corpus kappa':>15}")
     for (fraction, order), (unreviewed, corpus, _codes) in results.items():
         print(f"{int(fraction * 100):>8}% {order:>7} | {mean_se(unreviewed):>18} | {mean_se(corpus):>15}")
-    print("Baseline in this run, the same splits without sentence vectors (vectors: none), random order:")
-    for (fraction, order), (unreviewed, corpus, _codes) in baseline.items():
-        ratio = statistics.mean(results[(fraction, order)][0]) / (statistics.mean(unreviewed) or 1.0)
-        gain = statistics.mean(a - b for a, b in zip(results[(fraction, order)][0], unreviewed))
-        print(f"{int(fraction * 100):>8}% {order:>7} | {mean_se(unreviewed):>18} | {mean_se(corpus):>15}   with vectors: x{ratio:.3f} "
-              f"(paired gain {gain:+.3f})")
+    print_paired("Baseline in this run, the same splits without sentence vectors (vectors: none), random order:",
+                 results, baseline, "with vectors")
+    print_paired("The same splits with context (context: both; the shipped default is none), random order; "
+                 "gain of the default over it:", results, with_context, "without context")
     print("Per-code kappa on the unreviewed units at 50% (random / active; positives in brackets):")
     for code in data.codes:
         print(f"  {code[:30] + f' ({positives[code]})':<36} {results[(0.5, 'random')][2][code]:6.3f} / {results[(0.5, 'active')][2][code]:6.3f}")
@@ -349,13 +386,14 @@ def main() -> None:
                "theme": lambda: ("Scrum interviews, human `theme`", *load_scrum("theme", 1)),
                "code_1": lambda: ("Scrum interviews, human `code_1` (values on >= 10 chunks)", *load_scrum("code_1", 10))}
     for key in args.datasets.split(","):
-        name, texts, labels, codebook = loaders[key]()
+        name, texts, labels, codebook, contexts = loaders[key]()
         data = Dataset(name, texts, labels, codebook)
         began = time.perf_counter()
         results = run_dataset(data, args.splits)
         calibrated = calibration(data, args.splits)
         baseline = run_dataset(Dataset(name, texts, labels, codebook, vectors=VectorModel.NONE), args.splits, ("random",))
-        print_results(data, results, calibrated, args.splits, baseline)
+        with_context = run_dataset(Dataset(name, texts, labels, codebook, contexts=contexts), args.splits, ("random",))
+        print_results(data, results, calibrated, args.splits, baseline, with_context)
         print(f"({time.perf_counter() - began:.0f} s)", flush=True)
     print("\nReference (published, not measured here): GPT-4 reached kappa >= 0.6 on 8 of 9 Du Bois codes (Dunivin 2024).")
     training_speed()

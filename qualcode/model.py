@@ -25,7 +25,7 @@ from qualcode.errors import ProjectError
 from qualcode.pipeline import suggestions_from_doc
 from qualcode.statistics import kappa_or_zero, precision_recall_f1
 from qualcode.suggestion import SUGGEST_THRESHOLD, Suggestion
-from qualcode.vocabulary import Source, VectorModel
+from qualcode.vocabulary import ContextFeatures, Source, VectorModel
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -38,6 +38,9 @@ RULE_FEATURE_SCALE = 3.0
 # The sentence-vector block's weight against the TF-IDF block: one fixed, strong regularisation for the dense block
 # (tuning it per code by cross-validation on a handful of positives overfits), chosen on benchmarks/quality.py.
 VECTOR_FEATURE_SCALE = 1.0
+# A neighbour's vector (the question, the previous segment) counts half as much as the segment's own: context should
+# tip a doubtful case, not code a segment for what was said around it.
+CONTEXT_FEATURE_SCALE = 0.5
 C_GRID = (0.5, 2.0, 8.0)
 CURVE_SHARES = (0.5, 0.75)  # of the examples, for each model's learning curve
 CURVE_MARGIN = 0.05  # "near the plateau": within this much kappa of where the learning curve levels off
@@ -114,9 +117,11 @@ class ModelSet:
     rules_better: dict[str, tuple[float, float]] = field(default_factory=dict)
     feature_version: str = FEATURE_VERSION
     sentence_vectors: VectorModel = VectorModel.NONE
+    context: ContextFeatures = ContextFeatures.NONE
 
     def features(self, docs: Sequence["Doc"], variant: str = "stacked") -> Any:
-        return _features(docs, self.vectorizer, self.rule_codes if variant == "stacked" else [], self.use_vectors, self.sentence_vectors)
+        return _features(docs, self.vectorizer, self.rule_codes if variant == "stacked" else [], self.use_vectors,
+                         self.sentence_vectors, self.context)
 
     def probabilities(self, docs: Sequence["Doc"]) -> dict[str, list[float]]:
         if not docs or not self.models:
@@ -140,6 +145,7 @@ class ModelSet:
             "examples": self.examples,
             "feature_version": self.feature_version,
             "sentence_vectors": self.sentence_vectors.value,
+            "context": self.context.value,
             "codes": {code: _model_summary(m) for code, m in self.models.items()},
             "too_few_examples": {code: {"positives": p, "negatives": n} for code, (p, n) in self.skipped.items()},
             "rules_better": {code: {"rules_kappa": r, "model_cv_kappa": m} for code, (r, m) in self.rules_better.items()},
@@ -165,6 +171,7 @@ class ModelSet:
             "rules_better": self.rules_better,
             "feature_version": self.feature_version,
             "sentence_vectors": self.sentence_vectors.value,
+            "context": self.context.value,
             "codes": [
                 {"code": m.code, "intercept": m.intercept, "positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1,
                  "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant, "calibration": list(m.calibration),
@@ -208,6 +215,8 @@ class ModelSet:
                         _calibration(entry.get("calibration", (1.0, 0.0))),
                         [(int(n), float(k)) for n, k in entry.get("curve", [])],
                     )
+                sentence_vectors = VectorModel(meta.get("sentence_vectors", VectorModel.NONE.value))
+                context = ContextFeatures(meta.get("context", ContextFeatures.NONE.value))
         except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
             raise ProjectError(
                 f"model run {run} cannot be read ({exc})",
@@ -217,7 +226,7 @@ class ModelSet:
             vectorizer, list(meta["rule_codes"]), bool(meta["use_vectors"]), models, int(meta["examples"]), str(meta["trained_at"]),
             int(meta["seed"]), {code: (int(value[0]), int(value[1])) for code, value in meta["skipped"].items()},
             {code: (float(value[0]), float(value[1])) for code, value in meta["rules_better"].items()},
-            str(meta["feature_version"]), VectorModel(meta.get("sentence_vectors", VectorModel.NONE.value)),
+            str(meta["feature_version"]), sentence_vectors, context,
         )
 
 
@@ -247,7 +256,7 @@ def _rule_matrix(docs: Sequence["Doc"], rule_codes: list[str]) -> Any:
 
 
 def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use_vectors: bool,
-              sentence_vectors: VectorModel = VectorModel.NONE) -> Any:
+              sentence_vectors: VectorModel = VectorModel.NONE, context: ContextFeatures = ContextFeatures.NONE) -> Any:
     import numpy as np
     from scipy.sparse import csr_matrix, hstack
 
@@ -259,6 +268,10 @@ def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use
         from qualcode.vectors import doc_vectors
 
         parts.append(csr_matrix(doc_vectors(docs, sentence_vectors) * VECTOR_FEATURE_SCALE))
+        if context != ContextFeatures.NONE:
+            from qualcode.vectors import context_matrix
+
+            parts.append(csr_matrix(context_matrix(docs, sentence_vectors, context) * CONTEXT_FEATURE_SCALE))
     return hstack(parts).tocsr()
 
 
@@ -271,6 +284,7 @@ def fit_models(
     seed: int = 0,
     use_rules: bool = True,
     vectors: VectorModel = VectorModel.NONE,
+    context: ContextFeatures = ContextFeatures.NONE,
 ) -> ModelSet:
     """Fit one model per code. ``labels[code][i]`` is 1, 0 or None (unknown) for ``docs[i]``.
 
@@ -278,7 +292,8 @@ def fit_models(
     features (lemma n-grams, or those plus every code's rule confidence), C from a small
     grid, and the probability threshold that gives the best kappa. With ``use_rules``, a
     code whose rules agree with the decisions at least as well as the cross-validated model
-    keeps its rules. With ``vectors``, each segment's sentence vector joins the features. Deterministic for a fixed seed.
+    keeps its rules. With ``vectors``, each segment's sentence vector joins the features, and with ``context`` its
+    neighbours' vectors (``doc._.qc_context``), down-weighted. Deterministic for a fixed seed.
     """
     import numpy as np
     from sklearn.model_selection import cross_val_predict
@@ -287,9 +302,11 @@ def fit_models(
     texts = [feature_text(docs[i]) for i in labelled]
     codes_for_rules = list(rule_codes) if use_rules else []
     trained_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if vectors == VectorModel.NONE:
+        context = ContextFeatures.NONE  # neighbours are read through their vectors
     if not any(text.strip() for text in texts):
         counts = {code: (sum(1 for v in values if v == 1), sum(1 for v in values if v == 0)) for code, values in labels.items()}
-        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts, sentence_vectors=vectors)
+        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts, sentence_vectors=vectors, context=context)
     vectorizer = _vectorizer(min_df=2 if len(texts) >= 200 else 1)
     vectorizer.fit(texts)
     use_vectors = bool(docs) and docs[0].vocab.vectors.shape[0] > 0 and docs[0].vocab.vectors.shape[1] > 0
@@ -297,9 +314,9 @@ def fit_models(
     skipped: dict[str, tuple[int, int]] = {}
     rules_better: dict[str, tuple[float, float]] = {}
     labelled_docs = [docs[i] for i in labelled]
-    matrices = {"text": _features(labelled_docs, vectorizer, [], use_vectors, vectors)}
+    matrices = {"text": _features(labelled_docs, vectorizer, [], use_vectors, vectors, context)}
     if codes_for_rules:
-        matrices["stacked"] = _features(labelled_docs, vectorizer, codes_for_rules, use_vectors, vectors)
+        matrices["stacked"] = _features(labelled_docs, vectorizer, codes_for_rules, use_vectors, vectors, context)
     rule_hits = _rule_matrix(labelled_docs, list(rule_codes))
     row_of = {doc_index: row for row, doc_index in enumerate(labelled)}
     for code, values in sorted(labels.items()):
@@ -345,6 +362,7 @@ def fit_models(
         skipped=skipped,
         rules_better=rules_better,
         sentence_vectors=vectors,
+        context=context,
     )
 
 
@@ -463,9 +481,10 @@ def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: flo
 
 
 def suggest(
-    nlp: "Language", texts: Iterable[str], *, batch_size: int = 256, min_confidence: float = 0.0, models: ModelSet | None = None
+    nlp: "Language", texts: Iterable["str | Doc"], *, batch_size: int = 256, min_confidence: float = 0.0, models: ModelSet | None = None
 ) -> list[list[Suggestion]]:
-    """Suggestions for each text, in order, through ``nlp.pipe``; blended with learned models when given."""
+    """Suggestions for each text (or tokenised Doc carrying its vectors), in order, through ``nlp.pipe``; blended with
+    learned models when given."""
     results: list[list[Suggestion]] = []
     if models is None:
         for doc in nlp.pipe(texts, batch_size=batch_size):

@@ -22,6 +22,7 @@ from qualcode.codebook import Code
 from qualcode.pipeline import suggestions_from_doc
 from qualcode.planning import worker_spec
 from qualcode.project import Project
+from qualcode.vector_cache import stored_docs
 from qualcode.vocabulary import VectorModel, Verdict
 
 BATCH = 256
@@ -53,8 +54,10 @@ def cold_similarity(codes: Sequence[Code], segment_vectors: Any, vectors: Vector
     return {code.id: ranks[:, column].tolist() for column, code in enumerate(codes)}
 
 
-def uncertainty_scores(project: Project, texts: Sequence[str]) -> list[float]:
-    """How unsure the current rules and models are about each text (0: sure of every code; 1: of none)."""
+def uncertainty_scores(project: Project, texts: Sequence[str], segment_ids: Sequence[int] | None = None) -> list[float]:
+    """How unsure the current rules and models are about each text (0: sure of every code; 1: of none). With the
+    stored segments' ids (``segment_ids[i]`` holds ``texts[i]``), their vectors come from the project's cache and the
+    models read their context."""
     spec, _version = worker_spec(project, project.store)
     models = spec.models()
     trained = models.models if models is not None else {}
@@ -70,7 +73,10 @@ def uncertainty_scores(project: Project, texts: Sequence[str]) -> list[float]:
     fired: list[set[str]] = []
     vector_rows: list[Any] = []
     for start in range(0, len(texts), BATCH):
-        batch = list(nlp.pipe(texts[start : start + BATCH], batch_size=BATCH))
+        inputs: Sequence[Any] = texts[start : start + BATCH]
+        if segment_ids is not None:
+            inputs = stored_docs(project.store, nlp, project.settings, segment_ids[start : start + BATCH], inputs)
+        batch = list(nlp.pipe(inputs, batch_size=BATCH))
         for code, values in (models.probabilities(batch) if models is not None else {}).items():
             probabilities.setdefault(code, []).extend(values)
         fired.extend({suggestion.code for suggestion in suggestions_from_doc(doc)} for doc in batch)

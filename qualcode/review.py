@@ -223,7 +223,7 @@ class ReviewSession:
             return items
         from qualcode.ordering import uncertainty_scores  # the spaCy pipeline and models: only this order needs them
 
-        scores = uncertainty_scores(self.project, [item.text for item in items])
+        scores = uncertainty_scores(self.project, [item.text for item in items], [item.segment_id for item in items])
         ranked = sorted(range(len(items)), key=lambda index: -scores[index])  # stable: ties keep transcript order
         return [items[index] for index in ranked]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 DEFAULT_INTERVIEWER_LABELS = ("Interviewer", "I", "Q", "Moderator")
 
@@ -88,6 +88,22 @@ def segment_text(text: str, options: SegmentOptions = SegmentOptions()) -> list[
         speaker = match.group("label").strip()
         add(speaker, match.end(), end, speaker.casefold() not in interviewer)
     return segments
+
+
+def neighbours(segments: Sequence[Any]) -> list[tuple[int | None, int | None]]:
+    """Per segment (anything with ``codable`` and ``speaker``, in transcript order): the index of the interviewer's turn
+    before it (the last segment not to be coded that has a speaker: a preamble asks nothing) and of the respondent
+    segment before it, each None where there is none."""
+    found: list[tuple[int | None, int | None]] = []
+    question: int | None = None
+    previous: int | None = None
+    for index, segment in enumerate(segments):
+        found.append((question, previous))
+        if segment.codable:
+            previous = index
+        elif segment.speaker is not None:
+            question = index
+    return found
 
 
 def _bounded(text: str, pieces: list[tuple[int, int]]) -> Iterable[tuple[int, int]]:

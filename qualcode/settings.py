@@ -11,7 +11,7 @@ import yaml
 
 from qualcode.errors import SettingsError
 from qualcode.segmenting import DEFAULT_INTERVIEWER_LABELS, SegmentOptions
-from qualcode.vocabulary import DEFAULT_VECTORS, VectorModel
+from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel
 
 SETTINGS_FILE = "qualcode.yaml"
 
@@ -32,6 +32,9 @@ class Settings:
     learn_min_examples: int = 5  # of each class, before a code gets a model
     database: str | None = None  # a database URL; None: .qualcode/project.db in the project
     vectors: VectorModel = DEFAULT_VECTORS  # sentence vectors the models learn from as well as words; none: words alone
+    # the neighbours' sentence vectors the models read too; none by default: on the benchmark data the previous segment
+    # bought no measurable kappa (README, "How good the suggestions are")
+    context: ContextFeatures = ContextFeatures.NONE
     # CSV cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading apostrophe (OWASP's advice);
     # off for those who read the CSVs with code and want the text exactly.
     csv_formula_guard: bool = True
@@ -62,6 +65,7 @@ _SETTING_TYPES: dict[str, Any] = {
     "max_transcript_mb": int,
     "database": str,
     "vectors": VectorModel,
+    "context": ContextFeatures,
     "groups": dict,
     "csv_formula_guard": bool,
 }
@@ -93,6 +97,7 @@ def load_settings(project_dir: str | Path) -> Settings:
     if not isinstance(node, yaml.MappingNode):
         raise SettingsError("expected 'key: value' settings", path=path, line=node.start_mark.line + 1)
     values: dict[str, Any] = {}
+    context_line = 0
     for key_node, value_node in node.value:
         key = key_node.value
         line = key_node.start_mark.line + 1
@@ -102,6 +107,11 @@ def load_settings(project_dir: str | Path) -> Settings:
         if value is None:
             continue
         values[key] = _checked(key, value, path, line)
+        if key == "context":
+            context_line = line
+    if values.get("context", ContextFeatures.NONE) != ContextFeatures.NONE and values.get("vectors", DEFAULT_VECTORS) == VectorModel.NONE:
+        raise SettingsError("context is read through sentence vectors, and 'vectors' is none", path=path, line=context_line,
+                            key_path="context", fix="set 'vectors: minilm-static', or 'context: none'")
     return Settings(**values)
 
 
@@ -129,6 +139,11 @@ def _checked(key: str, value: Any, path: Path, line: int) -> Any:
         if not isinstance(value, str) or value not in choices:
             raise SettingsError(f"unknown vectors {value!r}", path=path, line=line, key_path=key, fix=f"use one of: {', '.join(choices)}")
         return VectorModel(value)
+    if expected is ContextFeatures:
+        choices = [item.value for item in ContextFeatures]
+        if not isinstance(value, str) or value not in choices:
+            raise SettingsError(f"unknown context {value!r}", path=path, line=line, key_path=key, fix=f"use one of: {', '.join(choices)}")
+        return ContextFeatures(value)
     if expected is dict:
         if not isinstance(value, dict) or not all(
             isinstance(attribute, str) and isinstance(order, list) and all(isinstance(item, (str, int, float)) for item in order)

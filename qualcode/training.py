@@ -11,6 +11,7 @@ from qualcode.model import PARAMETERS_FORMAT, fit_models
 from qualcode.pipeline import pipeline_version
 from qualcode.project import Project
 from qualcode.store import Store
+from qualcode.vector_cache import prune, stored_docs
 from qualcode.vocabulary import Verdict
 from qualcode.worker import WorkerSpec, pipeline_for, suggest_texts
 
@@ -67,9 +68,11 @@ def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResu
     segment_ids, labels, decisions = training_labels(store, codes)
     texts = {row.id: row.text for row in store.codable_segments()}
     nlp = pipeline_for(codebook, settings)
-    docs = list(nlp.pipe([texts[segment_id] for segment_id in segment_ids], batch_size=256))
+    prune(store, settings)  # once per fit: the cache keeps the vectors of the segments there are now, and no others
+    prepared = stored_docs(store, nlp, settings, segment_ids, [texts[segment_id] for segment_id in segment_ids])
+    docs = list(nlp.pipe(prepared, batch_size=256))
     models = fit_models(docs, labels, rule_codes=[code.id for code in codebook.suggestible()],
-                        min_examples=settings.learn_min_examples, seed=seed, vectors=settings.vectors)
+                        min_examples=settings.learn_min_examples, seed=seed, vectors=settings.vectors, context=settings.context)
     summary = models.summary()
     run = None
     parameters = models.to_bytes()
@@ -115,7 +118,7 @@ def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int =
     rows = store.undecided_segments()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        suggestions = suggest_texts(spec, [row.text for row in chunk])
+        suggestions = suggest_texts(spec, stored_docs(store, spec.nlp(), spec.settings, [row.id for row in chunk], [row.text for row in chunk]))
         store.replace_segment_suggestions(list(zip([row.id for row in chunk], suggestions)), pipeline_version=version)
     return len(rows)
 

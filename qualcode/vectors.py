@@ -6,27 +6,32 @@ int8 with a scale per token, 7 MB in ``qualcode/data/``. A segment's vector is t
 tokens' vectors, normalised. No transformer runs: it costs a table lookup per word, so it can
 sit in the default pipeline.
 
-``qualcode_vectors`` (registered with ``Language.factory``) writes it to ``doc._.qc_vector``.
-The table is read once per process, with NumPy's pickle-free loader.
+``qualcode_vectors`` (registered with ``Language.factory``) writes it to ``doc._.qc_vector``,
+unless the Doc arrives with one (read from the project's vector cache). ``doc._.qc_context``
+holds the vectors of a segment's neighbours (the interviewer's question, the respondent
+segment before), for projects that set ``context:``. The table is read once per process,
+with NumPy's pickle-free loader.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from qualcode.errors import PipelineError
-from qualcode.vocabulary import DEFAULT_VECTORS, VectorModel
+from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel
 
 EXTENSION = "qc_vector"
+CONTEXT_EXTENSION = "qc_context"  # (the question's vector or None, the previous respondent segment's vector or None)
 DATA = Path(__file__).resolve().parent / "data"
 MAX_WORD_CHARS = 100  # BERT's own limit: longer "words" are one unknown token
 _CACHE_LIMIT = 200_000  # distinct words remembered per process; a hostile transcript of random strings must not grow it forever
@@ -148,6 +153,38 @@ def doc_vectors(docs: Iterable[Doc], model: VectorModel) -> Any:
     return np.vstack(rows) if rows else np.zeros((0, vectors.dimensions), dtype=np.float32)
 
 
+def context_matrix(docs: Sequence[Doc], model: VectorModel, context: ContextFeatures) -> Any:
+    """One row per Doc: its question's vector and/or its previous segment's vector, side by side (zeros where it has
+    none, as a first answer has no previous segment)."""
+    dimensions = load_vectors(model).dimensions
+    wanted = [part for part, on in ((0, context.question), (1, context.previous)) if on]
+    matrix = np.zeros((len(docs), dimensions * len(wanted)), dtype=np.float32)
+    for row, doc in enumerate(docs):
+        neighbours = doc._.get(CONTEXT_EXTENSION) or (None, None)
+        for column, part in enumerate(wanted):
+            value = neighbours[part]
+            if value is not None and len(value) == dimensions:
+                matrix[row, column * dimensions : (column + 1) * dimensions] = value
+    return matrix
+
+
+def text_key(text: str) -> str:
+    """What the vector cache files a segment's vector under: a digest of its text (the text itself may be long)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def vector_bytes(vector: Any) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def vector_from_bytes(data: bytes, dimensions: int) -> Any:
+    """A cached vector, or None when the bytes cannot be one (a damaged or foreign row is computed again, never trusted)."""
+    if len(data) != 4 * dimensions:
+        return None
+    vector = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    return vector if np.isfinite(vector).all() else None
+
+
 class SentenceVectors:
     """Writes each Doc's sentence vector to ``doc._.qc_vector``."""
 
@@ -156,12 +193,14 @@ class SentenceVectors:
         self.vectors = load_vectors(VectorModel(model))
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.set(EXTENSION, self.vectors.doc_vector(doc))
+        if doc._.get(EXTENSION) is None:  # a Doc made with its cached vector keeps it
+            doc._.set(EXTENSION, self.vectors.doc_vector(doc))
         return doc
 
 
-if not Doc.has_extension(EXTENSION):
-    Doc.set_extension(EXTENSION, default=None)
+for _name in (EXTENSION, CONTEXT_EXTENSION):
+    if not Doc.has_extension(_name):
+        Doc.set_extension(_name, default=None)
 
 
 @Language.factory("qualcode_vectors", default_config={"model": DEFAULT_VECTORS.value})

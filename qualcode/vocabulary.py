@@ -80,3 +80,20 @@ class VectorModel(StrEnum):
 
 
 DEFAULT_VECTORS = VectorModel.MINILM_STATIC
+
+
+class ContextFeatures(StrEnum):
+    """Which neighbours of a segment the models also read, as down-weighted sentence vectors (``context:``)."""
+
+    NONE = "none"
+    QUESTION = "question"  # the interviewer's turn before the segment
+    PREVIOUS = "previous"  # the respondent segment before it
+    BOTH = "both"
+
+    @property
+    def question(self) -> bool:
+        return self in (ContextFeatures.QUESTION, ContextFeatures.BOTH)
+
+    @property
+    def previous(self) -> bool:
+        return self in (ContextFeatures.PREVIOUS, ContextFeatures.BOTH)

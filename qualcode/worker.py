@@ -13,18 +13,21 @@ import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from qualcode.codebook import Codebook, fingerprint, parse_codebook
 from qualcode.errors import TranscriptError
 from qualcode.model import ModelSet, suggest
 from qualcode.pipeline import build_pipeline
+from qualcode.segmenting import neighbours
 from qualcode.settings import Settings
 from qualcode.suggestion import Suggestion
 from qualcode.transcripts import Transcript, read_transcript
+from qualcode.vocabulary import ContextFeatures, VectorModel
 
 if TYPE_CHECKING:
     from spacy.language import Language
+    from spacy.tokens import Doc
 
 # Pipelines built in this process, by (codebook fingerprint, pipeline name, language, vectors).
 _PIPELINES: dict[tuple[str, str | None, str, str], "Language"] = {}
@@ -101,8 +104,8 @@ def process_file(spec: WorkerSpec, path: Path) -> FileResult:
     """Read, segment and suggest one transcript file."""
     try:
         transcript = read_transcript(path, spec.settings.segment_options)
-        texts = [segment.text for segment in transcript.segments if segment.codable]
-        suggestions = suggest(spec.nlp(), texts, min_confidence=spec.settings.min_confidence, models=spec.models())
+        suggestions = suggest(spec.nlp(), codable_inputs(spec, transcript), min_confidence=spec.settings.min_confidence,
+                              models=spec.models())
     except TranscriptError as exc:
         return FileResult(path, error=str(exc))
     except (ValueError, LookupError, TypeError, OSError, RecursionError, MemoryError) as exc:
@@ -112,9 +115,35 @@ def process_file(spec: WorkerSpec, path: Path) -> FileResult:
     return FileResult(path, transcript, suggestions)
 
 
-def suggest_texts(spec: WorkerSpec, texts: list[str]) -> list[list[Suggestion]]:
-    """Suggestions for already stored segment texts (re-suggesting after a codebook or model change)."""
-    return suggest(spec.nlp(), texts, min_confidence=spec.settings.min_confidence, models=spec.models())
+def codable_inputs(spec: WorkerSpec, transcript: Transcript) -> Iterator["str | Doc"]:
+    """What the pipeline reads for each segment to be coded: its text, or, when the models read context, a Doc that
+    carries its own vector and its neighbours' (the interviewer's question, the respondent segment before)."""
+    segments = transcript.segments
+    settings = spec.settings
+    if settings.context == ContextFeatures.NONE or settings.vectors == VectorModel.NONE:
+        yield from (segment.text for segment in segments if segment.codable)
+        return
+    from qualcode.vectors import CONTEXT_EXTENSION, EXTENSION, load_vectors
+
+    nlp, table = spec.nlp(), load_vectors(settings.vectors)
+    around = neighbours(segments)
+    needed = {index for index, segment in enumerate(segments) if segment.codable}
+    needed |= {other for index in needed for other in around[index] if other is not None}
+    vectors = {index: table.doc_vector(nlp.make_doc(segments[index].text)) for index in sorted(needed)}
+    for index, segment in enumerate(segments):
+        if segment.codable:
+            question, previous = around[index]
+            doc = nlp.make_doc(segment.text)
+            doc._.set(EXTENSION, vectors[index])
+            doc._.set(CONTEXT_EXTENSION, (vectors.get(question) if question is not None else None,
+                                          vectors.get(previous) if previous is not None else None))
+            yield doc
+
+
+def suggest_texts(spec: WorkerSpec, inputs: "Sequence[str | Doc]") -> list[list[Suggestion]]:
+    """Suggestions for already stored segments (re-suggesting after a codebook or model change): their texts, or Docs
+    made by ``vector_cache.stored_docs``."""
+    return suggest(spec.nlp(), inputs, min_confidence=spec.settings.min_confidence, models=spec.models())
 
 
 def warm(spec: WorkerSpec) -> Any:

@@ -120,3 +120,126 @@ def test_cold_codes_are_ranked_by_their_codebook_text(table, tmp_path):
     write(tmp_path / "qualcode.yaml", "vectors: none\n")
     with Project.open(tmp_path) as opened:
         assert uncertainty_scores(opened, texts) == [0.0, 0.0, 0.0]  # no rules, no models, no vectors: nothing to go by
+
+
+# -- the vector cache and context (the question, the answer before) ----------------------------------------------
+
+TIME_QUESTIONS = ["Did the timescale slow things down?", "Was the deadline too tight?", "How long did the decisions take?",
+                  "Were you given enough time to apply?", "Did the schedule slip?", "Was the timetable realistic?",
+                  "How quickly did the partnership start?", "Did the waiting hold you back?"]
+MONEY_QUESTIONS = ["Was the funding enough?", "How did the budget work out?", "Who paid for the staff?",
+                   "Did the grant cover your costs?", "Were the finances sound?", "How much money did you get?",
+                   "Was the contract value fair?", "Did donations help?"]
+ANSWERS = ["Yes, very much so.", "It really was, yes.", "I would say so.", "Absolutely, without a doubt.",
+           "Not really, no.", "Hard to say.", "Somewhat, I suppose.", "That is right.", "Oh, certainly.", "Mostly, yes.",
+           "I think so, on the whole.", "No, not at all.", "A little, maybe.", "Definitely.", "I am not sure.", "Quite a lot."]
+
+
+def interview(pairs) -> str:
+    return "".join(f"Interviewer: {question}\n\nRespondent: {answer}\n\n" for question, answer in pairs)
+
+
+def test_neighbours_are_the_question_before_and_the_answer_before():
+    from qualcode.segmenting import segment_text
+
+    segments = segment_text("Notes taken by hand.\n\nInterviewer: Why?\n\nRespondent: First.\n\nRespondent: Second.\n\n"
+                            "Interviewer: And then?\n\nRespondent: Third.\n")
+    from qualcode.segmenting import neighbours
+
+    found = neighbours(segments)
+    texts = [segment.text for segment in segments]
+    assert texts == ["Notes taken by hand.", "Why?", "First.", "Second.", "And then?", "Third."]
+    assert found[2] == (1, None)  # the preamble asks nothing, and nothing was answered before
+    assert found[3] == (1, 2) and found[5] == (4, 3)
+
+
+def test_context_needs_vectors_and_is_checked_with_its_line(tmp_path):
+    write(tmp_path / "qualcode.yaml", "vectors: none\ncontext: question\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(tmp_path)
+    assert "qualcode.yaml:2: context:" in str(raised.value) and "'vectors' is none" in str(raised.value)
+    write(tmp_path / "qualcode.yaml", "context: answers\n")
+    with pytest.raises(SettingsError, match="unknown context 'answers'"):
+        load_settings(tmp_path)
+    write(tmp_path / "qualcode.yaml", "context: both\n")
+    assert load_settings(tmp_path).context.question and load_settings(tmp_path).context.previous
+
+
+def context_project(tmp_path, context: str):
+    """Eight interviews whose answers say nothing by themselves: what they are about is in the question."""
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: timescale\n    label: Timescale\n    description: Delays and deadlines.\n"
+                                      "    manual: true\n")
+    write(tmp_path / "qualcode.yaml", f"context: {context}\nlearn_min_examples: 3\nretrain_after: 0\n")
+    for number in range(8):
+        pairs = [(TIME_QUESTIONS[number], ANSWERS[2 * number]), (MONEY_QUESTIONS[number], ANSWERS[2 * number + 1])]
+        write(tmp_path / "transcripts" / f"lead-{number:02d}.txt", interview(pairs))
+    # a topic guide asks the same questions in every interview
+    write(tmp_path / "transcripts" / "new-01.txt", interview([("Was the deadline too tight?", "Indeed."),
+                                                              ("Was the funding enough?", "Indeed.")]))
+    call(code, tmp_path)
+    with open_store(tmp_path) as store:
+        for number in range(8):
+            time_answer, money_answer = store.codable_segments(f"lead-{number:02d}")
+            store.record([Entry(time_answer.id, "timescale", "added"), Entry(time_answer.id, None, "reviewed"),
+                          Entry(money_answer.id, None, "reviewed")], coder="ann")
+
+
+def new_scores(tmp_path, transcript_id: str = "new-01") -> tuple[list[float], list[float]]:
+    """The model's scores for a stored interview's answers, read as re-scoring reads them, and as importing does."""
+    from qualcode.planning import worker_spec
+    from qualcode.transcripts import read_transcript
+    from qualcode.vector_cache import stored_docs
+    from qualcode.worker import codable_inputs
+
+    with Project.open(tmp_path) as opened:
+        spec, _version = worker_spec(opened, opened.store)
+        models, nlp = spec.models(), spec.nlp()
+        rows = opened.store.codable_segments(transcript_id)
+        stored = list(nlp.pipe(stored_docs(opened.store, nlp, opened.settings, [row.id for row in rows], [row.text for row in rows])))
+        transcript = read_transcript(tmp_path / "transcripts" / f"{transcript_id}.txt", opened.settings.segment_options)
+        imported = list(nlp.pipe(codable_inputs(spec, transcript)))
+        return models.probabilities(stored)["timescale"], models.probabilities(imported)["timescale"]
+
+
+def test_the_question_teaches_what_an_answer_alone_cannot(tmp_path):
+    from qualcode.training import train
+
+    context_project(tmp_path, "question")
+    result = call(train, tmp_path)
+    assert "timescale" in result.models and result.models["timescale"]["cv_kappa"] > 0.5
+    # The same word, "Indeed.", scored for the question it answers: higher after the deadline than after the funding.
+    stored, imported = new_scores(tmp_path)
+    assert stored[0] > stored[1] + 0.1
+    # Importing reads the questions as re-scoring does: the worker's Docs score the same.
+    assert imported == pytest.approx(stored, abs=1e-9)
+
+
+def test_without_context_the_same_answer_gets_the_same_score(tmp_path):
+    from qualcode.training import train
+
+    context_project(tmp_path, "none")
+    call(train, tmp_path)
+    stored, imported = new_scores(tmp_path)
+    assert stored[0] == pytest.approx(stored[1], abs=1e-12) and imported == pytest.approx(stored, abs=1e-9)
+
+
+def test_vectors_are_cached_by_text_and_model_and_a_bad_row_is_computed_again(tmp_path):
+    from qualcode.training import train
+    from qualcode.vectors import text_key, vector_bytes
+
+    context_project(tmp_path, "both")
+    call(train, tmp_path)
+    table = load_vectors(VectorModel.MINILM_STATIC)
+    with open_store(tmp_path) as store:
+        texts = {row.text for transcript in store.transcripts() for row in store.segments(transcript)}
+        cached = store.cached_vectors(table.model_id, [text_key(text) for text in texts])
+        # every segment trained on or re-scored, and every question before one, is filed once per text
+        assert len(cached) == len(texts)  # 33 texts in 36 segments: new-01 repeats two questions and one answer
+        nlp = build_pipeline(parse_codebook(CODEBOOK), vectors=VectorModel.NONE)
+        answer = "Yes, very much so."
+        assert cached[text_key(answer)] == vector_bytes(table.doc_vector(nlp.make_doc(answer)))
+        store.save_vectors(table.model_id, [(text_key(answer), b"\x00" * 7), ("0" * 32, b"stale")])
+    call(train, tmp_path)
+    with open_store(tmp_path) as store:
+        again = store.cached_vectors(table.model_id, [text_key(answer), "0" * 32])
+    assert again == {text_key(answer): cached[text_key(answer)]}  # recomputed and filed again; the stray row pruned

@@ -50,6 +50,7 @@ _SEGMENT_COLUMNS = 'id, transcript_id, position, speaker, start, "end", text, co
 _DECISION_COLUMNS = "id, segment_id, code, verdict, coder, method, note, undoes, batch, created_at"
 _INSERT_SUGGESTION = ("INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_IN_CHUNK = 500  # values in one IN (...) list: under SQLite's and psycopg's parameter limits
 _APPLIED = tuple(verdict.value for verdict in Verdict if verdict.applies)
 _LEARNED_FROM = (Verdict.ACCEPTED.value, Verdict.REJECTED.value, Verdict.ADDED.value, Mark.REVIEWED.value)
 # Every table a project holds, in an order that satisfies its foreign keys, with the column that orders its rows.
@@ -890,6 +891,58 @@ class Store:
                 self._many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
                            ([self.dialect.binary(value) if isinstance(value, bytes) else value for value in row] for row in rows))
             self.dialect.continue_numbering(self.db, NUMBERED_TABLES)
+
+    # -- the sentence-vector cache --------------------------------------------------------
+
+    @_operation
+    def cached_vectors(self, model: str, keys: Sequence[str]) -> dict[str, bytes]:
+        """The cached vectors of ``model`` among ``keys`` (text digests), as stored bytes; missing keys are left out."""
+        found: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for key, vector in self._q(f"SELECT text_hash, vector FROM segment_vectors WHERE model = ? AND text_hash IN ({marks})",
+                                       (model, *chunk)).fetchall():
+                found[key] = bytes(vector)
+        return found
+
+    @_operation
+    def save_vectors(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        """File vectors under their text digests (a row already there is replaced: it may have been unreadable)."""
+        if self.read_only or not rows:
+            return
+        with self.transaction():
+            self._many("INSERT INTO segment_vectors (model, text_hash, vector) VALUES (?, ?, ?) "
+                       "ON CONFLICT (model, text_hash) DO UPDATE SET vector = excluded.vector",
+                       ((model, key, self.dialect.binary(vector)) for key, vector in rows))
+
+    @_operation
+    def prune_vectors(self, model: str, keep: Iterable[str]) -> int:
+        """Drop cached vectors of other models, and of texts not in ``keep`` (segments since re-imported); how many went."""
+        if self.read_only:
+            return 0
+        wanted = set(keep)
+        with self.transaction():
+            dropped = int(self._one("SELECT COUNT(*) FROM segment_vectors WHERE model != ?", (model,)))
+            self._q("DELETE FROM segment_vectors WHERE model != ?", (model,))
+            stale = [key for (key,) in self._q("SELECT text_hash FROM segment_vectors WHERE model = ?", (model,)).fetchall()
+                     if key not in wanted]
+            for start in range(0, len(stale), _IN_CHUNK):
+                chunk = stale[start : start + _IN_CHUNK]
+                self._q(f"DELETE FROM segment_vectors WHERE model = ? AND text_hash IN ({', '.join('?' * len(chunk))})", (model, *chunk))
+        return dropped + len(stale)
+
+    @_operation
+    def segment_transcripts(self, segment_ids: Sequence[int]) -> dict[int, str]:
+        """Which transcript each of ``segment_ids`` belongs to."""
+        found: dict[int, str] = {}
+        unique = list(dict.fromkeys(segment_ids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            rows = self._q(f"SELECT id, transcript_id FROM segments WHERE id IN ({', '.join('?' * len(chunk))})", chunk).fetchall()
+            found.update((int(segment_id), transcript_id) for segment_id, transcript_id in rows)
+        return found
 
     # -- learned models ---------------------------------------------------------------
 

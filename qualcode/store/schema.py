@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Mapping, Union
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Statement = Union[str, Mapping[str, Union[str, None]]]
 
@@ -111,6 +111,18 @@ MIGRATIONS: list[list[Statement]] = [
     # code's own cross-validated threshold) is kept beside it; NULL in rows from before: confidence >= 0.5 or rules.
     [
         "ALTER TABLE suggestions ADD COLUMN applies INTEGER",
+    ],
+    # 5: a cache of sentence vectors, filed by the vector model and a digest of the segment's text, so training,
+    # re-scoring and the active review order do not compute them again, and a segment's neighbours (its question, the
+    # answer before) are read rather than recomputed. Little-endian float32, never unpickled; a row that is not a
+    # vector is computed again. Not part of a `db copy`: a cache refills itself.
+    [
+        """CREATE TABLE segment_vectors (
+            model TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            vector {blob} NOT NULL,
+            PRIMARY KEY (model, text_hash)
+        )""",
     ],
 ]
 
