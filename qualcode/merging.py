@@ -9,8 +9,8 @@ from qualcode.planning import CodeResult, Job, ProgressCallback, Skipped
 from qualcode.project import Project
 from qualcode.store import Store
 from qualcode.training import rescore_undecided
-from qualcode.vector_cache import stored_docs
 from qualcode.transcripts import METADATA_FILE, Transcript, merge_metadata
+from qualcode.vector_cache import stored_docs
 from qualcode.worker import FileResult, WorkerSpec, suggest_texts
 
 MERGE_CHUNK = 200  # new transcripts per transaction

@@ -29,7 +29,7 @@ def cached_vectors(store: Store, nlp: "Language", model: VectorModel, texts: Seq
     vectors: list[Any] = []
     fresh: dict[str, bytes] = {}
     for key, text in zip(keys, texts):
-        raw = stored.get(key)
+        raw = stored.get(key) or fresh.get(key)  # a text met twice in one call is computed once
         vector = vector_from_bytes(raw, table.dimensions) if raw is not None else None
         if vector is None:
             vector = table.doc_vector(nlp.make_doc(text))
@@ -69,8 +69,9 @@ def stored_contexts(store: Store, nlp: "Language", settings: Settings, segment_i
     vectors = dict(zip(texts, cached_vectors(store, nlp, settings.vectors, texts)))
     found = []
     for segment_id in segment_ids:
-        question, previous = around.get(segment_id, (None, None))
-        found.append((vectors.get(question) if question is not None else None, vectors.get(previous) if previous is not None else None))
+        question_text, previous_text = around.get(segment_id, (None, None))
+        found.append((vectors.get(question_text) if question_text is not None else None,
+                      vectors.get(previous_text) if previous_text is not None else None))
     return found
 
 

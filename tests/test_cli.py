@@ -44,6 +44,15 @@ def test_every_command_is_in_the_readme(command):
     assert f"qualcode {command}" in readme, f"'qualcode {command}' is not documented in README.md"
 
 
+def test_every_setting_is_in_the_readme_settings_block():
+    from qualcode.settings import _SETTING_TYPES
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Settings (`qualcode.yaml`, optional)", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    keys = {line.split(":", 1)[0] for line in block.splitlines() if line and not line.startswith(" ")}
+    assert set(_SETTING_TYPES) - keys == set(), "settings missing from README's qualcode.yaml block"
+
+
 def test_version_comes_from_the_package_metadata():
     from importlib.metadata import version
 
@@ -165,6 +174,18 @@ def test_review_with_piped_keys_prints_screens_and_a_closing_line(review_project
             ("timescale", "accepted"),
             ("sustainability", "rejected"),
         ]
+
+
+def test_review_turns_active_by_itself_once_a_fifth_is_reviewed_and_says_so(review_project):
+    first = runner.invoke(app, ["review", "--project", str(review_project), "--coder", "ann", "--plain"], input="a\nq", env={"NO_COLOR": "1"})
+    assert first.exit_code == 0 and "Order:" not in first.output  # transcript order, as before: nothing to say
+    again = runner.invoke(app, ["review", "--project", str(review_project), "--coder", "bob", "--plain"], input="q", env={"NO_COLOR": "1"})
+    assert again.exit_code == 0
+    assert ("Order: active, the segments the models are least sure of first (1 of the project's 4 segments reviewed; from 20% "
+            "on, this order teaches them most). --order transcript reads in transcript order.") in " ".join(again.output.split())
+    asked = runner.invoke(app, ["review", "--project", str(review_project), "--coder", "bob", "--plain", "--order", "transcript"],
+                          input="q", env={"NO_COLOR": "1"})
+    assert asked.exit_code == 0 and "Order:" not in asked.output and "segment 1/2 of lead-01" in asked.output
 
 
 def test_review_accept_above_and_status(review_project):

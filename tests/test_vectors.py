@@ -223,7 +223,7 @@ def test_without_context_the_same_answer_gets_the_same_score(tmp_path):
     assert stored[0] == pytest.approx(stored[1], abs=1e-12) and imported == pytest.approx(stored, abs=1e-9)
 
 
-def test_vectors_are_cached_by_text_and_model_and_a_bad_row_is_computed_again(tmp_path):
+def test_vectors_are_cached_by_text_and_model_and_a_bad_row_is_computed_again(tmp_path, backend):
     from qualcode.training import train
     from qualcode.vectors import text_key, vector_bytes
 

@@ -190,10 +190,11 @@ def _choose_code(session: "ReviewSession", keys: KeyReader, out: Console, intera
         candidates = matches
 
 
-def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain: bool = False, interactive: bool = True) -> str:
-    """The review loop: draw, read one key, act. Returns why it ended ('quit', 'end of input', 'interrupted')."""
+def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain: bool = False, interactive: bool = True,
+               message: str = "") -> str:
+    """The review loop: draw, read one key, act; ``message`` is shown under the first screen. Returns why it ended
+    ('quit', 'end of input', 'interrupted')."""
     widen = False
-    message = ""
     show_help = False
     while True:
         if interactive:
@@ -269,8 +270,9 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
 def review_cli(
     project: Path = ProjectOpt,
     coder: Optional[str] = Opt(None, "--coder", help="Your name; decisions of different coders are kept apart.", show_default="qualcode.yaml 'coder' or your user name"),
-    order: str = Opt(ReviewOrder.TRANSCRIPT.value, "--order", help=f"Queue order: {choices(ReviewOrder)} (uncertain: the suggestion nearest 0.5 first; active: the segments the "
-                     "rules and models are least sure of across all codes first, where a decision teaches most)."),
+    order: Optional[str] = Opt(None, "--order", help=f"Queue order: {choices(ReviewOrder)} (uncertain: the suggestion nearest 0.5 first; active: the segments the "
+                     "rules and models are least sure of across all codes first, where a decision teaches most).",
+                     show_default="transcript, then active once a fifth of the segments are reviewed"),
     code: Optional[str] = Opt(None, "--code", help="Only segments with a suggestion of this code (or its children)."),
     transcript: Optional[str] = Opt(None, "--transcript", help="Only this transcript."),
     role: Optional[str] = Opt(None, "--role", help="Only transcripts whose role is this (lead, partner, ...)."),
@@ -289,21 +291,24 @@ def review_cli(
     Example: qualcode review --coder ann --role lead --order uncertain
     """
     from qualcode.project import Project
-    from qualcode.review import ReviewFilter, ReviewSession, accept_above
+    from qualcode.review import ReviewFilter, ReviewSession, accept_above, default_order
     from qualcode.settings import default_coder
     from qualcode.training import maybe_retrain
 
     if accept_above_threshold is not None:
         with Project.open(project) as opened:
             coder = coder or default_coder(opened.settings)
-            filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all, order=order)
+            filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all,
+                                   order=order or ReviewOrder.TRANSCRIPT)
             count = accept_above(opened, coder=coder, threshold=accept_above_threshold, filters=filters)
         console.print(f"Accepted {count} suggestions at or above {accept_above_threshold:g} as {escape(coder)} (batch).")
         return
     # Keys are taken over before the project opens, so that keys typed while it does are neither echoed nor lost.
     with keys_for() as keys, Project.open(project) as opened:
         coder = coder or default_coder(opened.settings)
-        filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all, order=order)
+        chosen = default_order(opened) if order is None else None
+        filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all,
+                               order=chosen.order if chosen is not None else (order or ReviewOrder.TRANSCRIPT))
         retrained = maybe_retrain(opened)
         if retrained is not None:
             console.print(f"Models refitted on {retrained.examples} reviewed segments; {retrained.rescored} undecided segments re-scored.")
@@ -316,7 +321,8 @@ def review_cli(
             return
         interactive = console.is_terminal
         screen = Console(highlight=False, no_color=plain or console.no_color, force_terminal=None if interactive else False)
-        ended = run_review(session, keys, screen, plain=plain, interactive=interactive)
+        ended = run_review(session, keys, screen, plain=plain, interactive=interactive,
+                           message=chosen.message if chosen is not None and chosen.order == ReviewOrder.ACTIVE else "")
         progress = session.progress()
         console.print(
             f"Review {ended}: {progress.session_decisions} decisions this session as {escape(coder)}; "
