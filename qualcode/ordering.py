@@ -10,7 +10,8 @@ themes, searching on for rare codes took the corpus kappa at 50% reviewed from 0
 (review refits them first once ``retrain_after`` decisions came in).
 
 `benchmarks/quality.py` measures what it buys: from the start it is mixed (it costs on the Scrum
-themes at a fifth reviewed); after a random fifth it pays on every data set there, which is why
+themes at a fifth reviewed); after a random fifth it pays on two data sets there and is level on
+the third, which is why
 review turns to it by itself from a fifth reviewed (``review.ACTIVE_AFTER``).
 """
 
