@@ -8,10 +8,9 @@ from qualcode import shards
 from qualcode.planning import CodeResult, Job, ProgressCallback, Skipped
 from qualcode.project import Project
 from qualcode.store import Store
-from qualcode.training import rescore_undecided
+from qualcode.training import rescore_undecided, suggest_stored
 from qualcode.transcripts import METADATA_FILE, Transcript, merge_metadata
-from qualcode.vector_cache import stored_docs
-from qualcode.worker import FileResult, WorkerSpec, suggest_texts
+from qualcode.worker import FileResult, WorkerSpec
 
 MERGE_CHUNK = 200  # new transcripts per transaction
 
@@ -130,7 +129,6 @@ def resuggest(store: Store, transcript_ids: list[str], spec: WorkerSpec, version
     """Recompute the suggestions of stored transcripts (the codebook or pipeline changed), one transaction each."""
     for done, transcript_id in enumerate(transcript_ids, start=1):
         rows = store.codable_segments(transcript_id)
-        suggestions = suggest_texts(spec, stored_docs(store, spec.nlp(), spec.settings, [row.id for row in rows], [row.text for row in rows]))
-        store.replace_suggestions(transcript_id, list(zip([row.id for row in rows], suggestions)), pipeline_version=version)
+        store.replace_suggestions(transcript_id, list(zip([row.id for row in rows], suggest_stored(store, spec, rows))), pipeline_version=version)
         if on_progress:
             on_progress("resuggest", done, len(transcript_ids))

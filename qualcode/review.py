@@ -366,11 +366,12 @@ class OrderChoice:
 
     @property
     def message(self) -> str:
-        share = f"{self.reviewed} of the project's {self.total} segments reviewed"
-        if self.order == ReviewOrder.ACTIVE:
-            return (f"Order: active, the segments the models are least sure of first ({share}; from {ACTIVE_AFTER:.0%} on, "
-                    "this order teaches them most). --order transcript reads in transcript order.")
-        return f"Order: transcript ({share}; from {ACTIVE_AFTER:.0%} on, review turns to --order active)."
+        """What review says under its first screen: why it chose the active order; nothing for transcript order."""
+        if self.order != ReviewOrder.ACTIVE:
+            return ""
+        return (f"Order: active, the segments the models are least sure of first ({self.reviewed} of the project's {self.total} "
+                f"segments reviewed; from {ACTIVE_AFTER:.0%} on, this order teaches them most). --order transcript reads in "
+                "transcript order.")
 
 
 def default_order(project: Project) -> OrderChoice:
@@ -378,10 +379,7 @@ def default_order(project: Project) -> OrderChoice:
     store = project.store
     current = store.segment_numbers().keys()
     total = len(current)
-    reviewed: set[int] = set()
-    for coder in store.coders():
-        reviewed.update(segment_id for segment_id, state in store.coder_states(coder).items() if state.reviewed)
-    count = len(reviewed & current)
+    count = len(store.reviewed_segments() & current)
     order = ReviewOrder.ACTIVE if total and count >= ACTIVE_AFTER * total else ReviewOrder.TRANSCRIPT
     return OrderChoice(order, count, total)
 

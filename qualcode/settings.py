@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import yaml
 
 from qualcode.errors import SettingsError
 from qualcode.segmenting import DEFAULT_INTERVIEWER_LABELS, SegmentOptions
-from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel
+from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel, choices
 
 SETTINGS_FILE = "qualcode.yaml"
 
@@ -32,8 +33,8 @@ class Settings:
     learn_min_examples: int = 5  # of each class, before a code gets a model
     database: str | None = None  # a database URL; None: .qualcode/project.db in the project
     vectors: VectorModel = DEFAULT_VECTORS  # sentence vectors the models learn from as well as words; none: words alone
-    # the neighbours' sentence vectors the models read too; none by default: on the benchmark data the previous segment
-    # bought no measurable kappa (README, "How good the suggestions are")
+    # the neighbours' sentence vectors the models read too; none by default: on the benchmark data the gain was small and
+    # mixed, +0.006 kappa on the Scrum themes, -0.010 on Du Bois (README, "Context")
     context: ContextFeatures = ContextFeatures.NONE
     # CSV cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading apostrophe (OWASP's advice);
     # off for those who read the CSVs with code and want the text exactly.
@@ -134,16 +135,10 @@ def _checked(key: str, value: Any, path: Path, line: int) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise SettingsError(f"expected a whole number of at least {minimum}", path=path, line=line, key_path=key)
         return value
-    if expected is VectorModel:
-        choices = [model.value for model in VectorModel]
-        if not isinstance(value, str) or value not in choices:
-            raise SettingsError(f"unknown vectors {value!r}", path=path, line=line, key_path=key, fix=f"use one of: {', '.join(choices)}")
-        return VectorModel(value)
-    if expected is ContextFeatures:
-        choices = [item.value for item in ContextFeatures]
-        if not isinstance(value, str) or value not in choices:
-            raise SettingsError(f"unknown context {value!r}", path=path, line=line, key_path=key, fix=f"use one of: {', '.join(choices)}")
-        return ContextFeatures(value)
+    if isinstance(expected, type) and issubclass(expected, StrEnum):
+        if not isinstance(value, str) or value not in {member.value for member in expected}:
+            raise SettingsError(f"unknown {key} {value!r}", path=path, line=line, key_path=key, fix=f"use one of: {choices(expected)}")
+        return expected(value)
     if expected is dict:
         if not isinstance(value, dict) or not all(
             isinstance(attribute, str) and isinstance(order, list) and all(isinstance(item, (str, int, float)) for item in order)

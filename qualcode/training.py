@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from qualcode.model import PARAMETERS_FORMAT, fit_models
 from qualcode.pipeline import pipeline_version
 from qualcode.project import Project
-from qualcode.store import Store
+from qualcode.store import SegmentRow, Store
+from qualcode.suggestion import Suggestion
 from qualcode.vector_cache import prune, stored_docs
 from qualcode.vocabulary import Verdict
 from qualcode.worker import WorkerSpec, pipeline_for, suggest_texts
@@ -40,9 +41,7 @@ def training_labels(store: Store, codes: Iterable[str]) -> tuple[list[int], dict
         previous = latest.get((segment_id, code))
         if previous is None or standing.id > previous[0]:
             latest[(segment_id, code)] = (standing.id, standing.verdict)
-    reviewed: set[int] = set()
-    for coder in store.coders():
-        reviewed.update(segment_id for segment_id, state in store.coder_states(coder).items() if state.reviewed)
+    reviewed = store.reviewed_segments()
     # In transcript order, not by id: ids are the database's numbering, and cross-validation folds (so thresholds and
     # calibration) follow the order of the examples, which must not differ between SQLite and PostgreSQL.
     place = {row.id: (row.transcript_id, row.position) for row in store.codable_segments()}
@@ -118,7 +117,11 @@ def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int =
     rows = store.undecided_segments()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        suggestions = suggest_texts(spec, stored_docs(store, spec.nlp(), spec.settings, [row.id for row in chunk], [row.text for row in chunk]))
-        store.replace_segment_suggestions(list(zip([row.id for row in chunk], suggestions)), pipeline_version=version)
+        store.replace_segment_suggestions(list(zip([row.id for row in chunk], suggest_stored(store, spec, chunk))), pipeline_version=version)
     return len(rows)
+
+
+def suggest_stored(store: Store, spec: WorkerSpec, rows: Sequence[SegmentRow]) -> list[list[Suggestion]]:
+    """Suggestions for stored segments, their vectors (and context) read through the project's vector cache."""
+    return suggest_texts(spec, stored_docs(store, spec.nlp(), spec.settings, [row.id for row in rows], [row.text for row in rows]))
 

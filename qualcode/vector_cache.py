@@ -29,7 +29,7 @@ def cached_vectors(store: Store, nlp: "Language", model: VectorModel, texts: Seq
     vectors: list[Any] = []
     fresh: dict[str, bytes] = {}
     for key, text in zip(keys, texts):
-        raw = stored.get(key) or fresh.get(key)  # a text met twice in one call is computed once
+        raw = fresh.get(key) or stored.get(key)  # a text met twice in one call is computed once, even over an unsound row
         vector = vector_from_bytes(raw, table.dimensions) if raw is not None else None
         if vector is None:
             vector = table.doc_vector(nlp.make_doc(text))

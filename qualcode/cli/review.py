@@ -322,7 +322,7 @@ def review_cli(
         interactive = console.is_terminal
         screen = Console(highlight=False, no_color=plain or console.no_color, force_terminal=None if interactive else False)
         ended = run_review(session, keys, screen, plain=plain, interactive=interactive,
-                           message=chosen.message if chosen is not None and chosen.order == ReviewOrder.ACTIVE else "")
+                           message=chosen.message if chosen is not None else "")
         progress = session.progress()
         console.print(
             f"Review {ended}: {progress.session_decisions} decisions this session as {escape(coder)}; "

@@ -801,6 +801,13 @@ class Store:
                 state.methods[decision.code] = decision.method
         return states
 
+    def reviewed_segments(self) -> set[int]:
+        """The segments some coder has marked reviewed (and not undone)."""
+        reviewed: set[int] = set()
+        for coder in self.coders():
+            reviewed.update(segment_id for segment_id, state in self.coder_states(coder).items() if state.reviewed)
+        return reviewed
+
     @_operation
     def last_batch(self, coder: str) -> list[DecisionRow]:
         """The coder's most recent action that has not been undone (its decisions), or []."""
