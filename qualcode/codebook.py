@@ -483,12 +483,16 @@ class _CodebookBuilder:
             ))
 
     def check_cycles(self) -> None:
+        # Each code's ancestors are walked once: a code known to reach the root (or a reported loop) ends the walk of every
+        # code below it, so a chain of n codes costs n steps, not n squared.
         reported: set[frozenset[str]] = set()
+        settled: set[str] = set()
         for code in self.codes.values():
             seen = [code.id]
+            on_path = {code.id}
             parent = code.parent
-            while parent is not None:
-                if parent in seen:
+            while parent is not None and parent not in settled:
+                if parent in on_path:
                     loop = frozenset(seen[seen.index(parent):])
                     if loop in reported:
                         break
@@ -503,4 +507,6 @@ class _CodebookBuilder:
                     ))
                     break
                 seen.append(parent)
+                on_path.add(parent)
                 parent = self.codes[parent].parent
+            settled.update(seen)
