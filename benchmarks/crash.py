@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from throughput import build_corpus  # noqa: E402
 
+from qualcode.ingest.transcripts import read_transcript  # noqa: E402
 from qualcode.store import Store  # noqa: E402
-from qualcode.transcripts import read_transcript  # noqa: E402
 
 FOOTER = b"q:quit"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qualcode.transcripts import discover, read_transcript  # noqa: E402
+from qualcode.ingest.transcripts import discover, read_transcript  # noqa: E402
 
 
 def peak_mb(args: list[str]) -> tuple[float, float, int]:

@@ -43,11 +43,11 @@ DATA = REPO.parent / "shared" / "benchmarks" / "data"
 sys.path.insert(0, str(REPO))
 
 from qualcode.codebook import parse_codebook  # noqa: E402
-from qualcode.model import blend, fit_models  # noqa: E402
-from qualcode.ordering import cold_similarity, segment_uncertainty  # noqa: E402
-from qualcode.pipeline import build_pipeline, suggestions_from_doc  # noqa: E402
+from qualcode.review.ordering import cold_similarity, segment_uncertainty  # noqa: E402
 from qualcode.statistics import cohen_kappa  # noqa: E402
-from qualcode.vectors import CONTEXT_EXTENSION, doc_vectors, load_vectors  # noqa: E402
+from qualcode.suggest.model import blend, fit_models  # noqa: E402
+from qualcode.suggest.pipeline import build_pipeline, suggestions_from_doc  # noqa: E402
+from qualcode.suggest.vectors import CONTEXT_EXTENSION, doc_vectors, load_vectors  # noqa: E402
 from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel  # noqa: E402
 
 FRACTIONS = (0.2, 0.5)
@@ -349,7 +349,7 @@ def print_results(data: Dataset, results: dict, calibrated: dict, splits: int, b
 def training_speed() -> None:
     """Time to fit on 5,000 reviewed segments built from the sample transcripts."""
     from qualcode.codebook import load_codebook
-    from qualcode.transcripts import discover, read_transcript
+    from qualcode.ingest.transcripts import discover, read_transcript
 
     codebook = load_codebook(REPO / "codebook.yaml")
     nlp = build_pipeline(codebook)

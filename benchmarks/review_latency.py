@@ -26,9 +26,9 @@ from rich.console import Console  # noqa: E402
 from throughput import build_corpus  # noqa: E402
 
 from qualcode.cli.review import render_screen  # noqa: E402
-from qualcode.coding import code  # noqa: E402
 from qualcode.project import Project  # noqa: E402
-from qualcode.review import ReviewFilter, ReviewSession  # noqa: E402
+from qualcode.review.session import ReviewFilter, ReviewSession  # noqa: E402
+from qualcode.run.coding import code  # noqa: E402
 
 # A researcher's mix: mostly accept/reject, some toggles, skips, undos and widened context.
 KEY_CYCLE = ["a", "1", "a", "x", "2", "u", "a", "s", "1", "x", "a", "w", "a"]

@@ -35,8 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qualcode.dask_engine import DaskOptions, client_for  # noqa: E402
-from qualcode.transcripts import discover, read_transcript  # noqa: E402
+from qualcode.ingest.transcripts import discover, read_transcript  # noqa: E402
+from qualcode.run.dask_engine import DaskOptions, client_for  # noqa: E402
 
 ROLES = ("lead", "partner", "stakeholder")
 

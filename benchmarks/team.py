@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from throughput import build_corpus  # noqa: E402
 
-from qualcode.coding import code  # noqa: E402
 from qualcode.project import Project  # noqa: E402
-from qualcode.review import ReviewFilter, ReviewSession  # noqa: E402
+from qualcode.review.session import ReviewFilter, ReviewSession  # noqa: E402
+from qualcode.run.coding import code  # noqa: E402
 from qualcode.store import Store  # noqa: E402
 
 ACTIONS = "aaxa1xau"  # mostly accept/reject (each writes several rows), some toggles and undos

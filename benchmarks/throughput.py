@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qualcode.coding import code  # noqa: E402
+from qualcode.ingest.transcripts import discover, read_transcript  # noqa: E402
 from qualcode.project import Project  # noqa: E402
-from qualcode.transcripts import discover, read_transcript  # noqa: E402
+from qualcode.run.coding import code  # noqa: E402
 from qualcode.vocabulary import DEFAULT_VECTORS  # noqa: E402
 
 ROLES = ("lead", "partner", "stakeholder")
@@ -104,10 +104,10 @@ def timed(label: str, words: int, func) -> float:
 def breakdown(folder: Path, codebook_path: Path, words: int) -> None:
     """Where one process spends its time: each stage of `qualcode code` timed alone over the same files."""
     from qualcode.codebook import load_codebook
-    from qualcode.model import suggest
-    from qualcode.pipeline import build_pipeline
+    from qualcode.ingest.transcripts import file_hash
     from qualcode.store import Store
-    from qualcode.transcripts import file_hash
+    from qualcode.suggest.model import suggest
+    from qualcode.suggest.pipeline import build_pipeline
 
     files, _skipped = discover([folder])
     nlp = build_pipeline(load_codebook(codebook_path), vectors=DEFAULT_VECTORS)

@@ -31,13 +31,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from throughput import build_corpus  # noqa: E402
 
-from qualcode.coding import code  # noqa: E402
 from qualcode.project import Project  # noqa: E402
+from qualcode.run.coding import code  # noqa: E402
 from qualcode.store import Entry  # noqa: E402
-from qualcode.training import train  # noqa: E402
-from qualcode.vector_cache import cached_vectors  # noqa: E402
-from qualcode.vectors import load_vectors  # noqa: E402
-from qualcode.worker import pipeline_for  # noqa: E402
+from qualcode.suggest.spec import pipeline_for  # noqa: E402
+from qualcode.suggest.training import train  # noqa: E402
+from qualcode.suggest.vector_cache import cached_vectors  # noqa: E402
+from qualcode.suggest.vectors import load_vectors  # noqa: E402
 
 
 def distinct(folder: Path) -> None:
@@ -126,7 +126,7 @@ def main() -> None:
         context = statistics.median(timed_train(folder)[0] for _repeat in range(3))
         print(f"train, context: both:          {context:6.2f} s  x{context / warm:.3f} of the full-cache run without context")
         with Project.open(folder) as project:
-            from qualcode.vectors import text_key
+            from qualcode.suggest.vectors import text_key
 
             texts = {row.text for transcript in project.store.transcripts() for row in project.store.segments(transcript)}
             rows = project.store.cached_vectors(load_vectors(project.settings.vectors).model_id, [text_key(text) for text in texts])

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from qualcode.errors import SettingsError
-from qualcode.segmenting import DEFAULT_INTERVIEWER_LABELS, SegmentOptions
+from qualcode.ingest.segmenting import DEFAULT_INTERVIEWER_LABELS, SegmentOptions
 from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel, choices
 
 SETTINGS_FILE = "qualcode.yaml"

@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from qualcode.coding import code
 from qualcode.project import Project
+from qualcode.run.coding import code
 from qualcode.store import Entry, Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,7 +190,7 @@ def sample_project(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def sample_nlp():
     from qualcode.codebook import load_codebook
-    from qualcode.pipeline import build_pipeline
+    from qualcode.suggest.pipeline import build_pipeline
 
     return build_pipeline(load_codebook(REPO / "codebook.yaml"))
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qualcode.analysis import codings, cooccurrence, excerpts, respondent_matrix, theme_frequency
+from qualcode.analysis.counts import codings, cooccurrence, excerpts, respondent_matrix, theme_frequency
 from qualcode.errors import AnalysisError
 from qualcode.project import Project
 

@@ -96,6 +96,62 @@ def test_the_cycle_check_can_fail():
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"], ["d"]]
 
 
+# The stages, lowest first: a module may import its own stage and those below it, never one above. The folders name the
+# stages (docs/architecture.md): what every stage uses sits at the top of the package; then transcripts come in
+# (ingest), are kept (store, opened through the project), counted (analysis: `code` reports its counts too, so it sits
+# below the pipeline), suggested (suggest), run in batches (run), reviewed (review) and exchanged (exchange), with the
+# terminal (cli) above everything.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("shared nouns", ("qualcode", "qualcode.errors", "qualcode.vocabulary", "qualcode.suggestion", "qualcode.statistics")),
+    ("ingest", ("qualcode.ingest",)),
+    ("definitions", ("qualcode.codebook", "qualcode.settings")),
+    ("store", ("qualcode.store",)),
+    ("project", ("qualcode.project",)),
+    ("analysis", ("qualcode.analysis",)),
+    ("suggest", ("qualcode.suggest",)),
+    ("run", ("qualcode.run",)),
+    ("review", ("qualcode.review",)),
+    ("exchange", ("qualcode.exchange",)),
+    ("cli", ("qualcode.cli", "qualcode.__main__")),
+]
+
+
+def layer_of(name: str) -> int:
+    """The rank of a module's stage: the longest listed name it is, or lies under (the package itself only as itself)."""
+    best, rank = -1, -1
+    for index, (_stage, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (name == prefix or (prefix != "qualcode" and name.startswith(prefix + "."))) and len(prefix) > best:
+                best, rank = len(prefix), index
+    return rank
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+            for name, targets in sorted(graph.items()) for target in sorted(targets) if layer_of(target) > layer_of(name)]
+
+
+def test_every_module_belongs_to_a_stage():
+    assert [name for name in MODULES if layer_of(name) < 0] == []
+
+
+def test_no_stage_imports_a_stage_above_it():
+    assert upward_imports(GRAPH) == []
+
+
+def test_the_layer_check_can_fail():
+    assert upward_imports({"qualcode.store.x": {"qualcode.review.session"}, "qualcode.review.session": {"qualcode.store"}}) == [
+        "qualcode.store.x (store) imports qualcode.review.session (review)"]
+    assert layer_of("qualcode.storey") == -1 and layer_of("qualcode.project.starter") == layer_of("qualcode.project")
+
+
+def test_the_top_of_the_package_holds_only_the_stages_and_the_shared_nouns():
+    top = sorted(path.stem if path.is_file() else path.name for path in PACKAGE.iterdir()
+                 if (path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists())) and path.name != "__pycache__")
+    listed = {prefix.split(".")[1] for _stage, prefixes in LAYERS for prefix in prefixes if "." in prefix}
+    assert set(top) - {"__init__"} == listed
+
+
 def test_the_library_never_imports_the_cli_or_terminal_libraries_and_never_prints_or_exits():
     for name, path in MODULES.items():
         if name.startswith("qualcode.cli") or name == "qualcode.__main__":

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from qualcode.cli import app
 from qualcode.codebook import load_codebook
 from qualcode.errors import CodebookError
-from qualcode.pipeline import build_pipeline
+from qualcode.suggest.pipeline import build_pipeline
 
 BAD = REPO / "tests" / "data" / "bad"
 runner = CliRunner()

@@ -141,7 +141,7 @@ def test_codebook_not_utf8(tmp_path):
 
 
 def test_invalid_token_pattern_is_reported_at_its_line(tmp_path):
-    from qualcode.pipeline import build_pipeline
+    from qualcode.suggest.pipeline import build_pipeline
 
     codebook = parse_codebook("codes:\n  - id: a\n    patterns:\n      - [{NORM: x}]\n      - [{NOT_AN_ATTR: x}]\n", path="cb.yaml")
     with pytest.raises(CodebookError) as raised:

@@ -17,10 +17,10 @@ from conftest import REPO, call, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.coding import code, code_to_shards, import_results
-from qualcode.dask_engine import DaskOptions
 from qualcode.errors import ProjectError
 from qualcode.project import Project
+from qualcode.run.coding import code, code_to_shards, import_results
+from qualcode.run.dask_engine import DaskOptions
 
 distributed = pytest.importorskip("distributed")
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -6,9 +6,9 @@ import pytest
 from conftest import call, open_store
 from sklearn.metrics import cohen_kappa_score
 
+from qualcode.analysis.evaluation import agreement, cohen_kappa, evaluate, krippendorff_alpha_nominal, precision_recall_f1
 from qualcode.errors import EvaluationError
-from qualcode.evaluation import agreement, cohen_kappa, evaluate, krippendorff_alpha_nominal, precision_recall_f1
-from qualcode.export import export
+from qualcode.exchange.export import export
 from qualcode.store import Entry
 
 

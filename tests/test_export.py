@@ -6,8 +6,8 @@ import os
 import pytest
 from conftest import call, open_store
 
-from qualcode.coding import code
-from qualcode.export import codings_rows, export, write_atomic
+from qualcode.exchange.export import codings_rows, export, write_atomic
+from qualcode.run.coding import code
 
 
 def test_codings_reflect_each_coders_latest_decision(small_project):

@@ -15,7 +15,7 @@ from conftest import SMALL_CODEBOOK, call, old_database, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.coding import code
+from qualcode.run.coding import code
 from qualcode.store import Entry
 from qualcode.store.matching import match_segments
 from qualcode.store.schema import SCHEMA_VERSION
@@ -96,7 +96,7 @@ def test_segment_matching_keeps_order_and_trusts_only_what_it_can_tell():
 
 
 def test_unbroken_text_longer_than_spacy_takes_is_cut_into_segments_and_coded(tmp_path):
-    from qualcode.segmenting import MAX_SEGMENT_CHARS, segment_text
+    from qualcode.ingest.segmenting import MAX_SEGMENT_CHARS, segment_text
 
     text = "Interviewer: Q?\n\nRespondent: " + "a" * 1_500_000 + " the deadline " + "b" * 300_000 + "\n"
     segments = segment_text(text)
@@ -106,7 +106,7 @@ def test_unbroken_text_longer_than_spacy_takes_is_cut_into_segments_and_coded(tm
     project = _project(tmp_path, {"lead-01.txt": text, "lead-02.txt": "Respondent: " + " ".join(["word"] * 300_000) + " deadline\n"})
     result = call(code, project)
     assert sorted(result.imported) == ["lead-01", "lead-02"] and not result.skipped
-    from qualcode.export import export
+    from qualcode.exchange.export import export
 
     call(export, project, formats="xlsx", status="suggested")
     from openpyxl import load_workbook
@@ -119,7 +119,7 @@ def test_unbroken_text_longer_than_spacy_takes_is_cut_into_segments_and_coded(tm
 
 
 def _codings(pairs: list[tuple[int, str]]):
-    from qualcode.analysis import Coding
+    from qualcode.analysis.counts import Coding
 
     return [Coding(segment, "t", segment, "R", 0, 1, "x", code, "suggested", "", 0.5) for segment, code in pairs]
 
@@ -127,7 +127,7 @@ def _codings(pairs: list[tuple[int, str]]):
 def test_cooccurrence_counts_only_pairs_that_occur_and_says_what_its_bounds_leave_out():
     import random
 
-    from qualcode.analysis import cooccurrence
+    from qualcode.analysis.counts import cooccurrence
     from qualcode.codebook import parse_codebook
 
     codes = [f"c{i}" for i in range(40)]
@@ -150,8 +150,8 @@ def test_cooccurrence_counts_only_pairs_that_occur_and_says_what_its_bounds_leav
 
 
 def test_a_codebook_too_wide_for_a_sheet_still_exports_and_says_what_the_workbook_cut(tmp_path):
-    from qualcode.analysis import Table
-    from qualcode.spreadsheet import workbook_bytes
+    from qualcode.analysis.counts import Table
+    from qualcode.exchange.spreadsheet import workbook_bytes
 
     notes: list[str] = []
     columns = ["transcript", *(f"c{i}" for i in range(17_000))]
@@ -247,7 +247,7 @@ def test_a_full_disk_is_named_as_such_by_every_writing_command_and_the_database_
 
 def test_a_review_survives_its_segment_being_replaced_by_a_reimport(tmp_path):
     from qualcode.project import Project
-    from qualcode.review import ReviewSession
+    from qualcode.review.session import ReviewSession
 
     project = _project(tmp_path, {"lead-01.txt": TWICE})
     call(code, project)
@@ -268,9 +268,9 @@ def test_a_review_survives_its_segment_being_replaced_by_a_reimport(tmp_path):
 
 
 def test_stats_status_and_export_read_one_consistent_state_while_code_imports(tmp_path):
-    from qualcode.analysis import theme_table
-    from qualcode.export import export
-    from qualcode.status import review_status
+    from qualcode.analysis.counts import theme_table
+    from qualcode.analysis.status import review_status
+    from qualcode.exchange.export import export
 
     project = _project(tmp_path, {f"lead-{n:03}.txt": TWICE.replace("First", f"Number {n}") for n in range(6)})
     call(code, project)
@@ -434,7 +434,7 @@ def test_a_qdpx_with_blank_names_and_sources_without_text_imports_and_names_ever
     import io
     import zipfile
 
-    from qualcode.qdpx_import import import_qdpx
+    from qualcode.exchange.qdpx_import import import_qdpx
 
     qde = b'''<?xml version="1.0"?><Project xmlns="urn:QDA-XML:project:1.0" name="x">
 <Users><User guid="u1" name="   "/></Users>
@@ -483,10 +483,10 @@ def test_several_processes_opening_a_new_or_old_database_at_once_all_succeed(tmp
 
 
 def test_the_active_order_puts_first_what_the_machine_is_least_sure_of(tmp_path):
-    from qualcode.ordering import uncertainty_scores
     from qualcode.project import Project
-    from qualcode.review import ReviewFilter, ReviewSession
-    from qualcode.training import train
+    from qualcode.review.ordering import uncertainty_scores
+    from qualcode.review.session import ReviewFilter, ReviewSession
+    from qualcode.suggest.training import train
 
     answers = ["Nothing much to say.", "The deadline was tight.", "The deadline was tight and who will pay when the funding ends?",
                "Who will pay when the funding ends, honestly."]

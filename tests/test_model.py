@@ -5,11 +5,11 @@ from conftest import call, open_store, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.coding import code
-from qualcode.model import ModelSet, fit_models
 from qualcode.project import Project
-from qualcode.review import ReviewFilter, ReviewSession
-from qualcode.training import train
+from qualcode.review.session import ReviewFilter, ReviewSession
+from qualcode.run.coding import code
+from qualcode.suggest.model import ModelSet, fit_models
+from qualcode.suggest.training import train
 
 CODEBOOK = """\
 codes:
@@ -125,10 +125,10 @@ def test_shown_confidence_is_a_calibrated_probability_and_the_decision_is_kept_b
     field, stored and read back, and a rule the model overrules is shown in review but counted as no suggested coding."""
     import numpy as np
 
-    from qualcode.analysis import codings
+    from qualcode.analysis.counts import codings
     from qualcode.codebook import load_codebook
-    from qualcode.model import blend
-    from qualcode.pipeline import build_pipeline
+    from qualcode.suggest.model import blend
+    from qualcode.suggest.pipeline import build_pipeline
     from qualcode.suggestion import Suggestion
     from qualcode.vocabulary import Source
 
@@ -165,7 +165,7 @@ def test_shown_confidence_is_a_calibrated_probability_and_the_decision_is_kept_b
 
 def test_each_model_has_a_learning_curve_and_says_how_many_more_decisions_it_wants(synthetic):
     """Issue 13: status shows, per code, where the learning curve levels off and about how many more reviewed segments reach it."""
-    from qualcode.model import CURVE_MARGIN, learning_outlook
+    from qualcode.suggest.model import CURVE_MARGIN, learning_outlook
 
     # kappa = 0.8 - 2 / sqrt(n): within 0.05 of 0.8 at n = 1,600
     curve = [(n, 0.8 - 2 / n**0.5) for n in (100, 150, 200)]

@@ -7,9 +7,9 @@ from spacy.language import Language
 
 from qualcode.codebook import parse_codebook
 from qualcode.errors import PipelineError
-from qualcode.model import suggest
-from qualcode.pipeline import build_pipeline, suggestions_from_doc
-from qualcode.rules import rule_confidence
+from qualcode.suggest.model import suggest
+from qualcode.suggest.pipeline import build_pipeline, suggestions_from_doc
+from qualcode.suggest.rules import rule_confidence
 from qualcode.suggestion import Evidence
 
 

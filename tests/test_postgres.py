@@ -22,13 +22,13 @@ from conftest import REPO, SMALL_CODEBOOK, call, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
-from qualcode.coding import code
 from qualcode.errors import ProjectError, SettingsError
 from qualcode.project import Project
+from qualcode.run.coding import code
 from qualcode.settings import load_settings
 from qualcode.store import SCHEMA_VERSION, Entry, Store
 from qualcode.store.schema import statements
-from qualcode.training import train
+from qualcode.suggest.training import train
 
 runner = CliRunner()
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from conftest import call, open_store, write
 
-from qualcode import coding as coding_module
-from qualcode import merging
-from qualcode.coding import code
 from qualcode.errors import SettingsError
+from qualcode.run import coding as coding_module
+from qualcode.run import merging
+from qualcode.run.coding import code
 from qualcode.settings import Settings, load_settings
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from qualcode.codebook import Codebook, parse_codebook
 from qualcode.errors import CodebookError, TranscriptError
-from qualcode.transcripts import SegmentOptions, read_transcript, segment_text
+from qualcode.ingest.transcripts import SegmentOptions, read_transcript, segment_text
 
 EXAMPLES = int(os.environ.get("QUALCODE_PROPERTY_EXAMPLES", "100"))
 RUN = Counter()

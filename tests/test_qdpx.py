@@ -7,11 +7,12 @@ import pytest
 import xmlschema
 from conftest import REPO, call, open_store
 
-from qualcode import qdpx_import, refiqda
 from qualcode.errors import QdpxError
-from qualcode.export import export
+from qualcode.exchange import qdpx_import
+from qualcode.exchange.export import export
+from qualcode.exchange.qdpx_import import import_qdpx
+from qualcode.ingest import refiqda
 from qualcode.project import Project
-from qualcode.qdpx_import import import_qdpx
 
 SHARED = REPO.parent / "shared" / "interop"
 SCHEMAS = SHARED / "refi-qda"
@@ -59,7 +60,7 @@ def test_round_trip_keeps_every_selection_offset_code_and_coder(decided_project,
 
 
 def test_round_trip_of_the_sample_project_with_crlf_and_unicode(sample_project, tmp_path):
-    from qualcode.coding import code
+    from qualcode.run.coding import code
     from qualcode.store import Entry
 
     (sample_project / "transcripts" / "extra.txt").write_bytes("---\nrole: lead\n---\nQ: Café?\r\nA: Naïve “quotes” — fine.\r\n\r\nQ: Next?\r\nA: Deadline.\r\n".encode())

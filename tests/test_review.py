@@ -7,12 +7,12 @@ import pytest
 from conftest import open_store, write
 from rich.console import Console
 
+from qualcode.analysis.status import review_status
 from qualcode.cli.keys import ScriptedKeys, StreamKeys
 from qualcode.cli.review import FOOTER, render_screen, run_review
 from qualcode.errors import ReviewError
 from qualcode.project import Project
-from qualcode.review import ReviewFilter, ReviewSession, accept_above
-from qualcode.status import review_status
+from qualcode.review.session import ReviewFilter, ReviewSession, accept_above
 
 
 def open_session(project, coder="ann", clock=None, **filters):

@@ -5,9 +5,9 @@ import threading
 import pytest
 
 from qualcode.errors import ProjectError
+from qualcode.ingest.transcripts import Transcript, segment_text
 from qualcode.store import SCHEMA_VERSION, Entry, Store
 from qualcode.suggestion import Evidence, Suggestion
-from qualcode.transcripts import Transcript, segment_text
 
 
 def make_transcript(text: str, tid: str = "t1") -> Transcript:

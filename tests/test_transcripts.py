@@ -5,7 +5,7 @@ import pytest
 from conftest import REPO, write
 
 from qualcode.errors import TranscriptError
-from qualcode.transcripts import (
+from qualcode.ingest.transcripts import (
     SegmentOptions,
     discover,
     load_metadata,

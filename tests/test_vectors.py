@@ -9,15 +9,15 @@ import pytest
 from conftest import call, open_store, write
 
 from qualcode.codebook import parse_codebook
-from qualcode.coding import code
 from qualcode.errors import SettingsError
-from qualcode.model import ModelSet, fit_models
-from qualcode.ordering import cold_similarity, uncertainty_scores
-from qualcode.pipeline import build_pipeline
 from qualcode.project import Project
+from qualcode.review.ordering import cold_similarity, uncertainty_scores
+from qualcode.run.coding import code
 from qualcode.settings import load_settings
 from qualcode.store import Entry
-from qualcode.vectors import DATA, EXTENSION, load_vectors
+from qualcode.suggest.model import ModelSet, fit_models
+from qualcode.suggest.pipeline import build_pipeline
+from qualcode.suggest.vectors import DATA, EXTENSION, load_vectors
 from qualcode.vocabulary import VectorModel
 
 CODEBOOK = "codes:\n  - id: money\n    label: Money\n    description: Funding, budgets and what things cost.\n    keywords: [budget]\n"
@@ -140,11 +140,11 @@ def interview(pairs) -> str:
 
 
 def test_neighbours_are_the_question_before_and_the_answer_before():
-    from qualcode.segmenting import segment_text
+    from qualcode.ingest.segmenting import segment_text
 
     segments = segment_text("Notes taken by hand.\n\nInterviewer: Why?\n\nRespondent: First.\n\nRespondent: Second.\n\n"
                             "Interviewer: And then?\n\nRespondent: Third.\n")
-    from qualcode.segmenting import neighbours
+    from qualcode.ingest.segmenting import neighbours
 
     found = neighbours(segments)
     texts = [segment.text for segment in segments]
@@ -186,10 +186,10 @@ def context_project(tmp_path, context: str):
 
 def new_scores(tmp_path, transcript_id: str = "new-01") -> tuple[list[float], list[float]]:
     """The model's scores for a stored interview's answers, read as re-scoring reads them, and as importing does."""
-    from qualcode.planning import worker_spec
-    from qualcode.transcripts import read_transcript
-    from qualcode.vector_cache import stored_docs
-    from qualcode.worker import codable_inputs
+    from qualcode.ingest.transcripts import read_transcript
+    from qualcode.run.planning import worker_spec
+    from qualcode.suggest.spec import codable_inputs
+    from qualcode.suggest.vector_cache import stored_docs
 
     with Project.open(tmp_path) as opened:
         spec, _version = worker_spec(opened, opened.store)
@@ -202,7 +202,7 @@ def new_scores(tmp_path, transcript_id: str = "new-01") -> tuple[list[float], li
 
 
 def test_the_question_teaches_what_an_answer_alone_cannot(tmp_path):
-    from qualcode.training import train
+    from qualcode.suggest.training import train
 
     context_project(tmp_path, "question")
     result = call(train, tmp_path)
@@ -215,7 +215,7 @@ def test_the_question_teaches_what_an_answer_alone_cannot(tmp_path):
 
 
 def test_without_context_the_same_answer_gets_the_same_score(tmp_path):
-    from qualcode.training import train
+    from qualcode.suggest.training import train
 
     context_project(tmp_path, "none")
     call(train, tmp_path)
@@ -224,8 +224,8 @@ def test_without_context_the_same_answer_gets_the_same_score(tmp_path):
 
 
 def test_vectors_are_cached_by_text_and_model_and_a_bad_row_is_computed_again(tmp_path, backend):
-    from qualcode.training import train
-    from qualcode.vectors import text_key, vector_bytes
+    from qualcode.suggest.training import train
+    from qualcode.suggest.vectors import text_key, vector_bytes
 
     context_project(tmp_path, "both")
     call(train, tmp_path)

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
-    from qualcode.analysis import SuggestionSummary
-    from qualcode.coding import CodeResult
+    from qualcode.analysis.counts import SuggestionSummary
+    from qualcode.run.coding import CodeResult
 
 EXIT_SKIPPED = 3
 ENGINES = ("local", "dask")
@@ -40,9 +40,9 @@ def code_cli(
 
     Example: qualcode code --project my-study transcripts/lead-01.txt
     """
-    from qualcode.coding import code, code_to_shards
-    from qualcode.dask_engine import DaskOptions
     from qualcode.project import Project
+    from qualcode.run.coding import code, code_to_shards
+    from qualcode.run.dask_engine import DaskOptions
 
     if engine not in ENGINES:
         raise typer.BadParameter(f"use one of: {', '.join(ENGINES)}", param_hint="--engine")
@@ -82,8 +82,8 @@ def import_results_cli(
 
     Example: qualcode import-results /shared/study-shards --project my-study
     """
-    from qualcode.coding import import_results
     from qualcode.project import Project
+    from qualcode.run.coding import import_results
 
     with Project.open(project) as opened, _progress() as progress:
         result = import_results(opened, folder, on_progress=progress)

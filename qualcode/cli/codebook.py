@@ -27,7 +27,7 @@ def codebook_cli(
     Example: qualcode codebook --check --project my-study
     """
     if import_file is not None:
-        from qualcode.qdpx_import import import_codebook
+        from qualcode.exchange.qdpx_import import import_codebook
 
         written, count, warnings = import_codebook(path=import_file, project_dir=project)
         for warning in warnings:
@@ -40,7 +40,7 @@ def codebook_cli(
     with Project.open(project) as opened:
         codebook = opened.codebook
         if check:  # token patterns can only be checked by building spaCy's Matcher, which a tree does not need
-            from qualcode.pipeline import validate_codebook
+            from qualcode.suggest.pipeline import validate_codebook
 
             validate_codebook(codebook, opened.settings)
     if check:

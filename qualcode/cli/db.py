@@ -24,8 +24,8 @@ def upgrade_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode db upgrade --project my-study
     """
-    from qualcode.maintenance import upgrade
     from qualcode.project import Project
+    from qualcode.project.maintenance import upgrade
 
     with Project.open(project) as opened:
         result = upgrade(opened)
@@ -46,8 +46,8 @@ def copy_cli(
 
     Example: qualcode db copy --to postgresql://db.example.org/study
     """
-    from qualcode.maintenance import copy_database
     from qualcode.project import Project
+    from qualcode.project.maintenance import copy_database
     from qualcode.settings import has_password
 
     if has_password(to):

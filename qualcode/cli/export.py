@@ -23,7 +23,7 @@ def export_cli(
 
     Example: qualcode export --format xlsx,md --by sector --by role,organisation_type
     """
-    from qualcode.export import export
+    from qualcode.exchange.export import export
     from qualcode.project import Project
 
     with Project.open(project, read_only=True) as opened:

@@ -19,7 +19,7 @@ def import_qdpx_cli(
 
     Example: qualcode import-qdpx study.qdpx --project imported-study
     """
-    from qualcode.qdpx_import import import_qdpx
+    from qualcode.exchange.qdpx_import import import_qdpx
 
     result = import_qdpx(path=file, project_dir=project)
     for message in result.warnings:

@@ -16,7 +16,7 @@ def init_cli(folder: Path = Arg(Path("."), help="The new project's folder (creat
 
     Example: qualcode init my-study
     """
-    from qualcode.starter import init
+    from qualcode.project.starter import init
 
     started = init(folder)
     for path in started.written:

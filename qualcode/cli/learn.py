@@ -12,7 +12,7 @@ from qualcode.cli._common import Arg, Opt, ProjectOpt, app, console, escape, fmt
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from qualcode.evaluation import AgreementReport
+    from qualcode.analysis.evaluation import AgreementReport
 
 
 def render_agreement(report: "AgreementReport", *, title: str) -> "Table":
@@ -49,8 +49,8 @@ def agreement_cli(
 
     Example: qualcode agreement coder:ann coder:bob --disagreements
     """
-    from qualcode.evaluation import agreement, disagreement_rows, report_rows
-    from qualcode.export import csv_bytes, write_atomic
+    from qualcode.analysis.evaluation import agreement, disagreement_rows, report_rows
+    from qualcode.exchange.export import csv_bytes, write_atomic
     from qualcode.project import Project
 
     with Project.open(project, read_only=True) as opened:
@@ -96,7 +96,7 @@ def evaluate_cli(
 
     Example: qualcode evaluate gold.csv --top 5
     """
-    from qualcode.evaluation import evaluate
+    from qualcode.analysis.evaluation import evaluate
     from qualcode.project import Project
 
     with Project.open(project, read_only=True) as opened:
@@ -129,7 +129,7 @@ def train_cli(
     Example: qualcode train --project my-study
     """
     from qualcode.project import Project
-    from qualcode.training import train
+    from qualcode.suggest.training import train
 
     with Project.open(project) as opened:
         result = train(opened, seed=seed)

@@ -20,8 +20,8 @@ def backup_cli(
 
     Example: qualcode backup --output ~/backups/study.db
     """
-    from qualcode.maintenance import backup
     from qualcode.project import Project
+    from qualcode.project.maintenance import backup
 
     with Project.open(project, read_only=True) as opened:
         path = backup(opened, output=output)
@@ -37,8 +37,8 @@ def check_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode check --project my-study
     """
-    from qualcode.maintenance import check
     from qualcode.project import Project
+    from qualcode.project.maintenance import check
 
     with Project.open(project, read_only=True) as opened:
         report = check(opened)

@@ -15,7 +15,7 @@ from qualcode.vocabulary import ReviewOrder, Verdict, choices
 
 if TYPE_CHECKING:
     from qualcode.codebook import Code
-    from qualcode.review import ReviewItem, ReviewSession
+    from qualcode.review.session import ReviewItem, ReviewSession
 
 FOOTER = "a:accept 1-9:toggle x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"
 HELP = """\
@@ -291,9 +291,9 @@ def review_cli(
     Example: qualcode review --coder ann --role lead --order uncertain
     """
     from qualcode.project import Project
-    from qualcode.review import ReviewFilter, ReviewSession, accept_above, default_order
+    from qualcode.review.session import ReviewFilter, ReviewSession, accept_above, default_order
     from qualcode.settings import default_coder
-    from qualcode.training import maybe_retrain
+    from qualcode.suggest.training import maybe_retrain
 
     if accept_above_threshold is not None:
         with Project.open(project) as opened:

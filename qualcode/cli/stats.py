@@ -11,7 +11,7 @@ from qualcode.vocabulary import Status, choices
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from qualcode.analysis import Table as Frequency
+    from qualcode.analysis.counts import Table as Frequency
 
 
 @app.command("stats")
@@ -27,7 +27,7 @@ def stats_cli(
 
     Example: qualcode stats --by role --status suggested
     """
-    from qualcode.analysis import theme_table
+    from qualcode.analysis.counts import theme_table
     from qualcode.project import Project
 
     with Project.open(project, read_only=True) as opened:

@@ -9,7 +9,7 @@ from qualcode.cli._common import ProjectOpt, app, console, escape, render_models
 
 if TYPE_CHECKING:
 
-    from qualcode.status import StatusReport
+    from qualcode.analysis.status import StatusReport
 
 
 @app.command("status")
@@ -19,8 +19,8 @@ def status_cli(project: Path = ProjectOpt) -> None:
 
     Example: qualcode status --project my-study
     """
+    from qualcode.analysis.status import review_status
     from qualcode.project import Project
-    from qualcode.status import review_status
 
     with Project.open(project, read_only=True) as opened:
         report = review_status(opened)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from qualcode.errors import ProjectError, SegmentGone
+from qualcode.ingest.transcripts import Transcript
 from qualcode.store.matching import match_segments
 from qualcode.store.records import (
     DecisionRow,
@@ -36,7 +37,6 @@ from qualcode.store.records import (
 from qualcode.store.schema import SCHEMA_VERSION, statements
 from qualcode.store.sqlite import SqliteDialect
 from qualcode.suggestion import SUGGEST_THRESHOLD, Evidence, Suggestion
-from qualcode.transcripts import Transcript
 from qualcode.vocabulary import Mark, Method, Source, Verdict
 
 __all__ = [

@@ -1,0 +1,160 @@
+"""Writing a project as REFI-QDA: the whole project (.qdpx) and the codebook alone (.qdc).
+
+Choices made so that other tools read every coding:
+
+* one selection per (segment, coder), with ``creatingUser`` and ``creationDateTime`` on the
+  selection as well as on its codings (readers that take one coding per selection, or read
+  the user from the selection, keep every coder's work);
+* selection names start with ``line:N`` (the 0-based line of the selection's start), which qc
+  reads as the selection's place; other readers show it as a label;
+* a code's GUID derives from the codebook's name and the code's id, so ``codebook.qdc``,
+  ``project.qdpx`` and successive exports agree; the code's id is kept as the last line of
+  its description (``qualcode id: ...``), so a round trip keeps the ids;
+* review memos become ``<Note>`` elements, referred to (``<NoteRef>``) by the selections of
+  their segment.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import defaultdict
+from datetime import datetime, timezone
+from xml.etree import ElementTree as ET
+
+from qualcode import __version__
+from qualcode.analysis.counts import Coding, attribute_names, codings
+from qualcode.codebook import Codebook
+from qualcode.ingest.refiqda import CODE_ID_PREFIX, CODEBOOK_NS, PROJECT_NS, guid
+from qualcode.store import Note, Store
+from qualcode.vocabulary import Status
+
+SUGGESTER_USER = "qualcode suggester"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def code_guid(codebook: Codebook, code_id: str) -> str:
+    return guid(codebook.name, "code", code_id)
+
+
+def _codes_xml(parent: ET.Element, codebook: Codebook, ns: str) -> None:
+    codes = ET.SubElement(parent, f"{{{ns}}}Codes")
+
+    def add(container: ET.Element, code_id: str) -> None:
+        code = codebook[code_id]
+        element = ET.SubElement(container, f"{{{ns}}}Code", guid=code_guid(codebook, code.id), name=code.label, isCodable="true")
+        extra = [f"Include: {code.include}" if code.include else "", f"Exclude: {code.exclude}" if code.exclude else ""]
+        description = "\n".join(part for part in [code.description, *extra, f"{CODE_ID_PREFIX}{code.id}"] if part)
+        ET.SubElement(element, f"{{{ns}}}Description").text = description
+        for child in code.children:
+            add(element, child)
+
+    for root in codebook.roots():
+        add(codes, root.id)
+
+
+def codebook_qdc(codebook: Codebook) -> bytes:
+    """The codebook alone, as a REFI-QDA .qdc file."""
+    ET.register_namespace("", CODEBOOK_NS)
+    root = ET.Element(f"{{{CODEBOOK_NS}}}CodeBook", origin=f"qualcode {__version__}")
+    _codes_xml(root, codebook, CODEBOOK_NS)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | None = None, status: str = Status.CONFIRMED) -> bytes:
+    """The project as a REFI-QDA .qdpx: codebook, sources, cases with attributes, coded selections by coder, and memos."""
+    ET.register_namespace("", PROJECT_NS)
+    ns = PROJECT_NS
+    stamp = _now()
+    found = codings(store, codebook, status=status, coder=coder)
+    notes = store.notes(coder)
+    transcripts = store.transcripts()
+    coders = sorted({who for coding in found for who in coding.coders.split(", ") if who} | {note.coder for note in notes})
+    if any(coding.status == Status.SUGGESTED for coding in found):
+        coders.append(SUGGESTER_USER)
+    users = {who: guid(name, "user", who) for who in coders}
+    root = ET.Element(f"{{{ns}}}Project", name=name, origin=f"qualcode {__version__}", creationDateTime=stamp)
+    if users:
+        users_element = ET.SubElement(root, f"{{{ns}}}Users")
+        for who, user_guid in users.items():
+            ET.SubElement(users_element, f"{{{ns}}}User", guid=user_guid, name=who)
+    codebook_element = ET.SubElement(root, f"{{{ns}}}CodeBook")
+    _codes_xml(codebook_element, codebook, ns)
+    attributes = attribute_names(store)
+    variables = {attribute: guid(name, "variable", attribute) for attribute in attributes}
+    if variables:
+        variables_element = ET.SubElement(root, f"{{{ns}}}Variables")
+        for attribute, variable_guid in variables.items():
+            ET.SubElement(variables_element, f"{{{ns}}}Variable", guid=variable_guid, name=attribute, typeOfVariable="Text")
+    sources = {tid: guid(name, "source", tid) for tid in transcripts}
+    if transcripts:
+        cases = ET.SubElement(root, f"{{{ns}}}Cases")
+        for tid, stored in transcripts.items():
+            case = ET.SubElement(cases, f"{{{ns}}}Case", guid=guid(name, "case", tid), name=tid)
+            for attribute in attributes:
+                if attribute in stored.metadata:
+                    value = ET.SubElement(case, f"{{{ns}}}VariableValue")
+                    ET.SubElement(value, f"{{{ns}}}VariableRef", targetGUID=variables[attribute])
+                    ET.SubElement(value, f"{{{ns}}}TextValue").text = stored.metadata[attribute]
+            ET.SubElement(case, f"{{{ns}}}SourceRef", targetGUID=sources[tid])
+    # Who coded what on each segment, and who wrote which memo there: one selection per (segment, coder).
+    by_selection: dict[tuple[int, str], list[Coding]] = defaultdict(list)
+    for coding in found:
+        for who in coding.coders.split(", ") if coding.coders else [SUGGESTER_USER]:
+            by_selection[(coding.segment_id, who)].append(coding)
+    notes_by_selection: dict[tuple[int, str], list[Note]] = defaultdict(list)
+    for note in notes:
+        notes_by_selection[(note.segment_id, note.coder)].append(note)
+    coders_of: dict[int, set[str]] = defaultdict(set)
+    for segment_id, who in [*by_selection, *notes_by_selection]:
+        coders_of[segment_id].add(who)
+    note_guids: dict[int, str] = {}
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        sources_element = ET.SubElement(root, f"{{{ns}}}Sources") if transcripts else root
+        for tid in transcripts:
+            source_guid = sources[tid]
+            text = store.transcript_text(tid)
+            source = ET.SubElement(sources_element, f"{{{ns}}}TextSource", guid=source_guid, name=tid,
+                                   plainTextPath=f"internal://{source_guid}.txt", creationDateTime=stamp)
+            for segment in store.codable_segments(tid):
+                line = text.count("\n", 0, segment.start)
+                # GUIDs derive from where the segment is, not from database row ids, which differ between backends.
+                place = f"{tid}:{segment.start}-{segment.end}"
+                for who in sorted(coders_of.get(segment.id, ())):
+                    rows = by_selection.get((segment.id, who), [])
+                    selection = ET.SubElement(
+                        source, f"{{{ns}}}PlainTextSelection", guid=guid(name, "selection", place, who),
+                        name=f"line:{line} ({tid} {segment.start}-{segment.end})", startPosition=str(segment.start),
+                        endPosition=str(segment.end), creatingUser=users[who], creationDateTime=stamp,
+                    )
+                    for row in rows:
+                        ET.SubElement(
+                            ET.SubElement(selection, f"{{{ns}}}Coding", guid=guid(name, "coding", place, row.code, who),
+                                          creatingUser=users[who], creationDateTime=stamp),
+                            f"{{{ns}}}CodeRef", targetGUID=code_guid(codebook, row.code),
+                        )
+                    for number, note in enumerate(notes_by_selection.get((segment.id, who), [])):
+                        note_guids[note.id] = guid(name, "note", place, who, str(number))
+                        ET.SubElement(selection, f"{{{ns}}}NoteRef", targetGUID=note_guids[note.id])
+            zipped.writestr(f"sources/{source_guid}.txt", text.encode("utf-8"))
+        if notes:
+            notes_element = ET.SubElement(root, f"{{{ns}}}Notes")
+            for note in notes:
+                element = ET.SubElement(notes_element, f"{{{ns}}}Note", guid=note_guids.get(note.id) or guid(name, "note", note.coder, note.created_at, note.text),
+                                        name=f"memo by {note.coder}", creatingUser=users[note.coder],
+                                        creationDateTime=_iso(note.created_at, stamp))
+                ET.SubElement(element, f"{{{ns}}}PlainTextContent").text = note.text
+        zipped.writestr("project.qde", ET.tostring(root, encoding="utf-8", xml_declaration=True))
+    return archive.getvalue()
+
+
+def _iso(stamp: str, fallback: str) -> str:
+    """A stored timestamp as xsd:dateTime (UTC, whole seconds)."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    except ValueError:
+        return fallback

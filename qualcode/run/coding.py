@@ -1,0 +1,210 @@
+"""The coding run behind ``qualcode code``: find new or changed transcripts, read and suggest
+them in worker processes (this machine's, or a Dask cluster's), write them to the project
+database, and re-suggest what the codebook or the models changed."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from qualcode.analysis.counts import suggestion_summary
+from qualcode.errors import ProjectError
+from qualcode.project import Project
+from qualcode.run import dask_engine, shards
+from qualcode.run.dask_engine import DaskOptions, FileJob
+from qualcode.run.merging import NewTranscripts, finish, merge_shard, save_result
+from qualcode.run.planning import CodeResult, Job, ProgressCallback, Skipped, count_files, given_paths, plan, read_metadata, worker_spec
+from qualcode.run.worker import FileResult, process_file
+from qualcode.settings import Settings, default_coder
+from qualcode.store import Store
+from qualcode.suggest.pipeline import pipeline_version
+from qualcode.suggest.spec import WorkerSpec, warm
+from qualcode.suggest.training import maybe_retrain
+
+__all__ = ["CodeResult", "Skipped", "code", "code_to_shards", "import_results"]
+
+# Below this many bytes to process, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 1_500_000
+SHARDS_FOLDER = "shards"
+
+
+# -- the local engine: this process, or a pool of forked worker processes ---------------------
+
+_spec: WorkerSpec | None = None  # the pool worker's spec, set once by its initializer
+
+
+def _init_pool_worker(spec: WorkerSpec) -> None:
+    global _spec
+    _die_with_parent()
+    _spec = spec
+    warm(spec)
+
+
+def _pool_task(path: Path) -> FileResult:
+    assert _spec is not None, "the pool initializer sets the spec"
+    return process_file(_spec, path)
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive a killed `qualcode code`: ask Linux to kill it when its parent dies."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        pass
+
+
+def worker_count(settings: Settings, total_bytes: int) -> int:
+    if settings.workers:
+        return settings.workers
+    if total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def run_local(jobs: list[Job], spec: WorkerSpec) -> Iterator[FileResult]:
+    """Each job's result, in order: in this process for small batches, else in a pool of worker processes."""
+    workers = worker_count(spec.settings, sum(job.size for job in jobs))
+    if workers <= 1 or len(jobs) < 2:
+        for job in jobs:
+            yield process_file(spec, job.path)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_pool_worker, initargs=(spec,)) as pool:
+        yield from pool.map(_pool_task, [job.path for job in jobs], chunksize=4)
+
+
+# -- the runs -------------------------------------------------------------------------------
+
+
+def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_progress: ProgressCallback | None = None,
+         engine: DaskOptions | None = None) -> CodeResult:
+    """Import new or changed transcripts, then (re)suggest codes where the rules or models changed.
+
+    ``engine`` None codes in this process or a pool of its own; DaskOptions on a Dask cluster,
+    through Parquet shards merged as they arrive.
+    """
+    settings, codebook = project.settings, project.codebook
+    if engine is not None:
+        dask_engine.check_installed()
+    given = given_paths(project, paths)
+    _require_transcripts(project, given, paths)
+    result = CodeResult(pipeline_version=pipeline_version(codebook, settings.pipeline))
+    store = project.create_store()
+    result.retrained = maybe_retrain(project)
+    spec, scored_version = worker_spec(project, store)
+    csv_metadata = read_metadata(project, given, result)
+    with store.code_lock(default_coder(settings)):
+        if engine is None:
+            jobs = list(plan(project, store, given, csv_metadata, result))
+            if on_progress:
+                on_progress("import", 0, len(jobs))
+            with NewTranscripts(store, result) as new:
+                for done, (job, outcome) in enumerate(zip(jobs, run_local(jobs, spec) if jobs else []), start=1):
+                    save_result(project, store, job, outcome, csv_metadata, scored_version, result, new)
+                    if on_progress:
+                        on_progress("import", done, len(jobs))
+        else:
+            location = project.database_path.parent / SHARDS_FOLDER
+            # Shards a crashed run left behind are merged first (merging is idempotent), so no file is coded twice.
+            for shard in shards.shard_paths(str(location)) if location.is_dir() else []:
+                merge_shard(project, store, shard, result, remove=True)
+            for report in _on_dask(project, store, given, csv_metadata, result, spec, engine, str(location), scored_version, on_progress):
+                merge_shard(project, store, report.shard, result, remove=True)
+            _remove_if_empty(location)
+        finish(store, spec, scored_version, result, on_progress)
+    result.summary = suggestion_summary(store, codebook, orders=dict(settings.groups))
+    return result
+
+
+def _require_transcripts(project: Project, given: list[Path], paths: Iterable[str | Path] | None) -> None:
+    if not paths and not project.transcripts_dir.is_dir():
+        raise ProjectError(
+            f"no '{project.settings.transcripts}' folder in the project, so there is nothing to code",
+            path=project.root,
+            fix=f"create {project.settings.transcripts}/ and put the interview files in it (txt, md, docx, vtt, srt), "
+                "or name files and folders: qualcode code PATH...",
+        )
+
+
+def _on_dask(project: Project, store: Store | None, given: list[Path], csv_metadata: dict[str, dict[str, str]], result: CodeResult,
+             spec: WorkerSpec, engine: DaskOptions, location: str, version: str, on_progress: ProgressCallback | None) -> Iterator:
+    """Plan and code on the cluster at once: files are hashed and sent while workers code the earlier ones."""
+    total = count_files(given)
+    progress = {"unchanged": 0}
+
+    def unchanged() -> None:
+        progress["unchanged"] += 1
+
+    jobs = (
+        FileJob(str(job.path), project.relative(job.path), job.path.stem, job.content_hash, csv_metadata.get(job.path.stem, {}))
+        for job in plan(project, store, given, csv_metadata, result, on_unchanged=unchanged)
+    )
+
+    def report_progress(stage: str, done: int, _total: int) -> None:
+        if on_progress:
+            on_progress(stage, done + progress["unchanged"], total)
+
+    yield from dask_engine.run(jobs, spec, engine, location, version, report_progress, expected=total)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not there, or shards still in it (from another process): leave it
+        pass
+
+
+def code_to_shards(project: Project, location: str, *, paths: Iterable[str | Path] | None = None, engine: DaskOptions,
+                   on_progress: ProgressCallback | None = None) -> CodeResult:
+    """Code every transcript file on a Dask cluster into Parquet shards at ``location``, without touching the
+    project database (a cluster that cannot reach it); 'qualcode import-results' merges them later."""
+    dask_engine.check_installed()
+    settings, codebook = project.settings, project.codebook
+    given = given_paths(project, paths)
+    _require_transcripts(project, given, paths)
+    result = CodeResult(pipeline_version=pipeline_version(codebook, settings.pipeline))
+    store = None
+    if project.has_database:
+        try:
+            store = project.store
+        except ProjectError as exc:
+            result.warnings.append(f"the project database cannot be reached ({exc.message}); suggestions come from the codebook's rules only")
+    spec, scored_version = worker_spec(project, store)
+    csv_metadata = read_metadata(project, given, result)
+    for report in _on_dask(project, None, given, csv_metadata, result, spec, engine, location, scored_version, on_progress):
+        result.shards.append(report.shard)
+        for shown, transcript_id, error, warnings in report.outcomes:
+            if error is not None:
+                result.skipped.append(Skipped(shown, error.split(": ", 1)[-1]))
+            else:
+                result.imported.append(transcript_id)
+                result.warnings.extend(project.shorten(warning) for warning in warnings)
+    return result
+
+
+def import_results(project: Project, location: str, *, on_progress: ProgressCallback | None = None) -> CodeResult:
+    """Merge Parquet shards made elsewhere ('qualcode code --engine dask --output parquet:DIR') into the project database."""
+    settings, codebook = project.settings, project.codebook
+    paths = shards.shard_paths(location)
+    if not paths:
+        raise ProjectError("no shards in this folder", path=location, fix="give the --output folder of a 'qualcode code --engine dask' run")
+    result = CodeResult(pipeline_version=pipeline_version(codebook, settings.pipeline))
+    store = project.create_store()
+    spec, scored_version = worker_spec(project, store)
+    with store.code_lock(default_coder(settings)):
+        if on_progress:
+            on_progress("merge", 0, len(paths))
+        for done, path in enumerate(paths, start=1):
+            merge_shard(project, store, path, result)
+            if on_progress:
+                on_progress("merge", done, len(paths))
+        finish(store, spec, scored_version, result, on_progress)
+    result.summary = suggestion_summary(store, codebook, orders=dict(settings.groups))
+    return result

@@ -1,0 +1,315 @@
+"""The spaCy component that suggests codes from the codebook's rules.
+
+``qualcode_suggester`` is registered with ``Language.factory`` when this module is
+imported (``build_pipeline`` does so; nothing else needs spaCy). It matches the codebook's
+keywords and phrases on case-insensitive lemmas (written to ``token.norm``) and its token
+patterns with spaCy's Matcher, then writes:
+
+* ``doc.spans["qualcode"]``: one span per suggested code (label = code id), from the
+  first to the last piece of evidence; the group's ``attrs`` hold each code's
+  ``confidence`` and ``evidence``;
+* ``doc.spans["qualcode_evidence"]``: one span per matched term (label = code id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+from spacy.attrs import IDX, LEMMA, LENGTH, LOWER, NORM
+from spacy.errors import MatchPatternError
+from spacy.language import Language
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc, Span, SpanGroup
+
+from qualcode.codebook import Codebook
+from qualcode.errors import CodebookError, CodebookProblems
+from qualcode.suggest.rules import EVIDENCE_KEY, KIND_WEIGHTS, NEGATION_WINDOW, NEGATIONS, SPANS_KEY, rule_confidence
+from qualcode.suggestion import Evidence
+from qualcode.vocabulary import Source
+
+PATTERN_FIX = "use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP"
+
+
+class CodeSuggester:
+    """Matches codebook rules in a Doc and writes suggestions to ``doc.spans``."""
+
+    def __init__(self, nlp: Language, name: str, spans_key: str, evidence_key: str) -> None:
+        self.nlp = nlp
+        self.name = name
+        self.spans_key = spans_key
+        self.evidence_key = evidence_key
+        self.vocab = nlp.vocab
+        self.phrase_matcher = PhraseMatcher(nlp.vocab, attr="NORM")
+        self.exact_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")  # terms the codebook wants as written
+        self.matcher = Matcher(nlp.vocab, validate=True)
+        # One matcher per token pattern, run only on docs holding all of its required words, and (for patterns of a
+        # bounded length) only on the stretches around them.
+        self.gated_patterns: list[tuple[list[tuple[str, frozenset[int]]], Any, int | None]] = []
+        self.rules: dict[int, tuple[str, str, str]] = {}
+        self.codebook_fingerprint = ""
+        self._norms: dict[int, int] = {}
+        self._lookup: Any = None
+        self._negations = {nlp.vocab.strings.add(word) for word in NEGATIONS}
+
+    # -- set-up -------------------------------------------------------------------
+
+    def set_codebook(self, codebook: Codebook, *, lemmas: Any = None) -> None:
+        """Build the matchers. ``lemmas``: a lookup table of lemmas to use; None reads a trained pipeline's lemmas."""
+        self._lookup = lemmas
+        problems: list[CodebookError] = []  # every bad pattern in one run, as the codebook loader reports its problems
+        for code in codebook.suggestible():
+            seen: set[tuple[str, ...]] = set()
+            for kind, terms in (("phrase", code.phrases), ("keyword", code.keywords)):
+                for term in terms:
+                    doc = self._pattern_doc(term)
+                    norms = tuple(token.norm_ for token in doc)
+                    if norms in seen:  # "nobody knew" and "nobody know" are one rule after lemmatising
+                        continue
+                    seen.add(norms)
+                    self.phrase_matcher.add(self._rule_key(code.id, kind, term), [doc])
+            for term in code.exact:
+                doc = self.nlp.make_doc(term)
+                self.exact_matcher.add(self._rule_key(code.id, "phrase" if len(doc) > 1 else "keyword", term), [doc])
+            for index, pattern in enumerate(code.patterns):
+                key = self._rule_key(code.id, "pattern", _pattern_text(pattern))
+                line = code.pattern_lines[index] if index < len(code.pattern_lines) else code.line
+                where: dict[str, Any] = {"path": codebook.path, "line": line, "key_path": f"{code.key_path}.patterns[{index}]"}
+                unknown = _unregistered_extensions(pattern)
+                if unknown:
+                    # The Matcher takes these when added and fails only when it meets a token: refuse them here, where
+                    # `codebook --check` sees them too.
+                    problems.append(CodebookError(f"invalid token pattern for '{code.id}': no token attribute '_.{unknown[0]}' in this pipeline",
+                                                  fix=f"{PATTERN_FIX} (custom '_' attributes need a pipeline that sets them)", **where))
+                    continue
+                try:
+                    self.matcher.add(key, [pattern])
+                    matcher = Matcher(self.vocab)
+                    matcher.add(key, [pattern])
+                    self.gated_patterns.append((self._requirements(pattern), matcher, _longest(pattern)))
+                except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
+                    first = str(exc).strip().splitlines()
+                    problems.append(CodebookError(
+                        f"invalid token pattern for '{code.id}': {' '.join(first[-3:]) if first else exc}",
+                        fix=PATTERN_FIX, **where,
+                    ))
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise CodebookProblems(problems)
+        self.codebook_fingerprint = codebook.fingerprint
+
+    def _requirements(self, pattern: list[dict[str, Any]]) -> list[tuple[str, frozenset[int]]]:
+        """For each token the pattern cannot match without, the words (NORM or LOWER ids) it accepts.
+
+        Optional tokens and constraints other than exact values or IN lists are left out,
+        so the check only ever skips docs the pattern could not match.
+        """
+        required = []
+        for token in pattern:
+            op = str(token.get("OP", ""))
+            if op in ("?", "*", "!") or (op.startswith("{") and op[1:].split(",")[0].strip() in ("", "0")):
+                continue
+            for key, value in token.items():
+                name = str(key).upper()
+                if name not in ("NORM", "LOWER", "ORTH", "TEXT"):
+                    continue
+                if isinstance(value, str):
+                    words = [value]
+                elif isinstance(value, dict) and list(value) == ["IN"] and all(isinstance(item, str) for item in value["IN"]):
+                    words = value["IN"]
+                else:
+                    continue
+                attr = "NORM" if name == "NORM" else "LOWER"
+                values = words if attr == "NORM" else [word.lower() for word in words]
+                required.append((attr, frozenset(self.vocab.strings.add(word) for word in values)))
+                break
+        return required
+
+    def _rule_key(self, code: str, kind: str, term: str) -> str:
+        key = f"{code}\x1f{kind}\x1f{term}"
+        self.rules[self.vocab.strings.add(key)] = (code, kind, term)
+        return key
+
+    def _pattern_doc(self, term: str) -> Doc:
+        doc = self.nlp.make_doc(term)
+        if self._lookup is None:
+            # A trained pipeline lemmatises with context: run it on the term too.
+            for _name, proc in self.nlp.pipeline:
+                if proc is not self:
+                    doc = proc(doc)
+        self._set_norms(doc)
+        return doc
+
+    # -- matching -----------------------------------------------------------------
+
+    def _set_norms(self, doc: Doc) -> tuple[list[int], list[int]]:
+        """Write each token's lower-cased lemma to NORM, the attribute the PhraseMatcher reads (and, looked up here,
+        to LEMMA too, for token patterns that name it).
+
+        Returns the NORM and LOWER ids of the tokens.
+        """
+        if not len(doc):
+            return [], []
+        strings = self.vocab.strings
+        lowers = doc.to_array(LOWER).tolist()
+        if self._lookup is not None:
+            cached = self._norms.get
+            values: list[Any] = [cached(lower) for lower in lowers]
+            if None in values:
+                for index, lower in enumerate(lowers):
+                    if values[index] is None:
+                        # The table is keyed by string hashes, the same ids as LOWER.
+                        lemma = self._lookup.get(lower)
+                        values[index] = self._norms[lower] = strings.add(lemma) if lemma is not None else lower
+        else:
+            values = [strings.add(token.lemma_.lower() or token.lower_) for token in doc]
+        array = numpy.array(values, dtype="uint64").reshape(-1, 1)
+        if self._lookup is not None:
+            doc.from_array([NORM, LEMMA], numpy.hstack([array, array]))  # type: ignore[arg-type]
+        else:
+            doc.from_array([NORM], array)  # type: ignore[arg-type]
+        return values, lowers
+
+    def pattern_matches(self, doc: Doc, norms: list[int], lowers: list[int]) -> list[tuple[int, int, int]]:
+        """The token patterns' matches: each pattern only on docs holding all its required words, and (when a match
+        has a bounded length) only on the stretches around the rarest of them. The same matches as the Matcher over
+        the whole doc, for a fraction of the work."""
+        found: list[tuple[int, int, int]] = []
+        present = {"NORM": set(norms), "LOWER": set(lowers)}
+        ids = {"NORM": norms, "LOWER": lowers}
+        for required, matcher, longest in self.gated_patterns:
+            if not all(not present[attr].isdisjoint(words) for attr, words in required):
+                continue
+            if longest is None or not required:
+                found.extend(matcher(doc))
+                continue
+            # Every match holds a word of each required group: look only around the rarest group's words.
+            anchors = min(([index for index, value in enumerate(ids[attr]) if value in words] for attr, words in required), key=len)
+            for start, end in _windows(anchors, longest, len(doc)):
+                found.extend((match_id, first + start, last + start) for match_id, first, last in matcher(doc[start:end]))
+        return found
+
+    def __call__(self, doc: Doc) -> Doc:
+        norms, lowers = self._set_norms(doc)
+        found: dict[str, list[tuple[Evidence, int, int]]] = {}
+        matches = list(self.phrase_matcher(doc))
+        if len(self.exact_matcher):
+            matches.extend(self.exact_matcher(doc))
+        if self.gated_patterns:
+            matches.extend(self.pattern_matches(doc, norms, lowers))
+        if matches:
+            # Character offsets from arrays, and negation from the ids already at hand: no Token objects per match.
+            offsets = doc.to_array([IDX, LENGTH]).tolist()
+        negations = self._negations
+        for match_id, start, end in matches:
+            code, kind, term = self.rules[match_id]
+            window = range(max(0, start - NEGATION_WINDOW), start)
+            negated = any(norms[i] in negations or lowers[i] in negations for i in window)
+            start_char = offsets[start][0]
+            end_char = offsets[end - 1][0] + offsets[end - 1][1]
+            found.setdefault(code, []).append((Evidence(term, kind, start_char, end_char, negated), start, end))
+        suggestions_spans = []
+        evidence_spans: list[Span] = []
+        confidence: dict[str, float] = {}
+        evidence_json: dict[str, list[dict[str, Any]]] = {}
+        for code, items in found.items():
+            items = _drop_nested(items)
+            items.sort(key=lambda item: (item[1], item[2]))
+            evidence = [item[0] for item in items]
+            confidence[code] = rule_confidence(evidence)
+            evidence_json[code] = [item.to_json() for item in evidence]
+            suggestions_spans.append(Span(doc, items[0][1], max(item[2] for item in items), label=code))
+            evidence_spans.extend(Span(doc, start, end, label=code) for _e, start, end in items)
+        doc.spans[self.spans_key] = SpanGroup(
+            doc,
+            name=self.spans_key,
+            spans=suggestions_spans,
+            attrs={"confidence": confidence, "evidence": evidence_json, "source": Source.RULES.value},
+        )
+        doc.spans[self.evidence_key] = SpanGroup(doc, name=self.evidence_key, spans=evidence_spans)
+        return doc
+
+
+def _drop_nested(items: list[tuple[Evidence, int, int]]) -> list[tuple[Evidence, int, int]]:
+    """One rule per matched stretch of text (the heaviest kind), and no match inside a longer one
+    of the same code ("deadline" inside "tight deadline"), so one mention counts once.
+
+    A sweep in start order: O(n log n), because one long turn can hold thousands of matches.
+    """
+    best: dict[tuple[int, int], tuple[Evidence, int, int]] = {}
+    for item in items:
+        span = (item[1], item[2])
+        if span not in best or KIND_WEIGHTS[item[0].kind] > KIND_WEIGHTS[best[span][0].kind]:
+            best[span] = item
+    kept = []
+    furthest = -1
+    for item in sorted(best.values(), key=lambda entry: (entry[1], -entry[2])):
+        if item[2] <= furthest:
+            continue  # inside an earlier, longer match: spans are unique, so it is strictly longer
+        kept.append(item)
+        furthest = item[2]
+    return kept
+
+
+def _longest(pattern: list[dict[str, Any]]) -> int | None:
+    """How many tokens a match of the pattern can span at most; None when it has no bound (an OP of * or +)."""
+    total = 0
+    for token in pattern:
+        op = str(token.get("OP", "")).strip()
+        if op in ("*", "+"):
+            return None
+        if op.startswith("{"):
+            bounds = op.strip("{}").split(",")
+            upper = bounds[-1].strip()
+            if not upper:
+                return None
+            total += int(upper)
+        else:
+            total += 1
+    return total
+
+
+def _windows(anchors: list[int], longest: int, length: int) -> list[tuple[int, int]]:
+    """The stretches of at most ``longest`` tokens either side of each anchor, merged where they touch."""
+    merged: list[tuple[int, int]] = []
+    for anchor in anchors:
+        start, end = max(0, anchor - longest + 1), min(length, anchor + longest)
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _unregistered_extensions(pattern: list[dict[str, Any]]) -> list[str]:
+    from spacy.tokens import Token
+
+    names = [name for token in pattern if isinstance(token.get("_"), dict) for name in token["_"]]
+    names += ["" for token in pattern if "_" in token and not isinstance(token["_"], dict)]
+    return [name for name in names if not name or not Token.has_extension(name)]
+
+
+def _pattern_text(pattern: list[dict[str, Any]]) -> str:
+    """A readable form of a token pattern for evidence: {IN: [a, b]} -> a|b, any token -> _."""
+    parts = []
+    for token in pattern:
+        values = []
+        for key, value in token.items():
+            if key == "OP":
+                continue
+            if isinstance(value, dict):
+                options = value.get("IN") or value.get("REGEX") or next(iter(value.values()), "")
+                value = "|".join(map(str, options)) if isinstance(options, list) else str(options)
+            values.append(str(value).lower() if not isinstance(value, bool) else key.lower())
+        parts.append("/".join(values) or "_")
+        parts[-1] += token.get("OP", "")
+    return " ".join(parts)
+
+
+@Language.factory(
+    "qualcode_suggester",
+    default_config={"spans_key": SPANS_KEY, "evidence_key": EVIDENCE_KEY},
+)
+def make_code_suggester(nlp: Language, name: str, spans_key: str, evidence_key: str) -> CodeSuggester:
+    return CodeSuggester(nlp, name, spans_key, evidence_key)

@@ -1,0 +1,103 @@
+"""The spaCy pipeline that suggests codes: building it, naming its version, reading its results.
+
+spaCy is imported only when a pipeline is built, so commands that never read text start
+without it. The component itself lives in ``components.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qualcode import __version__
+from qualcode.codebook import Codebook
+from qualcode.errors import PipelineError
+from qualcode.settings import Settings
+from qualcode.suggest.rules import RULES_VERSION, SPANS_KEY
+from qualcode.suggestion import Evidence, Suggestion
+from qualcode.vocabulary import Source, VectorModel
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+
+def pipeline_version(codebook: Codebook, pipeline_name: str | None) -> str:
+    """Identifies what produced a suggestion; a change means suggestions are recomputed."""
+    return f"qualcode-{__version__}/{RULES_VERSION}/{pipeline_name or 'blank'}/{codebook.fingerprint}"
+
+
+def build_pipeline(
+    codebook: Codebook, *, pipeline_name: str | None = None, language: str = "en", vectors: VectorModel = VectorModel.NONE
+) -> "Language":
+    """spacy.blank(language) and the suggester, which lemmatises by looking words up in spacy-lookups-data's table
+    itself (spaCy's lemmatizer component would cost as much again as tokenising); or an installed trained pipeline,
+    whose own lemmatizer the suggester then reads. With ``vectors``, ``qualcode_vectors`` runs before the suggester."""
+    import spacy
+
+    import qualcode.suggest.components  # noqa: F401  (registers the qualcode_suggester factory)
+
+    if pipeline_name:
+        try:
+            nlp = spacy.load(pipeline_name, exclude=["ner", "parser", "textcat", "entity_linker"])
+        except OSError:
+            raise PipelineError(
+                f"spaCy pipeline '{pipeline_name}' is not installed",
+                path="qualcode.yaml",
+                key_path="pipeline",
+                fix=f"install it into qualcode's environment (pip install {pipeline_name}) or remove 'pipeline' to use the built-in lemmatizer",
+            ) from None
+    else:
+        try:
+            nlp = spacy.blank(language)
+        except (ImportError, KeyError, ValueError):
+            raise PipelineError(
+                f"spaCy has no language '{language}'",
+                path="qualcode.yaml",
+                key_path="language",
+                fix="use a spaCy language code such as en, de, fr",
+            ) from None
+        from spacy.lookups import load_lookups
+
+        try:
+            lemmas = load_lookups(language, ["lemma_lookup"]).get_table("lemma_lookup")
+        except (ValueError, OSError, KeyError) as exc:
+            raise PipelineError(
+                f"no lookup lemmatizer data for '{language}' ({str(exc).splitlines()[0]})",
+                path="qualcode.yaml",
+                key_path="language",
+                fix="install spacy-lookups-data, or name a trained pipeline under 'pipeline'",
+            ) from None
+    if vectors != VectorModel.NONE:
+        import qualcode.suggest.vectors  # noqa: F401  (registers the qualcode_vectors factory)
+
+        nlp.add_pipe("qualcode_vectors", config={"model": vectors.value}, last=True)
+    suggester: Any = nlp.add_pipe("qualcode_suggester", last=True)
+    suggester.set_codebook(codebook, lemmas=None if pipeline_name else lemmas)
+    return nlp
+
+
+def validate_codebook(codebook: Codebook, settings: Settings) -> None:
+    """Every check `qualcode code` makes of a codebook, token patterns included (only spaCy's Matcher can check those)."""
+    if any(code.patterns for code in codebook.codes.values()):
+        build_pipeline(codebook, pipeline_name=settings.pipeline, language=settings.language)  # vectors cannot make a codebook fail
+
+
+def suggestions_from_doc(doc: "Doc", spans_key: str = SPANS_KEY) -> list[Suggestion]:
+    group = doc.spans[spans_key] if spans_key in doc.spans else None
+    if group is None:
+        return []
+    confidence = group.attrs.get("confidence", {})
+    evidence = group.attrs.get("evidence", {})
+    source = group.attrs.get("source", Source.RULES.value)
+    suggestions = []
+    for span in group:
+        code = span.label_
+        suggestions.append(
+            Suggestion(
+                code=code,
+                confidence=confidence[code],
+                evidence=[Evidence(**item) for item in evidence.get(code, [])],
+                source=source,
+            )
+        )
+    return suggestions

@@ -1,0 +1,127 @@
+"""Learning from decisions: fit a model per code on the review decisions, keep it in the
+project database, and re-score the segments nobody has decided on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from qualcode.project import Project
+from qualcode.store import SegmentRow, Store
+from qualcode.suggest.model import PARAMETERS_FORMAT, fit_models
+from qualcode.suggest.pipeline import pipeline_version
+from qualcode.suggest.spec import WorkerSpec, pipeline_for, suggest_texts
+from qualcode.suggest.vector_cache import prune, stored_docs
+from qualcode.suggestion import Suggestion
+from qualcode.vocabulary import Verdict
+
+
+@dataclass
+class TrainResult:
+    run: int | None
+    examples: int
+    decisions: int
+    models: dict[str, dict[str, Any]]
+    too_few: dict[str, dict[str, int]]
+    rules_better: dict[str, dict[str, float]] = field(default_factory=dict)
+    rescored: int = 0
+    seconds: float = 0.0
+
+
+def training_labels(store: Store, codes: Iterable[str]) -> tuple[list[int], dict[str, list[int | None]], int]:
+    """Segment ids with any decision, and per code a label for each: 1, 0, or None (unknown).
+
+    All coders' standing decisions are pooled; where coders disagree on a segment and code,
+    the most recent decision wins.
+    """
+    codes = list(codes)
+    latest: dict[tuple[int, str], tuple[int, str]] = {}
+    for (segment_id, code, _coder), standing in store.latest_decisions().items():
+        previous = latest.get((segment_id, code))
+        if previous is None or standing.id > previous[0]:
+            latest[(segment_id, code)] = (standing.id, standing.verdict)
+    reviewed = store.reviewed_segments()
+    # In transcript order, not by id: ids are the database's numbering, and cross-validation folds (so thresholds and
+    # calibration) follow the order of the examples, which must not differ between SQLite and PostgreSQL.
+    place = {row.id: (row.transcript_id, row.position) for row in store.codable_segments()}
+    segment_ids = sorted((reviewed | {segment_id for segment_id, _code in latest}) & place.keys(), key=place.__getitem__)
+    labels: dict[str, list[int | None]] = {}
+    for code in codes:
+        values: list[int | None] = []
+        for segment_id in segment_ids:
+            decision = latest.get((segment_id, code))
+            if decision is not None:
+                values.append(1 if Verdict(decision[1]).applies else 0)
+            else:
+                values.append(0 if segment_id in reviewed else None)
+        labels[code] = values
+    return segment_ids, labels, store.training_decisions()
+
+
+def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResult:
+    """Fit a model per code on the project's review decisions, store it, and re-score undecided segments."""
+    started = time.perf_counter()
+    settings, codebook, store = project.settings, project.codebook, project.store
+    codes = [code.id for code in codebook.codes.values() if not code.children]
+    segment_ids, labels, decisions = training_labels(store, codes)
+    texts = {row.id: row.text for row in store.codable_segments()}
+    nlp = pipeline_for(codebook, settings)
+    prune(store, settings)  # once per fit: the cache keeps the vectors of the segments there are now, and no others
+    prepared = stored_docs(store, nlp, settings, segment_ids, [texts[segment_id] for segment_id in segment_ids])
+    docs = list(nlp.pipe(prepared, batch_size=256))
+    models = fit_models(docs, labels, rule_codes=[code.id for code in codebook.suggestible()],
+                        min_examples=settings.learn_min_examples, seed=seed, vectors=settings.vectors, context=settings.context)
+    summary = models.summary()
+    run = None
+    parameters = models.to_bytes()
+    if models.models or models.rules_better:
+        run = store.save_model_run(trained_at=models.trained_at, decisions=decisions, summary=summary,
+                                   parameters=parameters, format=PARAMETERS_FORMAT)
+    result = TrainResult(run, models.examples, decisions, summary["codes"], summary["too_few_examples"], summary["rules_better"])
+    if run is not None and rescore:
+        spec = WorkerSpec.build(codebook, settings, model_run=run, model_parameters=parameters)
+        version = f"{pipeline_version(codebook, settings.pipeline)}+model-{run}"
+        result.rescored = rescore_undecided(store, spec, version)
+        store.set_meta("model_run_scored", str(run))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def maybe_retrain(project: Project) -> TrainResult | None:
+    """Refit when at least ``retrain_after`` decisions came in since the last fit (and some code has enough examples).
+
+    A project whose latest run cannot be read any more (an old pickled run) is refitted as soon as it has decisions.
+    """
+    if not project.settings.retrain_after or not project.has_database:
+        return None
+    store = project.store
+    count = store.training_decisions()
+    last = store.latest_model_run()
+    if last is not None and not last.readable:
+        due = count > 0  # a pickled run from an older qualcode, never read: refit it
+    else:
+        due = count - (last.decisions if last is not None else 0) >= project.settings.retrain_after
+    if not due:
+        return None
+    result = train(project)
+    return result if result.run is not None else None
+
+
+def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int = 512) -> int:
+    """Re-suggest the segments nobody has decided on with the current models.
+
+    Reviewed segments keep the suggestions their coder saw, so comparing machine and coder
+    never scores the models on their own training data.
+    """
+    rows = store.undecided_segments()
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        store.replace_segment_suggestions(list(zip([row.id for row in chunk], suggest_stored(store, spec, chunk))), pipeline_version=version)
+    return len(rows)
+
+
+def suggest_stored(store: Store, spec: WorkerSpec, rows: Sequence[SegmentRow]) -> list[list[Suggestion]]:
+    """Suggestions for stored segments, their vectors (and context) read through the project's vector cache."""
+    return suggest_texts(spec, stored_docs(store, spec.nlp(), spec.settings, [row.id for row in rows], [row.text for row in rows]))
+
