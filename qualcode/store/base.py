@@ -1,0 +1,359 @@
+"""The store's foundation: opening a database through its dialect, transactions and snapshots, the schema version and
+migrations, consistency checks, the ``meta`` table, and whole tables for moving a project between databases.
+
+Every table-specific part of ``Store`` builds on ``StoreBase`` (``transcripts.py``, ``codings.py``, ``learning.py``); what
+one database does differently sits in its dialect module (``sqlite.py``, ``postgres.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Self, Sequence, TypeVar
+
+from qualcode.errors import ProjectError, SegmentGone
+from qualcode.store.schema import SCHEMA_VERSION, statements
+from qualcode.store.sqlite import SqliteDialect
+
+_IN_CHUNK = 500  # values in one IN (...) list: under SQLite's and psycopg's parameter limits
+# Every table a project holds, in an order that satisfies its foreign keys, with the column that orders its rows.
+TABLES: dict[str, tuple[list[str], str]] = {
+    "transcripts": (["id", "path", "format", "content_hash", "text", "file_metadata", "metadata", "imported_at", "updated_at"], "id"),
+    "segments": (["id", "transcript_id", "position", "speaker", "start", '"end"', "text", "codable", "retired_at"], "id"),
+    "suggestions": (["segment_id", "code", "confidence", "evidence", "source", "pipeline_version", "created_at", "applies"], "segment_id, code"),
+    "batches": (["id", "coder", "method", "client_key", "created_at"], "id"),
+    "decisions": (["id", "segment_id", "code", "verdict", "coder", "method", "note", "undoes", "batch", "created_at"], "id"),
+    "model_runs": (["id", "trained_at", "decisions", "summary", "parameters", "format"], "id"),
+    "meta": (["key", "value"], "key"),
+}
+
+NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]  # their ids come from the database's numbering
+
+# What names a row in a message: the key columns of each table.
+KEY_COLUMNS = {"transcripts": ("id",), "segments": ("id",), "suggestions": ("segment_id", "code"), "batches": ("id",), "decisions": ("id",),
+               "model_runs": ("id",), "meta": ("key",)}
+
+# The JSON a command parses, per table and column, with the parse it gets: `check` parses each the same way.
+JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
+    "transcripts": {"file_metadata": lambda store, raw, table, key: _json(raw, table, key),
+                    "metadata": lambda store, raw, table, key: _json(raw, table, key)},
+    "suggestions": {"evidence": lambda store, raw, table, key: store._evidence(raw, *key.split("/", 1))},
+    "model_runs": {"summary": lambda store, raw, table, key: _json(raw, table, key)},
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Seconds to wait before each new attempt after losing the database server: about a minute in all.
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _json(text: str, table: str, key: object) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ProjectError(f"damaged JSON in table '{table}', row {key} ({exc})",
+                           fix="restore the project from a backup; 'qualcode check' lists every damaged row") from None
+
+
+def _operation(method: F) -> F:
+    """Run a store method, turning the database errors a researcher can act on into one located message."""
+
+    @functools.wraps(method)
+    def wrapper(self: "StoreBase", *args: Any, **kwargs: Any) -> Any:
+        delays = iter(RECONNECT_DELAYS)
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except (ProjectError, SegmentGone):
+                raise
+            except Exception as exc:
+                # A lost connection (server restart, network drop) is retried as a whole operation,
+                # never from inside an outer transaction, which the server has already rolled back.
+                if self._depth == 0 and self.dialect.connection_lost(exc):
+                    delay = next(delays, None)
+                    if delay is not None:
+                        if self.on_retry is not None:
+                            self.on_retry(delay)
+                        self._reconnect(delay)
+                        continue
+                translated = self.dialect.translate(exc)
+                if translated is None:
+                    raise
+                raise translated from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def dialect_for(location: str | Path, *, timeout: float = 30.0, read_only: bool = False) -> Any:
+    """The dialect for a database location: a path or ``sqlite:///path`` for SQLite, ``postgresql://...`` for PostgreSQL."""
+    text = str(location)
+    if text.startswith(("postgresql:", "postgres:")):
+        from qualcode.store.postgres import PostgresDialect
+
+        return PostgresDialect(text, read_only=read_only)
+    if text.startswith("sqlite:"):
+        text = text[len("sqlite:") :]
+        text = text[3:] if text.startswith("///") else text
+    return SqliteDialect(Path(text), timeout=timeout, read_only=read_only)
+
+
+class StoreBase:
+    """A connection to the project's database, with what every part of the store needs."""
+
+    def __init__(self, location: str | Path, *, timeout: float = 30.0, create: bool = True, upgrade: bool = False,
+                 missing: str = "no project database yet", read_only: bool = False) -> None:
+        """Open (with ``create``, create) the database at ``location``: a path, ``sqlite:///path`` or ``postgresql://...``.
+
+        An older schema is migrated where the dialect allows it without being asked (SQLite,
+        after a backup) or with ``upgrade``; otherwise the open is refused with the fix. ``read_only`` opens it
+        for reading commands: nothing is written, not even a migration.
+        """
+        self.read_only = read_only
+        self._location, self._timeout = location, timeout
+        self.dialect = dialect_for(location, timeout=timeout, read_only=read_only)
+        self.path = getattr(self.dialect, "path", None)
+        self._depth = 0
+        # Told the seconds before each new attempt when the server was lost, so a screen can say so.
+        self.on_retry: Callable[[float], None] | None = None
+        self.migrated_from: int | None = None  # the schema version found, when opening migrated it
+        if not create and not self.dialect.exists():
+            raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
+        try:
+            # Creating or migrating a database is done by one process at a time (SQLite: a lock file beside it).
+            with self.dialect.opening():
+                self.db = self.dialect.connect()
+                if not create and self.schema_version == 0 and self.dialect.is_empty(self.db):
+                    self.db.close()
+                    raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
+                self._open(upgrade=upgrade)
+        except ProjectError:
+            raise
+        except Exception as exc:
+            translated = self.dialect.translate(exc, opening=True)
+            if translated is None:
+                raise
+            raise translated from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _reconnect(self, delay: float) -> None:
+        time.sleep(delay)
+        try:
+            self.db.close()
+        except Exception:  # the old connection is already broken; closing it may fail too
+            pass
+        try:
+            self.db = self.dialect.connect()
+        except Exception as exc:
+            if not self.dialect.connection_lost(exc):
+                raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute(self.dialect.sql(sql), params)
+
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.dialect.executemany(self.db, self.dialect.sql(sql), rows)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._q(sql, params).fetchone()
+        return row[0] if row else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.dialect.begin(self.db, write=True)
+        self._depth = 1
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.dialect.rollback(self.db)
+            raise
+        finally:
+            self._depth = 0
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction, so an analysis sees one consistent state while others write."""
+        if self._depth:
+            yield
+            return
+        self.dialect.begin(self.db, write=False)
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self.dialect.rollback(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        return self.dialect.read_version(self.db)
+
+    def _open(self, *, upgrade: bool) -> None:
+        version = self.schema_version
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise ProjectError(
+                f"the project database has schema version {version}, newer than this qualcode understands ({SCHEMA_VERSION})",
+                path=self.dialect.describe(),
+                fix="upgrade qualcode",
+            )
+        if version < 0:
+            raise ProjectError(f"the project database has schema version {version}, which no qualcode writes", path=self.dialect.describe(),
+                               fix="restore the database from a backup")
+        if version == 0 and not self.dialect.is_empty(self.db):
+            raise ProjectError("this database holds tables but no qualcode schema version", path=self.dialect.describe(),
+                               fix="point qualcode at its own project database, or at an empty one")
+        if self.read_only and self.dialect.auto_migrate and version > 0 and self.dialect.writable():
+            # A project this qualcode has not opened yet: migrated once by a writing connection, as any command would.
+            type(self)(self._location, timeout=self._timeout, create=False).close()
+            return
+        if self.read_only and self.dialect.auto_migrate:
+            raise ProjectError(
+                f"the project database has schema version {version}; this qualcode reads {SCHEMA_VERSION}, and a reading command changes nothing",
+                path=self.dialect.describe(),
+                fix="run a writing command once where the project may be written (e.g. 'qualcode code'), or 'qualcode db upgrade' on a server",
+            )
+        if version > 0 and not (upgrade or self.dialect.auto_migrate):
+            raise ProjectError(
+                f"the project database has schema version {version}; this qualcode needs {SCHEMA_VERSION}",
+                path=self.dialect.describe(),
+                fix="run 'qualcode db upgrade' once (it backs up nothing: take 'qualcode backup' first)",
+            )
+        self.migrate()
+
+    def migrate(self) -> int:
+        """Bring the schema to this qualcode's version in one transaction, under the database's lock; returns the old version."""
+        version = self.schema_version
+        if version == SCHEMA_VERSION:
+            return version
+        self.migrated_from = version
+        if version > 0 and self.dialect.name == "sqlite":
+            # An existing project: keep a copy of it as it was before changing its schema.
+            self.dialect.backup(self.db, self.dialect.backup_name(version))
+        with self.transaction():
+            self.dialect.lock_schema(self.db)
+            version = self.schema_version  # another process may have migrated while this one waited
+            for statement in statements(version, SCHEMA_VERSION, self.dialect.name):
+                self.db.execute(statement)
+            self.dialect.write_version(self.db, SCHEMA_VERSION)
+        return version
+
+    @_operation
+    def backup(self, target: str | Path) -> Path:
+        return self.dialect.backup(self.db, Path(target))
+
+    def problems(self) -> list[str]:
+        """Integrity and consistency problems in the database, as sentences: each check runs even when another
+        fails, so a damaged page, a damaged JSON value and an orphan row are all reported in one reading."""
+        found: list[str] = []
+        for check in (self._integrity, self._orphans, self._damaged_rows):
+            try:
+                found.extend(check())
+            except ProjectError as exc:
+                found.append(exc.message)
+        return list(dict.fromkeys(found))  # a damaged page fails several checks with one message
+
+    @_operation
+    def _integrity(self) -> list[str]:
+        return list(self.dialect.integrity(self.db))
+
+    @_operation
+    def _orphans(self) -> list[str]:
+        found = []
+        checks = {
+            "segments whose transcript is missing": "SELECT COUNT(*) FROM segments WHERE transcript_id NOT IN (SELECT id FROM transcripts)",
+            "suggestions whose segment is missing": "SELECT COUNT(*) FROM suggestions WHERE segment_id NOT IN (SELECT id FROM segments)",
+            "decisions whose segment is missing": "SELECT COUNT(*) FROM decisions WHERE segment_id NOT IN (SELECT id FROM segments)",
+            "undo rows pointing at no decision": "SELECT COUNT(*) FROM decisions WHERE undoes IS NOT NULL AND undoes NOT IN (SELECT id FROM decisions)",
+            "segments whose offsets do not slice their text": (
+                'SELECT COUNT(*) FROM segments g JOIN transcripts t ON t.id = g.transcript_id '
+                'WHERE g.retired_at IS NULL AND substr(t.text, g.start + 1, g."end" - g.start) != g.text'
+            ),
+        }
+        for label, sql in checks.items():
+            count = self._one(sql)
+            if count:
+                found.append(f"{count} {label}")
+        return found
+
+    @_operation
+    def _damaged_rows(self) -> list[str]:
+        """Every row of every table read in full, and each JSON value parsed as the commands parse it."""
+        found: list[str] = []
+        for table, (columns, _order) in TABLES.items():
+            wanted = JSON_COLUMNS.get(table, {})
+            key_at = [columns.index(column) for column in KEY_COLUMNS[table]]
+            for row in self.table_rows(table):
+                for column, parse in wanted.items():
+                    try:
+                        parse(self, row[columns.index(column)], table, "/".join(str(row[index]) for index in key_at))
+                    except ProjectError as exc:
+                        if len(found) < 20:
+                            found.append(f"{exc.message} (column {column})")
+        return found
+
+    @contextmanager
+    def code_lock(self, holder: str) -> Iterator[None]:
+        """Only one `qualcode code` run writes at a time; a second is refused with the holder's name."""
+        with self.dialect.code_lock(holder, self):
+            yield
+
+    @_operation
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        value = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return default if value is None else value
+
+    @_operation
+    def set_meta(self, key: str, value: str) -> None:
+        self._q("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    @_operation
+    def table_rows(self, table: str) -> Iterator[tuple[Any, ...]]:
+        """Every row of one of the project's tables, in a fixed order (the schema version is left out of meta)."""
+        columns, order = TABLES[table]
+        where = " WHERE key != 'schema_version'" if table == "meta" else ""
+        for row in self._q(f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {order}").fetchall():
+            yield tuple(bytes(value) if isinstance(value, memoryview) else value for value in row)
+
+    @_operation
+    def is_blank(self) -> bool:
+        """Whether this database holds no transcripts, decisions or models yet (a copy may go into it)."""
+        return not any(self._one(f"SELECT COUNT(*) FROM {table}") for table in ("transcripts", "decisions", "model_runs"))
+
+    @_operation
+    def load_tables(self, tables: dict[str, Iterable[Sequence[Any]]]) -> None:
+        """Write whole tables, ids kept, in one transaction; the database's numbering then goes on after the highest id."""
+        with self.transaction():
+            for table, rows in tables.items():
+                columns, _order = TABLES[table]
+                if table == "meta":
+                    self._q("DELETE FROM meta WHERE key != 'schema_version'")
+                placeholders = ", ".join("?" * len(columns))
+                self._many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+                           ([self.dialect.binary(value) if isinstance(value, bytes) else value for value in row] for row in rows))
+            self.dialect.continue_numbering(self.db, NUMBERED_TABLES)
