@@ -10,7 +10,9 @@ per code, with Cohen's kappa, over at least 10 random splits (mean and standard 
 * order ``switch`` (50% only): a random 20% first, as a researcher reads, then active batches: what
   a default that turns active part-way through a study would do.
 
-Reported per dataset, fraction and order: kappa on the unreviewed units (machine against the human
+First, per dataset: the rules alone against what qualcode suggests once it has learned, per code and
+paired over the same random splits, at 10%, 20% and 50% reviewed ("rules against learned"). Then,
+per dataset, fraction and order: kappa on the unreviewed units (machine against the human
 codes), and corpus kappa (the corpus a researcher ends with: their own codes where they reviewed,
 the machine's elsewhere, against the human codes on every unit). The models are qualcode's own
 (`fit_models` and `blend`). Calibration (Brier score and expected calibration error over 10 bins)
@@ -21,10 +23,14 @@ Data (read from ../shared/benchmarks/data/, never copied into the project):
 * scrum_quality_coded.csv: interview chunks; scored on the human `theme` (16 themes) and on
   the human first-cycle `code_1` values given to at least 10 chunks, one-vs-rest.
 
-The rule codebooks below were written from the code names and the dataset's descriptions
-before looking at any passage, and are not tuned to the data.
+Rule codebooks: `careful` scores the Scrum themes with benchmarks/codebooks/scrum_themes.yaml, keywords
+and phrases written with care from what each theme means, before reading any chunk (the case where
+the rules are strong). The Du Bois codebook below was written from the code names and the dataset's
+descriptions, and `theme` and `code_1` take the code names alone: rules that any model beats. None
+is tuned to the data.
 
-Run: .venv/bin/python benchmarks/quality.py [--splits 10] [--datasets dubois,theme,code_1]
+Run: .venv/bin/python benchmarks/quality.py [--splits 10] [--datasets careful,dubois,theme,code_1]
+     [--sections rules,orders,calibration,vectors,context,speed]
 """
 
 from __future__ import annotations
@@ -157,7 +163,8 @@ def load_dubois() -> tuple[list[str], dict[str, list[int]], str, list[tuple[str 
     return texts, labels, DUBOIS_CODEBOOK, list(zip(titles, previous_units([str(url) for url in frame["url"]], texts)))
 
 
-def load_scrum(column: str, minimum: int) -> tuple[list[str], dict[str, list[int]], str, list[tuple[str | None, str | None]]]:
+def load_scrum(column: str, minimum: int, codebook_text: str | None = None
+               ) -> tuple[list[str], dict[str, list[int]], str, list[tuple[str | None, str | None]]]:
     import pandas as pd
 
     frame = pd.read_csv(DATA / "scrum_quality_coded.csv")
@@ -168,7 +175,7 @@ def load_scrum(column: str, minimum: int) -> tuple[list[str], dict[str, list[int
     for value in values:
         if counts[value.lower()] >= minimum and value.lower() not in {name.lower() for name in names}:
             names.append(value)
-    codebook_text = rules_from_names(names)
+    codebook_text = codebook_text or rules_from_names(names)
     codebook = parse_codebook(codebook_text)
     by_label = {code.label.lower(): code.id for code in codebook.codes.values()}
     texts = [" ".join(str(text).split()) for text in frame["text_chunk"]]
@@ -216,7 +223,7 @@ class Dataset:
 
     def machine(self, models, units: list[int]) -> dict[str, list[int]]:
         """The machine's yes/no per code on ``units``: what review would show as suggested."""
-        rows = blend([self.docs[i] for i in units], models)
+        rows = blend([self.docs[i] for i in units], models)  # models None: the rules alone
         return {code: [int(any(s.code == code and s.says_yes for s in row)) for row in rows] for code in self.codes}
 
     def uncertainty(self, models, units: list[int], reviewed: list[int]) -> list[float]:
@@ -280,6 +287,54 @@ def run_dataset(data: Dataset, splits: int, orders: tuple[str, ...] = ORDERS) ->
     return results
 
 
+RULES_FRACTIONS = (0.1, 0.2, 0.5)
+
+
+def rules_against_learned(data: Dataset, splits: int, fractions: tuple[float, ...] = RULES_FRACTIONS) -> dict:
+    """Per fraction reviewed (random order), over the same splits: per-code kappa on the unreviewed units of the rules
+    alone and of what qualcode suggests once it has learned (``fit_models`` and ``blend``, as shipped), and which codes
+    the learned suggestions took from a model."""
+    found: dict = {}
+    for fraction in fractions:
+        rules: dict[str, list[float]] = {code: [] for code in data.codes}
+        learned: dict[str, list[float]] = {code: [] for code in data.codes}
+        modelled: dict[str, int] = {code: 0 for code in data.codes}
+        for split in range(splits):
+            reviewed = review_order(data, fraction, "random", split)
+            chosen = set(reviewed)
+            rest = [unit for unit in range(len(data.texts)) if unit not in chosen]
+            models = data.fit(reviewed, split)
+            machine = data.machine(models, rest)
+            alone = data.machine(None, rest)
+            for code in data.codes:
+                truth = [data.labels[code][i] for i in rest]
+                rules[code].append(kappa(truth, alone[code]))
+                learned[code].append(kappa(truth, machine[code]))
+                modelled[code] += code in models.models
+        found[fraction] = (rules, learned, modelled)
+    return found
+
+
+def print_rules_against_learned(data: Dataset, found: dict, splits: int) -> None:
+    positives = {code: sum(values) for code, values in data.labels.items()}
+    print(f"Rules against learned ({splits} random splits, paired; mean per-code kappa on the unreviewed units, mean ± SE over splits):")
+    print(f"{'reviewed':>9} | {'rules alone':>15} | {'learned':>15} | {'learned - rules':>17} | codes with a model (mean per split)")
+    for fraction, (rules, learned, modelled) in found.items():
+        per_split_rules = [statistics.mean(values[s] for values in rules.values()) for s in range(splits)]
+        per_split_learned = [statistics.mean(values[s] for values in learned.values()) for s in range(splits)]
+        gains = [a - b for a, b in zip(per_split_learned, per_split_rules)]
+        print(f"{int(fraction * 100):>8}% | {mean_se(per_split_rules):>15} | {mean_se(per_split_learned):>15} | {mean_se(gains):>17} | "
+              f"{sum(modelled.values()) / splits:.1f} of {len(data.codes)}")
+    print("Per code (positives in brackets): rules / learned kappa, mean over splits, at each fraction; * marks a code the learned "
+          "suggestions leave more than 0.05 below its rules")
+    for code in data.codes:
+        cells = []
+        for rules, learned, modelled in found.values():
+            r, m = statistics.mean(rules[code]), statistics.mean(learned[code])
+            cells.append(f"{r:5.2f} / {m:5.2f}{'*' if m < r - 0.05 else ' '} ({modelled[code]:>2})")
+        print(f"  {code[:28] + f' ({positives[code]})':<34} " + "   ".join(cells))
+
+
 def calibration(data: Dataset, splits: int) -> dict[str, tuple[float, float]]:
     """Brier score and ECE (10 bins) of each confidence as a probability that the code applies, at 50% reviewed."""
     pairs: dict[str, list[tuple[float, int]]] = {"rules": [], "learned": [], "learned, calibrated": [], "blended": []}
@@ -327,19 +382,17 @@ def print_paired(title: str, results: dict, other: dict, label: str) -> None:
               f"(paired gain {mean_se(gains)})")
 
 
-def print_results(data: Dataset, results: dict, calibrated: dict, splits: int, baseline: dict, with_context: dict) -> None:
-    positives = {code: sum(values) for code, values in data.labels.items()}
-    print(f"\n## {data.name}: {len(data.texts)} units, {len(data.codes)} codes; {splits} splits, mean ± standard error")
+def print_orders(data: Dataset, results: dict) -> None:
     print(f"{'reviewed':>9} {'order':>7} | {'kappa, unreviewed':>18} | {'corpus kappa':>15}")
     for (fraction, order), (unreviewed, corpus, _codes) in results.items():
         print(f"{int(fraction * 100):>8}% {order:>7} | {mean_se(unreviewed):>18} | {mean_se(corpus):>15}")
-    print_paired("Baseline in this run, the same splits without sentence vectors (vectors: none), random order:",
-                 results, baseline, "with vectors")
-    print_paired("The same splits with context (context: both; the shipped default is none), random order; "
-                 "gain of the default over it:", results, with_context, "without context")
+    positives = {code: sum(values) for code, values in data.labels.items()}
     print("Per-code kappa on the unreviewed units at 50% (random / active; positives in brackets):")
     for code in data.codes:
         print(f"  {code[:30] + f' ({positives[code]})':<36} {results[(0.5, 'random')][2][code]:6.3f} / {results[(0.5, 'active')][2][code]:6.3f}")
+
+
+def print_calibration(calibrated: dict) -> None:
     print("Calibration at 50% reviewed, random order (confidence read as the probability that the code applies; "
           "Brier of always saying the base rate in brackets):")
     for name, (brier, ece, base) in calibrated.items():
@@ -373,30 +426,50 @@ def training_speed() -> None:
     )
 
 
+SECTIONS = ("rules", "orders", "calibration", "vectors", "context", "speed")
+CAREFUL_CODEBOOK = REPO / "benchmarks" / "codebooks" / "scrum_themes.yaml"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=10)
-    parser.add_argument("--datasets", default="dubois,theme,code_1")
+    parser.add_argument("--datasets", default="careful,dubois,theme,code_1")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"any of {', '.join(SECTIONS)}")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     if not DATA.exists():
         print(f"Benchmark data not found at {DATA}: this benchmark needs ../shared/benchmarks/data beside the project.")
         sys.exit(1)
     started = time.perf_counter()
-    loaders = {"dubois": lambda: ("Du Bois (dubois_gold.csv)", *load_dubois()),
-               "theme": lambda: ("Scrum interviews, human `theme`", *load_scrum("theme", 1)),
-               "code_1": lambda: ("Scrum interviews, human `code_1` (values on >= 10 chunks)", *load_scrum("code_1", 10))}
+    loaders = {"careful": lambda: ("Scrum interviews, human `theme`, rules written with care (benchmarks/codebooks/scrum_themes.yaml)",
+                                   *load_scrum("theme", 1, CAREFUL_CODEBOOK.read_text(encoding="utf-8"))),
+               "dubois": lambda: ("Du Bois (dubois_gold.csv)", *load_dubois()),
+               "theme": lambda: ("Scrum interviews, human `theme`, rules from the theme names", *load_scrum("theme", 1)),
+               "code_1": lambda: ("Scrum interviews, human `code_1` (values on >= 10 chunks), rules from the names", *load_scrum("code_1", 10))}
     for key in args.datasets.split(","):
         name, texts, labels, codebook, contexts = loaders[key]()
         data = Dataset(name, texts, labels, codebook)
         began = time.perf_counter()
-        results = run_dataset(data, args.splits)
-        calibrated = calibration(data, args.splits)
-        baseline = run_dataset(Dataset(name, texts, labels, codebook, vectors=VectorModel.NONE), args.splits, ("random",))
-        with_context = run_dataset(Dataset(name, texts, labels, codebook, contexts=contexts), args.splits, ("random",))
-        print_results(data, results, calibrated, args.splits, baseline, with_context)
+        print(f"\n## {data.name}: {len(data.texts)} units, {len(data.codes)} codes; {args.splits} splits, mean ± standard error", flush=True)
+        if "rules" in sections:
+            print_rules_against_learned(data, rules_against_learned(data, args.splits), args.splits)
+        if "orders" in sections:
+            results = run_dataset(data, args.splits)
+            print_orders(data, results)
+            if "vectors" in sections:
+                baseline = run_dataset(Dataset(name, texts, labels, codebook, vectors=VectorModel.NONE), args.splits, ("random",))
+                print_paired("Baseline in this run, the same splits without sentence vectors (vectors: none), random order:",
+                             results, baseline, "with vectors")
+            if "context" in sections:
+                with_context = run_dataset(Dataset(name, texts, labels, codebook, contexts=contexts), args.splits, ("random",))
+                print_paired("The same splits with context (context: both; the shipped default is none), random order; "
+                             "gain of the default over it:", results, with_context, "without context")
+        if "calibration" in sections:
+            print_calibration(calibration(data, args.splits))
         print(f"({time.perf_counter() - began:.0f} s)", flush=True)
     print("\nReference (published, not measured here): GPT-4 reached kappa >= 0.6 on 8 of 9 Du Bois codes (Dunivin 2024).")
-    training_speed()
+    if "speed" in sections:
+        training_speed()
     print(f"\nTotal {time.perf_counter() - started:.0f} s")
 
 

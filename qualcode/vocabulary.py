@@ -67,6 +67,21 @@ class ExportFormat(StrEnum):
     QDPX = "qdpx"
 
 
+class Role(StrEnum):
+    """What a code's model does beside the code's rules."""
+
+    DECIDES = "decides"  # it decides the code everywhere: where the rules fire it may say no
+    ADDS = "adds"  # the rules' yes stands; the model only adds segments the rules missed
+
+
+class Speaker(StrEnum):
+    """What suggests a code after a model run."""
+
+    MODEL = "model"  # its model: it beat the rules by more than the margin, and reached the floor
+    RULES = "rules"  # its rules: the model did not beat them by enough, is still learning, or has too few examples
+    NOTHING = "nothing"  # a code without rules (manual) whose model does not speak yet: only coders apply it
+
+
 def choices(vocabulary: type[StrEnum]) -> str:
     """The values of a vocabulary as a user reads them: 'a, b, c'."""
     return ", ".join(member.value for member in vocabulary)

@@ -62,7 +62,7 @@ def test_training_learns_words_absent_from_the_codebook(synthetic):
     assert result.run == 1 and result.examples == 16
     assert result.models["money"]["positives"] == 8 and result.models["money"]["negatives"] == 8
     assert result.models["money"]["cv_f1"] >= 0.8
-    assert result.too_few == {"people": {"positives": 0, "negatives": 16}}
+    assert result.too_few == {"people": {"positives": 0, "negatives": 16, "needed": 5}}
     assert result.rescored == 2  # the unseen transcript's segments; the reviewed ones keep what ann saw
     [(text, code_id, source, confidence)] = suggestions(synthetic, "new-01")
     assert (text, code_id, source) == ("Another cash shortfall is coming.", "money", "model")
@@ -105,12 +105,79 @@ def test_new_transcripts_are_suggested_with_the_models(synthetic):
     ]
 
 
-def test_rule_evidence_becomes_a_feature_and_both_is_the_source(synthetic):
-    call(train, synthetic, seed=0)
-    write(synthetic / "transcripts" / "new-03.txt", "Q: ?\nA: The budget shortfall and cash overspend.\n\nQ: ?\nA: Nothing to report.\n")
+def test_a_model_with_no_evidence_against_a_rule_only_adds_and_the_rules_yes_stands(synthetic):
+    """'budget' never came up in review: nothing says the rule is wrong, so the model adds beside it and does not overrule it."""
+    result = call(train, synthetic, seed=0)
+    assert result.models["money"]["role"] == "adds"
+    write(synthetic / "transcripts" / "new-03.txt", "Q: ?\nA: The budget was agreed.\n\nQ: ?\nA: A cash shortfall and an overspend.\n")
     call(code, synthetic)
-    [(_text, code_id, source, _confidence)] = suggestions(synthetic, "new-03")
-    assert (code_id, source) == ("money", "both")
+    assert [(text, code_id, source) for text, code_id, source, _confidence in suggestions(synthetic, "new-03")] == [
+        ("A cash shortfall and an overspend.", "money", "model"), ("The budget was agreed.", "money", "rules")]
+
+
+MISLEADING = ["The budget meeting was on Tuesday.", "We drew up the budget for the garden.", "Budget day came and went.",
+              "The budget template was long and dull.", "Our budget office moved street.", "A budget review of the website.",
+              "The budget slides got a refresh.", "We printed the budget again."]
+
+
+def test_a_rule_the_decisions_keep_rejecting_is_overruled_by_a_model_that_decides(sample_nlp):
+    """Issue 22: the model decides a code (and may say no where its rule fires) only where that beat the rules on the
+    reviewed segments: here 'budget' fires on eight segments the researcher rejected."""
+    from qualcode.codebook import parse_codebook
+    from qualcode.suggest.model import blend
+    from qualcode.suggest.pipeline import build_pipeline
+    from qualcode.vocabulary import Role, Source
+
+    nlp = build_pipeline(parse_codebook(CODEBOOK))
+    docs = list(nlp.pipe(MONEY + OTHER + MISLEADING))
+    models = fit_models(docs, {"money": [1] * len(MONEY) + [0] * (len(OTHER) + len(MISLEADING))}, rule_codes=["money", "people"], seed=0)
+    money = models.models["money"]
+    assert money.role == Role.DECIDES and money.cv_kappa > money.rules_kappa + money.margin and money.rules_kappa < 0
+    [budget, cash] = blend(list(nlp.pipe(["The budget was printed on Tuesday.", "Another cash shortfall."])), models)
+    assert (budget[0].source, budget[0].says_yes) == (Source.BOTH, False)  # shown, with the model's no
+    assert (cash[0].source, cash[0].says_yes) == (Source.MODEL, True)
+
+
+GOOD_RULE = ["Our staff left.", "The staff were tired.", "New staff joined.", "Staff morale fell.", "We lost staff.", "Staff costs rose."]
+
+
+def test_a_model_that_cannot_beat_good_rules_by_a_margin_does_not_speak(sample_nlp):
+    """Issue 22: six reviewed examples, all fired by a rule that is right every time: whatever the model's estimate, it
+    cannot beat the rules by twice the standard error, so the code keeps its rules (and the run says why)."""
+    from qualcode.codebook import parse_codebook
+    from qualcode.suggest.model import MARGIN_ERRORS
+    from qualcode.suggest.pipeline import build_pipeline
+
+    nlp = build_pipeline(parse_codebook(CODEBOOK))
+    docs = list(nlp.pipe(GOOD_RULE + OTHER))
+    models = fit_models(docs, {"people": [1] * len(GOOD_RULE) + [0] * len(OTHER)}, rule_codes=["money", "people"], seed=0)
+    assert "people" not in models.models and MARGIN_ERRORS == 2.0
+    judged = models.judged["people"]
+    assert judged.rules_kappa == 1.0 and not judged.learning and models.summary()["held_back"]["people"]["learning"] is False
+
+
+def test_a_weak_model_does_not_speak_and_says_it_is_learning(sample_nlp):
+    """Issue 22: a code without rules whose model cannot reach the floor (kappa 0.2) suggests nothing, and the run says
+    the code is still learning (a manual code at kappa 0.13 was suggested at '0.05 model' on plain answers of another code)."""
+    import random
+
+    from qualcode.analysis.status import model_rows
+    from qualcode.codebook import parse_codebook
+    from qualcode.suggest.model import KAPPA_FLOOR, blend
+    from qualcode.suggest.pipeline import build_pipeline
+    from qualcode.vocabulary import Speaker
+
+    nlp = build_pipeline(parse_codebook(CODEBOOK + "  - id: other\n    label: Other\n    manual: true\n"))
+    texts = MONEY + OTHER + MISLEADING + GOOD_RULE
+    docs = list(nlp.pipe(texts))
+    generator = random.Random(3)
+    noise = [int(generator.random() < 0.4) for _ in texts]  # a code the words do not tell
+    models = fit_models(docs, {"other": noise}, rule_codes=["money", "people"], seed=0)
+    assert "other" not in models.models and models.judged["other"].model_kappa < KAPPA_FLOOR and models.judged["other"].learning
+    assert all(suggestion.code != "other" for row in blend(docs, models) for suggestion in row)
+
+    [row] = model_rows(models.summary(), ["money", "people"])
+    assert (row.code, row.speaker, row.learning) == ("other", Speaker.NOTHING, True)
 
 
 def test_fit_models_skips_codes_with_too_few_examples(sample_nlp):
@@ -149,7 +216,7 @@ def test_shown_confidence_is_a_calibrated_probability_and_the_decision_is_kept_b
     [first, second] = blend(docs, models)
     decision = models.probabilities(docs)["money"]
     assert first[0].applies is True and first[0].confidence == round(money.calibrated([decision[0]])[0], 3)
-    assert second[0].source == Source.BOTH and second[0].applies == (decision[1] >= 0.5)  # 'budget' fired
+    assert second[0].source == Source.RULES and second[0].applies is None  # 'budget' fired; the model only adds (no evidence against it)
     with open_store(synthetic) as store:
         store.replace_segment_suggestions([(segment_id, [Suggestion("money", 0.42, [], Source.BOTH, False)])], pipeline_version="test")
         [stored] = [row for row in store.suggestions() if row.segment_id == segment_id]
@@ -164,19 +231,28 @@ def test_shown_confidence_is_a_calibrated_probability_and_the_decision_is_kept_b
 
 
 def test_each_model_has_a_learning_curve_and_says_how_many_more_decisions_it_wants(synthetic):
-    """Issue 13: status shows, per code, where the learning curve levels off and about how many more reviewed segments reach it."""
-    from qualcode.suggest.model import CURVE_MARGIN, learning_outlook
+    """Issue 13: status shows, per code, where the learning curve levels off and about how many more reviewed segments reach it.
+    Issue 22: never read beyond the project's own size (a 113-segment study was told '≈41,587 more')."""
+    from qualcode.suggest.model import CURVE_MARGIN, examples_to_reach, learning_outlook
 
-    # kappa = 0.8 - 2 / sqrt(n): within 0.05 of 0.8 at n = 1,600
+    # kappa = 0.8 - 2 / sqrt(n): in a project of 10,000 segments it ends near 0.78, and comes within 0.05 of that at n = 817
     curve = [(n, 0.8 - 2 / n**0.5) for n in (100, 150, 200)]
-    plateau, more = learning_outlook(curve)
-    assert plateau == 0.8 and more == 1600 - 200 and CURVE_MARGIN == 0.05
-    assert learning_outlook([(50, 0.6), (75, 0.58), (100, 0.57)]) == (0.6, 0)  # no better with more: nothing to gain
-    assert learning_outlook([(100, 0.5)]) == (None, None)
+    assert learning_outlook(curve, 10_000) == (0.78, 817 - 200) and CURVE_MARGIN == 0.05
+    # in a project of 300 segments it ends near 0.68, within 0.05 of where it is at 200: more review adds little
+    assert learning_outlook(curve, 300) == (0.68, 0)
+    assert learning_outlook(curve, 200) == (0.66, 0)  # everything reviewed: nothing to say about more
+    for size in (250, 400, 1_000, 5_000, 100_000):
+        level, more = learning_outlook(curve, size)
+        assert level is not None and level <= 0.8 and more is not None and 0 <= more <= size - 200
+    assert learning_outlook([(50, 0.6), (75, 0.58), (100, 0.57)], 1_000) == (0.6, 0)  # no better with more: nothing to gain
+    assert learning_outlook([(100, 0.5)], 1_000) == (None, None)
+    # how many more to reach the floor a model must reach to speak, within the project only
+    weak = [(n, 0.4 - 4 / n**0.5) for n in (40, 60, 80)]  # 0.2 at n = 400
+    assert examples_to_reach(weak, 0.2, 1_000) == 400 - 80 and examples_to_reach(weak, 0.2, 300) is None
     result = call(train, synthetic, seed=0)
     info = result.models["money"]
     assert [n for n, _kappa in info["curve"]] == [8, 12, 16] and info["curve"][-1][1] == info["cv_kappa"]
     assert info["more_decisions"] is None  # 8 positives: too few for the curve to say
     runner = CliRunner()
-    out = runner.invoke(app, ["status", "--project", str(synthetic)], env={"COLUMNS": "80"}).output
-    assert "levels off" in out and "reviewed segments to come within 0.05" in out
+    out = runner.invoke(app, ["status", "--project", str(synthetic)], env={"COLUMNS": "120"}).output
+    assert "not enough examples to say" in out and "model κ" in out and "rules κ" in out

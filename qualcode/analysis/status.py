@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 from qualcode.ingest.transcripts import UNKNOWN_ROLE
 from qualcode.project import Project, one_snapshot
-from qualcode.vocabulary import Verdict
+from qualcode.vocabulary import Speaker, Verdict
 
 
 @dataclass
@@ -40,12 +41,53 @@ class CodeStatus:
 
 
 @dataclass
+class ModelRow:
+    """One code of a model run, as `train` and `status` show it. Kappas are honest cross-validated estimates on the
+    reviewed segments; ``level`` and ``more`` read the learning curve within the project's own size only."""
+
+    code: str
+    positives: int
+    negatives: int
+    speaker: Speaker
+    model_kappa: float | None = None
+    rules_kappa: float | None = None
+    margin: float | None = None
+    learning: bool = False  # the model is below the floor (KAPPA_FLOOR): it does not speak whatever the rules do
+    level: float | None = None  # the kappa it levels off near in this project (a model that speaks)
+    more: int | None = None  # reviewed segments to come within 0.05 of ``level``; 0: more review adds little
+    needed: int | None = None  # for a code that does not have a speaking model: about how many more examples it needs
+    too_few: bool = False  # fewer examples of a class than learn_min_examples: no model was fitted
+
+
+def model_rows(summary: dict[str, Any], rule_codes: Iterable[str]) -> list[ModelRow]:
+    """The codes of a model run's summary (its JSON, as stored), in the order: models, held back, too few examples.
+    ``rule_codes``: the codes that have rules (the others are applied by coders alone until their model speaks)."""
+    with_rules = set(rule_codes)
+    rows = []
+    for code, info in summary.get("codes", {}).items():
+        rows.append(ModelRow(code, int(info["positives"]), int(info["negatives"]), Speaker.MODEL, info.get("cv_kappa"), info.get("rules_kappa"),
+                             info.get("margin"), level=info.get("plateau_kappa"), more=info.get("more_decisions")))
+    held = dict(summary.get("held_back", {}))
+    for code, info in summary.get("rules_better", {}).items():  # runs of older versions
+        held.setdefault(code, {"positives": 0, "negatives": 0, "rules_kappa": info["rules_kappa"], "model_cv_kappa": info["model_cv_kappa"]})
+    for code, info in held.items():
+        without = Speaker.RULES if code in with_rules else Speaker.NOTHING
+        rows.append(ModelRow(code, int(info["positives"]), int(info["negatives"]), without, info.get("model_cv_kappa"), info.get("rules_kappa"),
+                             info.get("margin"), learning=bool(info.get("learning")), needed=info.get("needed")))
+    for code, info in summary.get("too_few_examples", {}).items():
+        without = Speaker.RULES if code in with_rules else Speaker.NOTHING
+        rows.append(ModelRow(code, int(info["positives"]), int(info["negatives"]), without, needed=info.get("needed"), too_few=True))
+    return rows
+
+
+@dataclass
 class StatusReport:
     coders: list[str]
     transcripts: list[TranscriptStatus]
     codes: list[CodeStatus]
     model_run: int | None = None
     model: dict | None = None
+    models: list[ModelRow] = field(default_factory=list)
 
 
 @one_snapshot
@@ -90,4 +132,5 @@ def review_status(project: Project) -> StatusReport:
             code_row.coders[coder] = progress
         codes.append(code_row)
     run = store.latest_model_run()
-    return StatusReport(coders, transcripts, codes, run.id if run else None, run.summary if run else None)
+    rows = model_rows(run.summary, [code.id for code in codebook.suggestible()]) if run else []
+    return StatusReport(coders, transcripts, codes, run.id if run else None, run.summary if run else None, rows)

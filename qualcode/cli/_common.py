@@ -17,6 +17,8 @@ from qualcode.errors import QualcodeError
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from qualcode.analysis.status import ModelRow
+
 # What must never reach a terminal from a file name, metadata value, codebook label or transcript: C0 controls
 # (ESC starts an escape sequence), DEL, C1 controls (U+0080-U+009F; some terminals act on them) and the
 # bidirectional overrides and isolates that make text read differently from what it is ("Trojan source").
@@ -132,24 +134,35 @@ def _url_has_password(url: str) -> bool:
     return has_password(url)
 
 
-def render_models(title: str, models: dict[str, Any], rules_better: dict[str, Any], too_few: dict[str, Any]) -> "Table":
-    """The learned models of one run: examples and cross-validated scores per code, where each code's learning curve
-    levels off and about how many more reviewed segments bring it there, and the codes left to their rules."""
+def render_models(title: str, rows: "list[ModelRow]") -> "Table":
+    """The codes of one model run: examples, honest cross-validated kappa of the model and of the code's rules on the
+    same reviewed segments, what suggests the code now, and what more review would bring."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for name in ("Code", "yes", "no", "CV F1", "CV kappa", "levels off", "more"):
-        table.add_column(name, justify="left" if name == "Code" else "right")
-    for code, info in models.items():
-        more = info.get("more_decisions")
-        table.add_row(code, str(info["positives"]), str(info["negatives"]), fmt_number(info["cv_f1"]), fmt_number(info["cv_kappa"]),
-                      fmt_number(info.get("plateau_kappa")), "—" if more is None else f"≈{more:,}")
-    for code, info in rules_better.items():
-        # the kappa shown is the rules' own on the decisions, which beat the model's cross-validated one (in the summary)
-        table.add_row(code, "", "", "rules kept", fmt_number(info["rules_kappa"]), "", "", style="dim")
-    for code, info in too_few.items():
-        table.add_row(code, str(info["positives"]), str(info["negatives"]), "rules only", "", style="dim")
-    if models:
-        table.caption = "levels off: the kappa each code's learning curve tends to; more: reviewed segments to come within 0.05 of it"
+    for name in ("Code", "yes", "no", "model κ", "rules κ", "suggests", "outlook"):
+        table.add_column(name, justify="left" if name in ("Code", "suggests", "outlook") else "right")
+    for row in rows:
+        table.add_row(escape(row.code), str(row.positives) if row.positives or row.negatives else "", str(row.negatives) if row.positives or row.negatives else "",
+                      fmt_number(row.model_kappa) if not row.too_few else "", fmt_number(row.rules_kappa) if row.rules_kappa is not None else "",
+                      str(row.speaker), model_outlook(row), style=None if row.speaker == "model" else "dim")
+    if rows:
+        table.caption = ("κ: honest cross-validated kappa on the reviewed segments. A model suggests a code once it reaches 0.20 and beats the "
+                         "code's rules by more than the margin shown; otherwise the rules (or coders alone) go on.")
         table.caption_justify = "left"
     return table
+
+
+def model_outlook(row: "ModelRow") -> str:
+    """What more review would bring a code, in words: never read beyond the project's own size."""
+    if row.too_few:
+        return f"learning: {row.needed} more examples needed" if row.needed else "learning: more examples needed"
+    if row.speaker != "model":
+        if row.learning:
+            return f"learning: ≈{row.needed:,} more examples needed" if row.needed else "learning: not enough examples to say how many more"
+        return f"rules kept: model within ±{row.margin:.2f} of them" if row.margin else "rules kept"
+    if row.level is None:
+        return "not enough examples to say"
+    if not row.more:
+        return f"levels off near {row.level:.2f}; more review will add little"
+    return f"≈{row.more:,} more reviewed segments to come near {row.level:.2f}"

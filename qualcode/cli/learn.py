@@ -128,12 +128,14 @@ def train_cli(
 
     Example: qualcode train --project my-study
     """
+    from qualcode.analysis.status import model_rows
     from qualcode.project import Project
     from qualcode.suggest.training import train
 
     with Project.open(project) as opened:
         result = train(opened, seed=seed)
-    console.print(render_models(f"Models from {result.examples} reviewed segments", result.models, result.rules_better, result.too_few))
+        rows = model_rows(result.summary, [code.id for code in opened.codebook.suggestible()])
+    console.print(render_models(f"Models from {result.examples} reviewed segments", rows))
     if result.run is None:
         console.print("No code has enough examples yet: suggestions stay rule-based.")
     else:

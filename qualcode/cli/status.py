@@ -60,5 +60,5 @@ def render_status(report: "StatusReport") -> list:
     ]
     if report.model:
         title = f"Learned models (run {report.model_run}, {report.model['trained_at']}, {report.model['examples']} reviewed segments)"
-        tables.append(render_models(title, report.model["codes"], report.model.get("rules_better", {}), report.model["too_few_examples"]))
+        tables.append(render_models(title, report.models))
     return tables

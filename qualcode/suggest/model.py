@@ -4,8 +4,10 @@ One logistic regression per code, trained on review decisions (accepted or added
 rejected = no; a reviewed segment left without a code = no for that code). Features come
 from the spaCy pipeline: TF-IDF over lower-cased lemma unigrams and bigrams, the rule
 confidence of every code (so each model learns how far its rules can be trusted), and
-token vectors when the pipeline has them. A trained code's confidence is the model's
-probability; codes with too few examples keep the rules alone.
+sentence vectors. A model must earn its place: it speaks for its code only when its honest
+cross-validated kappa reaches a floor and beats the code's own rules on the same reviewed
+segments by more than twice the paired difference's standard error; otherwise the code keeps
+its rules. A trained code's confidence is the model's calibrated probability.
 
 Fitted models are kept as plain parameters (arrays and JSON, ``to_bytes``/``from_bytes``)
 and read back with NumPy's pickle-free loader: a project database is shared, and nothing
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +28,7 @@ from qualcode.errors import ProjectError
 from qualcode.statistics import kappa_or_zero, precision_recall_f1
 from qualcode.suggest.pipeline import suggestions_from_doc
 from qualcode.suggestion import SUGGEST_THRESHOLD, Suggestion
-from qualcode.vocabulary import ContextFeatures, Source, VectorModel
+from qualcode.vocabulary import ContextFeatures, Role, Source, VectorModel
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -42,10 +45,19 @@ VECTOR_FEATURE_SCALE = 1.0
 # tip a doubtful case, not code a segment for what was said around it.
 CONTEXT_FEATURE_SCALE = 0.5
 C_GRID = (0.5, 2.0, 8.0)
+THRESHOLDS = tuple(round(step * 0.05, 2) for step in range(1, 18))  # the decision thresholds a model may choose, 0.05 to 0.85
+# A model speaks only when its honest cross-validated kappa reaches this floor: below it, its suggestions are mostly noise
+# (a code at 0.13 suggested plain answers of other codes), and the code keeps its rules, or nothing, until it learns more.
+KAPPA_FLOOR = 0.2
+# A model speaks for a code only when it beats the code's rules by more than twice the paired difference's standard
+# error (bootstrapped over the reviewed segments; about a one-sided test at 97.5%): a handful of examples cannot make that
+# margin, so the rules stay. One standard error still let models of 6-9 positives replace rules they did worse than on
+# new segments (benchmarks/quality.py, "rules against learned": 2 codes more than 0.05 below their rules; none at two).
+MARGIN_ERRORS = 2.0
+BOOTSTRAP_ROUNDS = 200
 CURVE_SHARES = (0.5, 0.75)  # of the examples, for each model's learning curve
 CURVE_MARGIN = 0.05  # "near the plateau": within this much kappa of where the learning curve levels off
 MIN_CURVE_POSITIVES = 20  # fewer, and half of them is too few for the curve to say anything
-MAX_OUTLOOK = 100_000
 # A stored model run larger than this when unpacked is refused rather than read.
 MAX_PARAMETER_BYTES = 1 << 30
 _VECTORIZER_PARAMS = {"token_pattern": r"\S+", "lowercase": False, "ngram_range": (1, 2), "sublinear_tf": True, "max_features": 50_000}
@@ -73,11 +85,14 @@ class CodeModel:
     calibration: tuple[float, float] = (1.0, 0.0)
     # (examples, cross-validated kappa) on a half, three quarters and all of the examples: the learning curve
     curve: list[tuple[int, float]] = field(default_factory=list)
+    rules_kappa: float | None = None  # the code's rules on the same reviewed segments, which the model beat
+    margin: float | None = None  # by more than this: twice the bootstrapped standard error of the paired difference
+    role: Role = Role.DECIDES  # decides the code where its rules fire too, or only adds to the rules' yes
 
-    def outlook(self) -> tuple[float | None, int | None]:
-        """The kappa the learning curve levels off at, and about how many more reviewed segments bring the model within
-        ``CURVE_MARGIN`` of it (0: it is there; None: too few points to say)."""
-        return learning_outlook(self.curve) if self.positives >= MIN_CURVE_POSITIVES else (None, None)
+    def outlook(self, segments: int) -> tuple[float | None, int | None]:
+        """``learning_outlook`` of this model's curve in a project of ``segments`` (None, None: too few examples to say)."""
+        return learning_outlook(self.curve, segments) if self.positives >= MIN_CURVE_POSITIVES else (None, None)
+
 
     def probability(self, features: Any) -> Any:
         import numpy as np
@@ -103,6 +118,34 @@ class CodeModel:
 
 
 @dataclass
+class Judgement:
+    """A code with enough examples whose model does not speak: below ``KAPPA_FLOOR`` (still learning), or not better
+    than the code's rules by more than ``margin`` (``MARGIN_ERRORS`` standard errors; the rules stay). Kappas are honest
+    cross-validated estimates."""
+
+    positives: int
+    negatives: int
+    rules_kappa: float
+    model_kappa: float
+    margin: float
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def learning(self) -> bool:
+        """Below the floor: the model is not good enough yet, whatever the rules do."""
+        return self.model_kappa < KAPPA_FLOOR
+
+    def needed(self, segments: int) -> int | None:
+        """About how many more reviewed segments bring the model to ``KAPPA_FLOOR``, by its learning curve, when that
+        happens within the project (``segments`` in all); None when the curve cannot say so."""
+        return examples_to_reach(self.curve, KAPPA_FLOOR, segments) if self.learning and self.positives >= MIN_CURVE_POSITIVES // 2 else None
+
+    def to_json(self, segments: int) -> dict[str, Any]:
+        return {"positives": self.positives, "negatives": self.negatives, "rules_kappa": self.rules_kappa,
+                "model_cv_kappa": self.model_kappa, "margin": self.margin, "curve": [list(point) for point in self.curve],
+                "learning": self.learning, "needed": self.needed(segments)}
+
+@dataclass
 class ModelSet:
     """Models for the codes that had enough examples, with the shared vectorizer."""
 
@@ -114,10 +157,11 @@ class ModelSet:
     trained_at: str
     seed: int
     skipped: dict[str, tuple[int, int]] = field(default_factory=dict)
-    rules_better: dict[str, tuple[float, float]] = field(default_factory=dict)
+    judged: dict[str, Judgement] = field(default_factory=dict)  # enough examples, but the model does not speak
     feature_version: str = FEATURE_VERSION
     sentence_vectors: VectorModel = VectorModel.NONE
     context: ContextFeatures = ContextFeatures.NONE
+    min_examples: int = MIN_EXAMPLES
 
     def features(self, docs: Sequence["Doc"], variant: str = "stacked") -> Any:
         return _features(docs, self.vectorizer, self.rule_codes if variant == "stacked" else [], self.use_vectors,
@@ -139,16 +183,21 @@ class ModelSet:
         self.models = {code: model for code, model in self.models.items() if code in keep}
         return self
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, segments: int | None = None) -> dict[str, Any]:
+        """What a run learned, as JSON. ``segments``: the project's respondent segments, which bounds every outlook
+        (no learning curve is read beyond the project's own size); the examples when not given."""
+        segments = max(segments or 0, self.examples)
         return {
             "trained_at": self.trained_at,
             "examples": self.examples,
             "feature_version": self.feature_version,
             "sentence_vectors": self.sentence_vectors.value,
             "context": self.context.value,
-            "codes": {code: _model_summary(m) for code, m in self.models.items()},
-            "too_few_examples": {code: {"positives": p, "negatives": n} for code, (p, n) in self.skipped.items()},
-            "rules_better": {code: {"rules_kappa": r, "model_cv_kappa": m} for code, (r, m) in self.rules_better.items()},
+            "segments": segments,
+            "codes": {code: _model_summary(m, segments) for code, m in self.models.items()},
+            "too_few_examples": {code: {"positives": p, "negatives": n, "needed": max(0, self.min_examples - min(p, n))}
+                                 for code, (p, n) in self.skipped.items()},
+            "held_back": {code: judgement.to_json(segments) for code, judgement in self.judged.items()},
         }
 
     # -- keeping models without pickles ------------------------------------------------
@@ -168,14 +217,16 @@ class ModelSet:
             "trained_at": self.trained_at,
             "seed": self.seed,
             "skipped": self.skipped,
-            "rules_better": self.rules_better,
+            "judged": {code: [j.positives, j.negatives, j.rules_kappa, j.model_kappa, j.margin, [list(point) for point in j.curve]]
+                       for code, j in self.judged.items()},
+            "min_examples": self.min_examples,
             "feature_version": self.feature_version,
             "sentence_vectors": self.sentence_vectors.value,
             "context": self.context.value,
             "codes": [
                 {"code": m.code, "intercept": m.intercept, "positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1,
                  "cv_kappa": m.cv_kappa, "c": m.c, "threshold": m.threshold, "variant": m.variant, "calibration": list(m.calibration),
-                 "curve": [list(point) for point in m.curve]}
+                 "curve": [list(point) for point in m.curve], "rules_kappa": m.rules_kappa, "margin": m.margin, "role": m.role.value}
                 for m in self.models.values()
             ],
         }
@@ -213,8 +264,14 @@ class ModelSet:
                         entry["code"], coef, float(entry["intercept"]), int(entry["positives"]), int(entry["negatives"]),
                         entry["cv_f1"], entry["cv_kappa"], float(entry["c"]), float(entry["threshold"]), str(entry["variant"]),
                         _calibration(entry.get("calibration", (1.0, 0.0))),
-                        [(int(n), float(k)) for n, k in entry.get("curve", [])],
+                        _curve(entry.get("curve", [])), _optional_float(entry.get("rules_kappa")), _optional_float(entry.get("margin")),
+                        Role(entry.get("role", Role.DECIDES.value)),
                     )
+                judged = {code: Judgement(int(value[0]), int(value[1]), float(value[2]), float(value[3]), float(value[4]), _curve(value[5]))
+                          for code, value in meta.get("judged", {}).items()}
+                # runs of older versions: the codes whose rules beat the model, (rules kappa, model kappa)
+                judged.update({code: Judgement(0, 0, float(value[0]), float(value[1]), 0.0)
+                               for code, value in meta.get("rules_better", {}).items() if code not in judged})
                 sentence_vectors = VectorModel(meta.get("sentence_vectors", VectorModel.NONE.value))
                 context = ContextFeatures(meta.get("context", ContextFeatures.NONE.value))
         except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
@@ -225,16 +282,24 @@ class ModelSet:
         return cls(
             vectorizer, list(meta["rule_codes"]), bool(meta["use_vectors"]), models, int(meta["examples"]), str(meta["trained_at"]),
             int(meta["seed"]), {code: (int(value[0]), int(value[1])) for code, value in meta["skipped"].items()},
-            {code: (float(value[0]), float(value[1])) for code, value in meta["rules_better"].items()},
-            str(meta["feature_version"]), sentence_vectors, context,
+            judged, str(meta["feature_version"]), sentence_vectors, context, int(meta.get("min_examples", MIN_EXAMPLES)),
         )
 
 
-def _model_summary(m: CodeModel) -> dict[str, Any]:
-    plateau, more = m.outlook()
+def _model_summary(m: CodeModel, segments: int) -> dict[str, Any]:
+    plateau, more = m.outlook(segments)
     return {"positives": m.positives, "negatives": m.negatives, "cv_f1": m.cv_f1, "cv_kappa": m.cv_kappa, "C": m.c,
             "threshold": m.threshold, "features": m.variant, "calibration": list(m.calibration),
-            "curve": [list(point) for point in m.curve], "plateau_kappa": plateau, "more_decisions": more}
+            "curve": [list(point) for point in m.curve], "plateau_kappa": plateau, "more_decisions": more,
+            "rules_kappa": m.rules_kappa, "margin": m.margin, "role": m.role.value}
+
+
+def _curve(value: Any) -> list[tuple[int, float]]:
+    return [(int(n), float(k)) for n, k in value]
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _vectorizer(*, min_df: int) -> Any:
@@ -290,9 +355,12 @@ def fit_models(
 
     Everything is chosen on the reviewed data alone, by stratified cross-validation: the
     features (lemma n-grams, or those plus every code's rule confidence), C from a small
-    grid, and the probability threshold that gives the best kappa. With ``use_rules``, a
-    code whose rules agree with the decisions at least as well as the cross-validated model
-    keeps its rules. With ``vectors``, each segment's sentence vector joins the features, and with ``context`` its
+    grid, and the probability threshold that gives the best kappa. The model is judged by an
+    honest estimate (each fold predicted by choices made on the other folds) and speaks for
+    its code only when that kappa reaches ``KAPPA_FLOOR`` and, with ``use_rules``, beats the
+    code's own rules on the same segments by more than ``MARGIN_ERRORS`` bootstrapped standard
+    errors; it then either decides the code or only adds to the rules' yes, whichever agreed
+    better. Every other code keeps its rules (``judged`` says why). With ``vectors``, each segment's sentence vector joins the features, and with ``context`` its
     neighbours' vectors (``doc._.qc_context``), down-weighted. Deterministic for a fixed seed.
     """
     import numpy as np
@@ -306,13 +374,14 @@ def fit_models(
         context = ContextFeatures.NONE  # neighbours are read through their vectors
     if not any(text.strip() for text in texts):
         counts = {code: (sum(1 for v in values if v == 1), sum(1 for v in values if v == 0)) for code, values in labels.items()}
-        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts, sentence_vectors=vectors, context=context)
+        return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts, sentence_vectors=vectors, context=context,
+                        min_examples=min_examples)
     vectorizer = _vectorizer(min_df=2 if len(texts) >= 200 else 1)
     vectorizer.fit(texts)
     use_vectors = bool(docs) and docs[0].vocab.vectors.shape[0] > 0 and docs[0].vocab.vectors.shape[1] > 0
     models: dict[str, CodeModel] = {}
     skipped: dict[str, tuple[int, int]] = {}
-    rules_better: dict[str, tuple[float, float]] = {}
+    judged: dict[str, Judgement] = {}
     labelled_docs = [docs[i] for i in labelled]
     matrices = {"text": _features(labelled_docs, vectorizer, [], use_vectors, vectors, context)}
     if codes_for_rules:
@@ -328,26 +397,31 @@ def fit_models(
             skipped[code] = (positives, negatives)
             continue
         large = len(y) >= 1000
-        folds = _folds(large, positives, negatives, seed)
-        best: tuple[float, float, float, float, str, Any] | None = None
+        splits = list(_folds(large, positives, negatives, seed).split(np.zeros(len(y)), y))
+        candidates = []  # (variant, C, out-of-fold probabilities)
         for variant, matrix in matrices.items():
             x = matrix[rows]
             for c in (2.0,) if large else C_GRID:
-                probabilities = cross_val_predict(_classifier(c, seed), x, y, cv=folds, method="predict_proba")[:, 1]
-                threshold, kappa, f1 = _best_threshold(y, probabilities)
-                if best is None or kappa > best[0] + 1e-9:
-                    best = (kappa, f1, c, threshold, variant, probabilities)
-        assert best is not None
-        kappa, f1, c, threshold, variant, held_out = best
-        if use_rules and code in rule_codes:
-            fired = (rule_hits[rows, list(rule_codes).index(code)] > 0).astype(int)
-            rules_kappa = kappa_or_zero(y, fired)
-            if rules_kappa >= kappa:
-                rules_better[code] = (round(rules_kappa, 4), round(kappa, 4))
-                continue
+                candidates.append((variant, c, cross_val_predict(_classifier(c, seed), x, y, cv=splits, method="predict_proba")[:, 1]))
+        variant, c, threshold, held_out = _choose(y, candidates, np.ones(len(y), dtype=bool))
+        fired = (rule_hits[rows, list(rule_codes).index(code)] > 0).astype(int) if code in rule_codes else np.zeros(len(y), dtype=int)
+        rules_kappa = kappa_or_zero(y, fired) if use_rules else 0.0
+        # The model either decides the code (a rule's hit too) or only adds to what the rules say: whichever agrees
+        # better with the decisions, judged on predictions made without each segment.
+        honest = _cross_fitted(y, candidates, splits)
+        role, honest = max(((Role.DECIDES, honest), (Role.ADDS, np.maximum(honest, fired))) if use_rules else ((Role.DECIDES, honest),),
+                           key=lambda pair: _kappas(y, pair[1]) + (1e-9 if pair[0] == Role.ADDS else 0.0))
+        kappa = kappa_or_zero(y, honest)
+        f1 = precision_recall_f1(list(y), list(honest))[2] or 0.0
+        margin = MARGIN_ERRORS * _paired_error(y, honest, fired, seed) if use_rules else 0.0
+        if kappa < KAPPA_FLOOR or kappa - rules_kappa <= margin:
+            judged[code] = Judgement(positives, negatives, round(rules_kappa, 4), round(kappa, 4), round(margin, 4),
+                                     _learning_curve(matrices[variant][rows], y, c, seed, len(y), kappa))
+            continue
         classifier = _classifier(c, seed).fit(matrices[variant][rows], y)
         model = CodeModel(code, classifier.coef_.ravel().copy(), float(classifier.intercept_[0]), positives, negatives,
-                          round(f1, 4), round(kappa, 4), c, threshold, variant)
+                          round(f1, 4), round(kappa, 4), c, threshold, variant, rules_kappa=round(rules_kappa, 4), margin=round(margin, 4),
+                          role=role)
         model.calibration = _platt(model.confidence(held_out), y, seed)
         model.curve = _learning_curve(matrices[variant][rows], y, c, seed, len(y), kappa)
         models[code] = model
@@ -360,10 +434,74 @@ def fit_models(
         trained_at=trained_at,
         seed=seed,
         skipped=skipped,
-        rules_better=rules_better,
+        judged=judged,
         sentence_vectors=vectors,
         context=context,
+        min_examples=min_examples,
     )
+
+
+def _kappas(y: Any, predicted: Any) -> Any:
+    """Cohen's kappa of binary ``predicted`` (one column per candidate, or one vector) against ``y``; 0 where undefined."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=float)
+    matrix = np.asarray(predicted, dtype=float)
+    single = matrix.ndim == 1
+    if single:
+        matrix = matrix[:, None]
+    n = float(len(y))
+    true_positive = y @ matrix
+    said = matrix.sum(axis=0)
+    actual = y.sum()
+    observed = (n - said - actual + 2 * true_positive) / n
+    expected = (said * actual + (n - said) * (n - actual)) / (n * n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = np.where(expected < 1.0, (observed - expected) / (1.0 - expected), 0.0)
+    return float(kappa[0]) if single else kappa
+
+
+def _choose(y: Any, candidates: Sequence[tuple[str, float, Any]], mask: Any) -> tuple[str, float, float, Any]:
+    """The candidate (features, C) and threshold whose out-of-fold predictions agree best with ``y`` on ``mask``: the
+    first best, in the candidates' and thresholds' order."""
+    import numpy as np
+
+    best: tuple[float, int, int] | None = None
+    thresholds = np.array(THRESHOLDS)
+    for index, (_variant, _c, probabilities) in enumerate(candidates):
+        kappas = _kappas(y[mask], probabilities[mask][:, None] >= thresholds[None, :])
+        top = int(np.argmax(kappas))  # the first of equals
+        if best is None or kappas[top] > best[0] + 1e-9:
+            best = (float(kappas[top]), index, top)
+    assert best is not None
+    variant, c, probabilities = candidates[best[1]]
+    return variant, c, THRESHOLDS[best[2]], probabilities
+
+
+def _cross_fitted(y: Any, candidates: Sequence[tuple[str, float, Any]], splits: Sequence[tuple[Any, Any]]) -> Any:
+    """Yes/no for every example from choices made without it: each fold is predicted with the features, C and threshold
+    chosen on the other folds' out-of-fold predictions. Its kappa is an honest estimate of the whole procedure, where
+    choosing on the same predictions would flatter a model of a handful of positives."""
+    import numpy as np
+
+    honest = np.zeros(len(y), dtype=int)
+    for _train, test in splits:
+        mask = np.ones(len(y), dtype=bool)
+        mask[test] = False
+        _variant, _c, threshold, probabilities = _choose(y, candidates, mask)
+        honest[test] = probabilities[test] >= threshold
+    return honest
+
+
+def _paired_error(y: Any, model: Any, rules: Any, seed: int) -> float:
+    """The standard error of kappa(model) - kappa(rules) on the same examples, by a paired bootstrap."""
+    import numpy as np
+
+    generator = np.random.default_rng(seed)
+    y, model, rules = (np.asarray(values, dtype=float) for values in (y, model, rules))
+    samples = generator.integers(0, len(y), size=(BOOTSTRAP_ROUNDS, len(y)))
+    differences = [_kappas(y[rows], model[rows]) - _kappas(y[rows], rules[rows]) for rows in samples]
+    return float(np.std(differences, ddof=1))
 
 
 def _folds(large: bool, positives: int, negatives: int, seed: int) -> Any:
@@ -374,7 +512,8 @@ def _folds(large: bool, positives: int, negatives: int, seed: int) -> Any:
 
 
 def _learning_curve(x: Any, y: Any, c: float, seed: int, n: int, kappa: float) -> list[tuple[int, float]]:
-    """Cross-validated kappa of the chosen features and C on stratified shares of the examples, and on all of them."""
+    """Honest cross-validated kappa (threshold chosen on the other folds) of the chosen features and C on stratified shares
+    of the examples, and on all of them."""
     import numpy as np
     from sklearn.model_selection import cross_val_predict, train_test_split
 
@@ -388,28 +527,59 @@ def _learning_curve(x: Any, y: Any, c: float, seed: int, n: int, kappa: float) -
         positives, negatives = int(sub.sum()), int(len(sub) - sub.sum())
         if min(positives, negatives) < 2:
             continue
-        probabilities = cross_val_predict(_classifier(c, seed), x[keep], sub, cv=_folds(n >= 1000, positives, negatives, seed),
-                                          method="predict_proba")[:, 1]
-        points.append((len(sub), round(_best_threshold(sub, probabilities)[1], 4)))
+        splits = list(_folds(n >= 1000, positives, negatives, seed).split(np.zeros(len(sub)), sub))
+        probabilities = cross_val_predict(_classifier(c, seed), x[keep], sub, cv=splits, method="predict_proba")[:, 1]
+        points.append((len(sub), round(_kappas(sub, _cross_fitted(sub, [("", c, probabilities)], splits)), 4)))
     return points + [(n, round(kappa, 4))]
 
 
-def learning_outlook(curve: Sequence[tuple[int, float]]) -> tuple[float | None, int | None]:
-    """Fit kappa(n) = a - b / sqrt(n) to the curve (least squares): a is where it levels off, and (b / margin)^2 the
-    examples at which it comes within ``CURVE_MARGIN`` of a. A flat or falling curve says more decisions buy little."""
+def _fit_curve(curve: Sequence[tuple[int, float]]) -> tuple[float, float] | None:
+    """(a, b) of kappa(n) = a - b / sqrt(n), fitted to the curve by least squares; None with fewer than two points."""
     import numpy as np
 
     if len(curve) < 2:
-        return None, None
+        return None
     n = np.array([point[0] for point in curve], dtype=float)
     k = np.array([point[1] for point in curve], dtype=float)
     slope, intercept = np.polyfit(1.0 / np.sqrt(n), k, 1)
-    b = -float(slope)
-    if b <= 0:  # no better with all the examples than with half of them
-        return round(float(k.max()), 2), 0
-    plateau = min(1.0, float(intercept))
-    needed = (b / CURVE_MARGIN) ** 2
-    return round(plateau, 2), int(min(MAX_OUTLOOK, max(0.0, np.ceil(needed - n.max()))))
+    return float(intercept), -float(slope)
+
+
+def learning_outlook(curve: Sequence[tuple[int, float]], segments: int) -> tuple[float | None, int | None]:
+    """Where the learning curve takes a model in this project, and about how many more reviewed segments it needs to
+    come within ``CURVE_MARGIN`` of that: (kappa near which it levels off, more segments; 0: more review adds little).
+
+    The curve kappa(n) = a - b / sqrt(n) is read only up to ``segments``, the project's own size: the level is its value
+    when every segment is reviewed, never the asymptote a far beyond. A flat or falling curve levels off where it is.
+    (None, None): fewer than two points to fit.
+    """
+    fitted = _fit_curve(curve)
+    if fitted is None:
+        return None, None
+    a, b = fitted
+    examples = max(point[0] for point in curve)
+    best = max(point[1] for point in curve)
+    if b <= 0 or segments <= examples:  # no better with all the examples than with half, or nothing left to review
+        return round(best, 2), 0
+    level = min(1.0, a - b / segments**0.5)
+    needed = examples_to_reach(curve, level - CURVE_MARGIN, segments)
+    return round(max(level, best), 2), needed or 0
+
+
+def examples_to_reach(curve: Sequence[tuple[int, float]], target: float, segments: int) -> int | None:
+    """About how many more reviewed segments the learning curve needs to reach ``target`` kappa: 0 when it is there,
+    None when it does not within the project's ``segments`` (or the curve cannot say)."""
+    fitted = _fit_curve(curve)
+    if fitted is None:
+        return None
+    a, b = fitted
+    examples = max(point[0] for point in curve)
+    if max(point[1] for point in curve) >= target:
+        return 0
+    if b <= 0 or a <= target:
+        return None
+    needed = int(math.ceil((b / (a - target)) ** 2 - 1e-6)) - examples
+    return needed if 0 < needed <= segments - examples else None
 
 
 def _platt(scores: Any, y: Any, seed: int) -> tuple[float, float]:
@@ -440,25 +610,13 @@ def _classifier(c: float, seed: int) -> Any:
     return LogisticRegression(C=c, class_weight="balanced", solver="liblinear", random_state=seed, max_iter=2000)
 
 
-def _best_threshold(y: Any, probabilities: Any) -> tuple[float, float, float]:
-    """The threshold (from 0.1 to 0.9) whose predictions agree best with y (kappa), with that kappa and F1."""
-    best = (0.5, -2.0, 0.0)
-    for step in range(1, 18):
-        threshold = step * 0.05
-        predicted = (probabilities >= threshold).astype(int)
-        kappa = kappa_or_zero(y, predicted)
-        if kappa > best[1] + 1e-9:
-            f1 = precision_recall_f1(list(y), list(predicted))[2] or 0.0
-            best = (round(threshold, 2), kappa, f1)
-    return best
-
-
 def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: float = 0.0) -> list[list[Suggestion]]:
     """Suggestions per doc: rules for codes without a model; the model's probability for trained codes.
 
     A trained code is suggested when its decision score reaches 0.5 (its own cross-validated
-    threshold), or when its rules fired (then saying whether the model agrees, so a rule the
-    researcher keeps rejecting sinks). The confidence of a trained code is its calibrated
+    threshold), or when its rules fired: a model that decides the code then says whether it
+    agrees (so a rule the researcher keeps rejecting sinks); a model that only adds leaves the
+    rules' yes as it is. The confidence of a code the model speaks for is its calibrated
     probability; ``applies`` carries the decision. ``source`` says what stands behind each.
     """
     scores = models.probabilities(docs) if models is not None else {}
@@ -468,7 +626,7 @@ def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: flo
         rules = {suggestion.code: suggestion for suggestion in suggestions_from_doc(doc)}
         merged = []
         for code, suggestion in rules.items():
-            if code in scores:
+            if code in scores and models is not None and models.models[code].role == Role.DECIDES:
                 says = bool(scores[code][row] >= SUGGEST_THRESHOLD)
                 merged.append(Suggestion(code, round(probabilities[code][row], 3), suggestion.evidence, Source.BOTH, says))
             else:

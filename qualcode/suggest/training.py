@@ -24,7 +24,8 @@ class TrainResult:
     decisions: int
     models: dict[str, dict[str, Any]]
     too_few: dict[str, dict[str, int]]
-    rules_better: dict[str, dict[str, float]] = field(default_factory=dict)
+    held_back: dict[str, dict[str, Any]] = field(default_factory=dict)  # enough examples, but the model does not speak
+    summary: dict[str, Any] = field(default_factory=dict)  # the run's summary, as stored
     rescored: int = 0
     seconds: float = 0.0
 
@@ -72,13 +73,14 @@ def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResu
     docs = list(nlp.pipe(prepared, batch_size=256))
     models = fit_models(docs, labels, rule_codes=[code.id for code in codebook.suggestible()],
                         min_examples=settings.learn_min_examples, seed=seed, vectors=settings.vectors, context=settings.context)
-    summary = models.summary()
+    summary = models.summary(len(texts))
     run = None
     parameters = models.to_bytes()
-    if models.models or models.rules_better:
+    if models.models or models.judged:
         run = store.save_model_run(trained_at=models.trained_at, decisions=decisions, summary=summary,
                                    parameters=parameters, format=PARAMETERS_FORMAT)
-    result = TrainResult(run, models.examples, decisions, summary["codes"], summary["too_few_examples"], summary["rules_better"])
+    result = TrainResult(run, models.examples, decisions, summary["codes"], summary["too_few_examples"], summary["held_back"],
+                         summary)
     if run is not None and rescore:
         spec = WorkerSpec.build(codebook, settings, model_run=run, model_parameters=parameters)
         version = f"{pipeline_version(codebook, settings.pipeline)}+model-{run}"
