@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# compat: an editable install through a .pth path entry; the default import hook costs every command ~40 ms
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+	# bytecode now: where PYTHONDONTWRITEBYTECODE is set, an editable install would compile every module at every start
+	$(BIN)/python -m compileall -q qualcode
 	touch $(STAMP)
 
 demo: $(STAMP)

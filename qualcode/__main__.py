@@ -1,3 +1,4 @@
 from qualcode.cli import main
 
-main()
+if __name__ == "__main__":  # a spawned child process (the background refit) imports this module too
+    main()

@@ -16,6 +16,7 @@ from qualcode.vocabulary import ReviewOrder, Verdict, choices
 if TYPE_CHECKING:
     from qualcode.codebook import Code
     from qualcode.review.session import ReviewItem, ReviewSession
+    from qualcode.suggest.refit import Refitter
 
 FOOTER = "a:accept 1-9:toggle x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"
 HELP = """\
@@ -35,7 +36,7 @@ MARKS: dict[str | None, tuple[str, str]] = {Verdict.ACCEPTED: ("✔", "green"), 
 
 
 def render_screen(session: "ReviewSession", *, widen: bool = False, message: str = "", plain: bool = False, show_help: bool = False,
-                  fit: Console | None = None) -> Group:
+                  fit: Console | None = None, learning: dict[str, str] | None = None) -> Group:
     """The screen for the current segment. With ``fit`` (a terminal), earlier context is cut from the top so that the
     header, the segment, its codes and the footer stay on one screen."""
     item = session.current
@@ -84,6 +85,8 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
                 reason = "model says no; " + reason
             if entry.method == "batch":
                 reason = "batch-accepted; " + reason
+            if learning and entry.code in learning:
+                reason = f"{reason}; {learning[entry.code]}"
             line.append(clean(reason)[: max(0, 52)], style="dim")
         else:
             line.append(" added by you", style="dim")
@@ -191,11 +194,16 @@ def _choose_code(session: "ReviewSession", keys: KeyReader, out: Console, intera
 
 
 def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain: bool = False, interactive: bool = True,
-               message: str = "") -> str:
-    """The review loop: draw, read one key, act; ``message`` is shown under the first screen. Returns why it ended
-    ('quit', 'end of input', 'interrupted')."""
+               message: str = "", refitter: "Refitter | None" = None) -> str:
+    """The review loop: draw, read one key, act; ``message`` is shown under the first screen. With ``refitter``, models
+    refitted in the background are swapped in between keys. Returns why it ended ('quit', 'end of input', 'interrupted')."""
     widen = False
     show_help = False
+    learning = session.learning()
+    start_refit = refitter is not None and refitter.due()
+    if start_refit:
+        message = " ".join(part for part in (message, "Refitting the models in the background; the segments ahead will show their "
+                                             "new suggestions.") if part)
     while True:
         if interactive:
             out.clear()
@@ -203,8 +211,12 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
             from rich.rule import Rule
 
             out.print(Rule(style="dim"))
-        out.print(render_screen(session, widen=widen, message=message, plain=plain, show_help=show_help, fit=out if interactive else None))
+        out.print(render_screen(session, widen=widen, message=message, plain=plain, show_help=show_help, fit=out if interactive else None,
+                                learning=learning))
         out.file.flush()  # the screen is the acknowledgement: it must not wait in a pipe's buffer
+        if start_refit and refitter is not None:
+            refitter.start()  # once the first screen is drawn: the fit's process does not compete with it
+            start_refit = False
         try:
             key = keys.read_key()
         except KeyboardInterrupt:
@@ -220,6 +232,11 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
         if key == "q":
             return "quit"
         message = ""
+        if refitter is not None:
+            refitted = _swap_models(session, refitter)
+            if refitted:
+                learning = session.learning()
+                message = refitted
         if session.current is None:
             continue
         acted = session.current
@@ -257,12 +274,25 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
         else:
             message = f"Unknown key {key!r}. Press ? for help."
             continue
-        message = result.message
+        message = " ".join(part for part in (message, result.message) if part)
         if result.moved and key in ("a", "x", "s"):
             # The outcome belongs to the segment just left, not to the one now on screen.
             message = f"Previous segment ({acted.transcript_id} {acted.number}/{acted.of}): {message}"
         if session.finished:
             message += " All segments in this queue are reviewed: u to undo, q to quit."
+
+
+def _swap_models(session: "ReviewSession", refitter: "Refitter") -> str:
+    """What to say when a background fit has finished: the segments ahead now show its suggestions."""
+    outcome = refitter.after_action()
+    if outcome is None or outcome.busy:
+        return ""
+    if outcome.error is not None:
+        return f"Refitting the models failed ({clean(outcome.error)[:120]}); review goes on with the current ones."
+    if outcome.run is None:
+        return ""
+    changed = session.refresh_suggestions()
+    return f"Models refitted on {outcome.examples} reviewed segments; {changed} segments ahead show their new suggestions."
 
 
 @app.command("review")
@@ -293,7 +323,7 @@ def review_cli(
     from qualcode.project import Project
     from qualcode.review.session import ReviewFilter, ReviewSession, accept_above, default_order
     from qualcode.settings import default_coder
-    from qualcode.suggest.training import maybe_retrain
+    from qualcode.suggest.refit import Refitter
 
     if accept_above_threshold is not None:
         with Project.open(project) as opened:
@@ -309,9 +339,6 @@ def review_cli(
         chosen = default_order(opened) if order is None else None
         filters = ReviewFilter(code=code, transcript=transcript, role=role, min_confidence=min_confidence, include_unsuggested=include_all,
                                order=chosen.order if chosen is not None else (order or ReviewOrder.TRANSCRIPT))
-        retrained = maybe_retrain(opened)
-        if retrained is not None:
-            console.print(f"Models refitted on {retrained.examples} reviewed segments; {retrained.rescored} undecided segments re-scored.")
         opened.store.on_retry = lambda delay: err_console.print(
             f"[yellow]The connection to the database was lost; trying again in {delay:g} s. Nothing you saved is lost.[/]"
         )
@@ -321,7 +348,8 @@ def review_cli(
             return
         interactive = console.is_terminal
         screen = Console(highlight=False, no_color=plain or console.no_color, force_terminal=None if interactive else False)
-        ended = run_review(session, keys, screen, plain=plain, interactive=interactive,
+        # Models due a refit are refitted in a process of their own: the first screen does not wait for them.
+        ended = run_review(session, keys, screen, plain=plain, interactive=interactive, refitter=Refitter(opened),
                            message=chosen.message if chosen is not None else "")
         progress = session.progress()
         console.print(

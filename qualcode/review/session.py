@@ -13,13 +13,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
+from qualcode.analysis.status import model_rows
 from qualcode.codebook import Code, Codebook
 from qualcode.errors import ReviewError, SegmentGone
 from qualcode.ingest.transcripts import UNKNOWN_ROLE
 from qualcode.project import Project
 from qualcode.store import Entry, SegmentState, Store
 from qualcode.suggestion import Suggestion
-from qualcode.vocabulary import Mark, Method, ReviewOrder, Verdict, choices
+from qualcode.vocabulary import Mark, Method, ReviewOrder, Speaker, Verdict, choices
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,34 @@ class ReviewSession:
         return ActionResult("This segment was replaced when its transcript was re-imported ('qualcode code'): that key was not "
                             "recorded; everything recorded before it is kept. The queue is read afresh.", True)
 
+    def refresh_suggestions(self) -> int:
+        """Refitted models re-scored the segments nobody has decided on: the segments ahead in this queue show their new
+        suggestions from now on (the one on screen keeps what the coder is reading). Returns how many changed."""
+        current = self.current
+        ahead = [item for item in self.items if item is not current and not self.state(item).reviewed]
+        fresh: dict[int, list[Suggestion]] = defaultdict(list)
+        for stored in self.store.suggestions(evidence=False, segment_ids=[item.segment_id for item in ahead]):
+            if stored.confidence >= self.filters.min_confidence:
+                fresh[stored.segment_id].append(stored.suggestion)
+        changed = 0
+        for item in ahead:
+            shown = sorted(fresh.get(item.segment_id, []), key=lambda s: -s.confidence)
+            if [(s.code, s.confidence, s.applies) for s in shown] != [(s.code, s.confidence, s.applies) for s in item.suggestions]:
+                item.suggestions, item.has_evidence = shown, False
+                changed += 1
+        return changed
+
+    def learning(self) -> dict[str, str]:
+        """The codes whose models are still learning, by the latest model run: code -> 'learning, ≈N more examples needed'."""
+        run = self.store.latest_model_run()
+        if run is None:
+            return {}
+        notes = {}
+        for row in model_rows(run.summary, [code.id for code in self.codebook.suggestible()]):
+            if row.speaker != Speaker.MODEL and (row.learning or row.too_few):
+                notes[row.code] = f"learning, ≈{row.needed:,} more examples needed" if row.needed else "learning, more examples needed"
+        return notes
+
     def _ordered(self, items: list[ReviewItem]) -> list[ReviewItem]:
         """The queue in the active order when asked for: the segments the machine is least sure of first."""
         if self.filters.order != ReviewOrder.ACTIVE or not items:
@@ -397,10 +426,7 @@ def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[
     wanted_codes = None
     if filters.code is not None:
         wanted_codes = {filters.code, *codebook.descendants(filters.code)}
-    suggestions: dict[int, list[Suggestion]] = defaultdict(list)
-    for suggested in store.suggestions(evidence=False):
-        if suggested.confidence >= filters.min_confidence:
-            suggestions[suggested.segment_id].append(suggested.suggestion)
+    suggestions = store.suggestions_by_segment(min_confidence=filters.min_confidence)
     items: list[ReviewItem] = []
     for transcript_id, stored in transcripts.items():
         if filters.transcript is not None and transcript_id != filters.transcript:
@@ -411,7 +437,7 @@ def load_queue(store: Store, codebook: Codebook, filters: ReviewFilter) -> list[
         segments = store.codable_segments(transcript_id)
         for number, row in enumerate(segments, start=1):
             # Every suggestion, strongest first: `a` and `x` settle all of them, keys 1-9 toggle the first nine.
-            shown = sorted(suggestions.get(row.id, []), key=lambda s: -s.confidence)
+            shown = sorted(suggestions.get(row.id, []), key=lambda s: (-s.confidence, s.code))
             if wanted_codes is not None:
                 if not any(s.code in wanted_codes for s in shown):
                     continue

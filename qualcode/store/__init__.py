@@ -9,7 +9,8 @@ module (``sqlite.py``, ``postgres.py``).
 
 ``Store`` is assembled from parts that change for different reasons: ``base.py`` (connection, transactions, schema,
 checks), ``transcripts.py`` (transcripts and segments), ``codings.py`` (suggestions and decisions) and ``learning.py``
-(model runs and the vector cache). Callers only ever see ``Store``.
+(model runs and the vector cache) and ``leases.py`` (locks that survive reconnects and crashes). Callers only ever see
+``Store``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from qualcode.store.base import TABLES, now
 from qualcode.store.codings import CodingTables
 from qualcode.store.learning import LearningTables
+from qualcode.store.leases import Lease, LeaseLost, LeaseTables, LeaseTaken
 from qualcode.store.records import (
     DecisionRow,
     Entry,
@@ -31,10 +33,10 @@ from qualcode.store.records import (
 from qualcode.store.schema import SCHEMA_VERSION
 
 __all__ = [
-    "SCHEMA_VERSION", "DecisionRow", "Entry", "ImportOutcome", "ModelRun", "Note", "SegmentRow", "SegmentState",
+    "SCHEMA_VERSION", "DecisionRow", "Entry", "ImportOutcome", "Lease", "LeaseLost", "LeaseTaken", "ModelRun", "Note", "SegmentRow", "SegmentState",
     "Store", "StoredSuggestion", "StoredTranscript", "TABLES", "now",
 ]
 
 
-class Store(CodingTables, LearningTables):
+class Store(CodingTables, LearningTables, LeaseTables):
     """The project's database."""

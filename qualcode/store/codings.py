@@ -70,6 +70,17 @@ class CodingTables(TranscriptTables):
         return found
 
     @_operation
+    def suggestions_by_segment(self, *, min_confidence: float = 0.0) -> dict[int, list[Suggestion]]:
+        """Every current suggestion at or above ``min_confidence``, by segment, without evidence and in no order: what a
+        review queue is made from, read in one pass (a large project holds tens of thousands)."""
+        found: dict[int, list[Suggestion]] = {}
+        rows = self._q("SELECT s.segment_id, s.code, s.confidence, s.source, s.applies FROM suggestions s "
+                       "JOIN segments g ON g.id = s.segment_id WHERE g.retired_at IS NULL AND s.confidence >= ?", (min_confidence,)).fetchall()
+        for segment_id, code, confidence, source, applies in rows:
+            found.setdefault(int(segment_id), []).append(Suggestion(code, float(confidence), [], source, None if applies is None else bool(applies)))
+        return found
+
+    @_operation
     def confidences(self, transcript_id: str) -> list[tuple[int, str, float]]:
         """(segment, code, confidence) of one transcript's current suggestions: what a table of codings needs, and no more."""
         return [

@@ -8,19 +8,17 @@ Credentials never come from qualcode: libpq reads ``~/.pgpass``, ``PGSERVICE`` a
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 from qualcode.errors import ProjectError, os_error
+from qualcode.store.records import holder_record, holder_text
 
 NAME = "postgresql"
 # Advisory lock keys (any two 32-bit numbers of our own): one for `qualcode code`, one for schema changes.
@@ -184,12 +182,11 @@ class PostgresDialect:
         if not acquired:
             row = connection.execute("SELECT holder FROM locks WHERE name = 'code'").fetchone()
             raise ProjectError(
-                f"another 'qualcode code' is writing to this project ({_holder_text(row[0] if row else '')})",
+                f"another 'qualcode code' is writing to this project ({holder_text(row[0] if row else '')})",
                 path=self.describe(),
                 fix="wait for it to finish, then run 'qualcode code' again",
             )
-        info = json.dumps({"holder": holder, "host": socket.gethostname(), "pid": os.getpid(),
-                           "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        info = holder_record(holder)
         connection.execute(
             "INSERT INTO locks (name, holder, since) VALUES ('code', %s, now()::text) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, since = excluded.since",
             (info,),
@@ -281,9 +278,3 @@ class PostgresDialect:
         return ProjectError(f"the database server refused ({text})", path=self.describe(), fix="run 'qualcode check'")
 
 
-def _holder_text(raw: str) -> str:
-    try:
-        data = json.loads(raw)
-        return f"{data['holder']} on {data['host']}, process {data['pid']}, since {data['since']}"
-    except (ValueError, KeyError, TypeError):
-        return "holder unknown"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from qualcode.suggestion import Suggestion
@@ -120,3 +124,18 @@ class Note:
     coder: str
     text: str
     created_at: str
+
+
+def holder_record(holder: str) -> str:
+    """Who holds a lock or lease, as stored: the name, the machine, the process and since when (JSON)."""
+    return json.dumps({"holder": holder, "host": socket.gethostname(), "pid": os.getpid(),
+                       "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+def holder_text(raw: str | None) -> str:
+    """A stored holder as a message names it: 'ann on lab-3, process 4242, since 2026-12-02T10:00:00+00:00'."""
+    try:
+        data = json.loads(raw or "")
+        return f"{data['holder']} on {data['host']}, process {data['pid']}, since {data['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Mapping, Union
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 Statement = Union[str, Mapping[str, Union[str, None]]]
 
@@ -123,6 +123,12 @@ MIGRATIONS: list[list[Statement]] = [
             vector {blob} NOT NULL,
             PRIMARY KEY (model, text_hash)
         )""",
+    ],
+    # 6: leases: a lock that is data, not a connection's, so it survives a reconnect and a crash. Its holder renews it
+    # while working; one it stopped renewing (a killed process, a lost machine) expires and may be taken over. One model
+    # fit per project at a time holds the 'fit' lease. ISO timestamps in UTC, which compare as text.
+    [
+        "ALTER TABLE locks ADD COLUMN expires_at TEXT",
     ],
 ]
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
-import socket
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from qualcode.errors import ProjectError, os_error
+from qualcode.store.records import holder_record, holder_text
 
 NAME = "sqlite"
 
@@ -186,13 +185,13 @@ class SqliteDialect:
             except BlockingIOError:
                 handle.seek(0)
                 raise ProjectError(
-                    f"another 'qualcode code' is running on this project ({_holder_text(handle.read())})",
+                    f"another 'qualcode code' is running on this project ({holder_text(handle.read())})",
                     path=self.path,
                     fix="wait for it to finish, then run 'qualcode code' again",
                 ) from None
             handle.seek(0)
             handle.truncate()
-            handle.write(json.dumps(_holder(holder)))
+            handle.write(holder_record(holder))
             handle.flush()
             try:
                 yield
@@ -233,13 +232,3 @@ def _nearly_full(folder: Path) -> bool:
     return stats.f_bavail * stats.f_frsize < 1_048_576
 
 
-def _holder(holder: str) -> dict[str, Any]:
-    return {"holder": holder, "host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def _holder_text(raw: str) -> str:
-    try:
-        data = json.loads(raw)
-        return f"{data['holder']} on {data['host']}, process {data['pid']}, since {data['since']}"
-    except (ValueError, KeyError, TypeError):
-        return "holder unknown"

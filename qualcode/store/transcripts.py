@@ -15,8 +15,12 @@ from qualcode.suggestion import Suggestion
 
 _SEGMENT_COLUMNS = 'id, transcript_id, position, speaker, start, "end", text, codable'
 
+# An upsert: two writers replacing one segment's suggestions at once (a background refit re-scoring it while `code`
+# re-imports its transcript) leave the later's rows, never a duplicate-key error.
 _INSERT_SUGGESTION = ("INSERT INTO suggestions (segment_id, code, confidence, evidence, source, pipeline_version, created_at, applies) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (segment_id, code) DO UPDATE SET confidence = excluded.confidence, "
+                      "evidence = excluded.evidence, source = excluded.source, pipeline_version = excluded.pipeline_version, "
+                      "created_at = excluded.created_at, applies = excluded.applies")
 
 
 def _applies(item: Suggestion) -> int | None:

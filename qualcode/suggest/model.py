@@ -22,7 +22,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from qualcode.errors import ProjectError
 from qualcode.statistics import kappa_or_zero, precision_recall_f1
@@ -350,6 +350,7 @@ def fit_models(
     use_rules: bool = True,
     vectors: VectorModel = VectorModel.NONE,
     context: ContextFeatures = ContextFeatures.NONE,
+    checkpoint: Callable[[], None] | None = None,
 ) -> ModelSet:
     """Fit one model per code. ``labels[code][i]`` is 1, 0 or None (unknown) for ``docs[i]``.
 
@@ -361,7 +362,8 @@ def fit_models(
     code's own rules on the same segments by more than ``MARGIN_ERRORS`` bootstrapped standard
     errors; it then either decides the code or only adds to the rules' yes, whichever agreed
     better. Every other code keeps its rules (``judged`` says why). With ``vectors``, each segment's sentence vector joins the features, and with ``context`` its
-    neighbours' vectors (``doc._.qc_context``), down-weighted. Deterministic for a fixed seed.
+    neighbours' vectors (``doc._.qc_context``), down-weighted. ``checkpoint`` is called before each code (a fit
+    keeps its lease there). Deterministic for a fixed seed.
     """
     import numpy as np
     from sklearn.model_selection import cross_val_predict
@@ -389,6 +391,8 @@ def fit_models(
     rule_hits = _rule_matrix(labelled_docs, list(rule_codes))
     row_of = {doc_index: row for row, doc_index in enumerate(labelled)}
     for code, values in sorted(labels.items()):
+        if checkpoint is not None:
+            checkpoint()
         known = [i for i, value in enumerate(values) if value is not None]
         rows = [row_of[i] for i in known]
         y = np.array([values[i] for i in known], dtype=int)

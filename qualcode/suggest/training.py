@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+from qualcode.errors import ProjectError
 from qualcode.project import Project
-from qualcode.store import SegmentRow, Store
+from qualcode.settings import default_coder
+from qualcode.store import LeaseTaken, SegmentRow, Store
+from qualcode.store.records import holder_text
 from qualcode.suggest.model import PARAMETERS_FORMAT, fit_models
 from qualcode.suggest.pipeline import pipeline_version
 from qualcode.suggest.spec import WorkerSpec, pipeline_for, suggest_texts
@@ -60,9 +63,32 @@ def training_labels(store: Store, codes: Iterable[str]) -> tuple[list[int], dict
     return segment_ids, labels, store.training_decisions()
 
 
+FIT_LEASE = "fit"
+
+
+class FitRunning(ProjectError):
+    """Another process is fitting this project's models."""
+
+
 def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResult:
-    """Fit a model per code on the project's review decisions, store it, and re-score undecided segments."""
+    """Fit a model per code on the project's review decisions, store it, and re-score undecided segments.
+
+    One fit per project at a time, across machines: the fit holds the project's 'fit' lease (renewed as it goes, and
+    expiring if the process dies), and a second is refused naming the first.
+    """
     started = time.perf_counter()
+    settings, store = project.settings, project.store
+    try:
+        with store.lease(FIT_LEASE, default_coder(settings)) as lease:
+            result = _train(project, seed, rescore, lease.renew)
+    except LeaseTaken as taken:
+        raise FitRunning(f"the models are being refitted already ({holder_text(taken.holder)})", path=project.root,
+                           fix="wait for that fit to finish; review and code go on with the current models meanwhile") from None
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _train(project: Project, seed: int, rescore: bool, checkpoint: Callable[[], None]) -> TrainResult:
     settings, codebook, store = project.settings, project.codebook, project.store
     codes = [code.id for code in codebook.codes.values() if not code.children]
     segment_ids, labels, decisions = training_labels(store, codes)
@@ -71,8 +97,10 @@ def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResu
     prune(store, settings)  # once per fit: the cache keeps the vectors of the segments there are now, and no others
     prepared = stored_docs(store, nlp, settings, segment_ids, [texts[segment_id] for segment_id in segment_ids])
     docs = list(nlp.pipe(prepared, batch_size=256))
+    checkpoint()
     models = fit_models(docs, labels, rule_codes=[code.id for code in codebook.suggestible()],
-                        min_examples=settings.learn_min_examples, seed=seed, vectors=settings.vectors, context=settings.context)
+                        min_examples=settings.learn_min_examples, seed=seed, vectors=settings.vectors, context=settings.context,
+                        checkpoint=checkpoint)
     summary = models.summary(len(texts))
     run = None
     parameters = models.to_bytes()
@@ -84,19 +112,18 @@ def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResu
     if run is not None and rescore:
         spec = WorkerSpec.build(codebook, settings, model_run=run, model_parameters=parameters)
         version = f"{pipeline_version(codebook, settings.pipeline)}+model-{run}"
-        result.rescored = rescore_undecided(store, spec, version)
+        result.rescored = rescore_undecided(store, spec, version, checkpoint=checkpoint)
         store.set_meta("model_run_scored", str(run))
-    result.seconds = time.perf_counter() - started
     return result
 
 
-def maybe_retrain(project: Project) -> TrainResult | None:
-    """Refit when at least ``retrain_after`` decisions came in since the last fit (and some code has enough examples).
+def refit_due(project: Project) -> bool:
+    """Whether at least ``retrain_after`` decisions came in since the last fit, and no other process is fitting now.
 
-    A project whose latest run cannot be read any more (an old pickled run) is refitted as soon as it has decisions.
+    A project whose latest run cannot be read any more (an old pickled run) is due as soon as it has decisions.
     """
-    if not project.settings.retrain_after or not project.has_database:
-        return None
+    if not project.settings.retrain_after or not project.has_database or project.read_only:
+        return False
     store = project.store
     count = store.training_decisions()
     last = store.latest_model_run()
@@ -104,13 +131,22 @@ def maybe_retrain(project: Project) -> TrainResult | None:
         due = count > 0  # a pickled run from an older qualcode, never read: refit it
     else:
         due = count - (last.decisions if last is not None else 0) >= project.settings.retrain_after
-    if not due:
+    return due and store.lease_holder(FIT_LEASE) is None
+
+
+def maybe_retrain(project: Project) -> TrainResult | None:
+    """Refit now when ``refit_due`` (and some code has enough examples); None when not due, or another process fits."""
+    if not refit_due(project):
         return None
-    result = train(project)
+    try:
+        result = train(project)
+    except FitRunning:  # another process took the lease first: its models will do
+        return None
     return result if result.run is not None else None
 
 
-def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int = 512) -> int:
+def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int = 512, *,
+                      checkpoint: Callable[[], None] | None = None) -> int:
     """Re-suggest the segments nobody has decided on with the current models.
 
     Reviewed segments keep the suggestions their coder saw, so comparing machine and coder
@@ -119,6 +155,8 @@ def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int =
     rows = store.undecided_segments()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
+        if checkpoint is not None:
+            checkpoint()
         store.replace_segment_suggestions(list(zip([row.id for row in chunk], suggest_stored(store, spec, chunk))), pipeline_version=version)
     return len(rows)
 

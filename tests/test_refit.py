@@ -1,0 +1,104 @@
+"""Refitting beside review (issues 22 and 26): one fit per project at a time, held by a lease in the database that
+survives a crash and expires; review never waits for a fit, and shows the refitted suggestions on the segments ahead."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import call, open_store, write
+
+from qualcode.project import Project
+from qualcode.review.session import ReviewFilter, ReviewSession
+from qualcode.run.coding import code
+from qualcode.store import LeaseLost, LeaseTaken
+from qualcode.suggest.refit import BackgroundRefit, Refitter
+from qualcode.suggest.training import FitRunning, refit_due, train
+
+CODEBOOK = """\
+codes:
+  - id: money
+    label: Money
+    keywords: [budget]
+"""
+MONEY = ["There was a shortfall in the cash flow.", "The shortfall meant the overspend grew.", "A cash shortfall hit us hard.",
+         "We faced an overspend and a shortfall.", "Shortfall after shortfall in cash.", "The overspend was a worry for cash.",
+         "Cash shortfall again this quarter.", "An overspend, then another shortfall."]
+OTHER = ["We met the team on Tuesday.", "The weather was grim all week.", "Our office moved to a new street.", "The report was long and dull.",
+         "We had lunch at the cafe.", "The train was late again.", "A new logo was designed.", "The website got a refresh."]
+
+
+@pytest.fixture
+def due(tmp_path, backend):
+    """A project whose sixteen reviewed segments make a refit due (retrain_after: 10), and a transcript still to review."""
+    write(tmp_path / "codebook.yaml", CODEBOOK)
+    write(tmp_path / "qualcode.yaml", "retrain_after: 10\n")
+    turns = "\n\n".join(f"Q: Question?\nA: {text}" for text in MONEY + OTHER)
+    write(tmp_path / "transcripts" / "train-01.txt", "---\nrole: lead\n---\n" + turns + "\n")
+    write(tmp_path / "transcripts" / "new-01.txt", "Q: And now?\nA: Another cash shortfall is coming.\n\nQ: Else?\nA: Our overspend is cash.\n")
+    call(code, tmp_path)
+    with Project.open(tmp_path) as opened:
+        session = ReviewSession(opened, coder="ann", filters=ReviewFilter(include_unsuggested=True, transcript="train-01"))
+        for item in list(session.items):
+            if "shortfall" in item.text or "overspend" in item.text:
+                session.add_code("money")
+            session.accept_all()
+    return tmp_path
+
+
+def test_a_lease_is_held_by_one_holder_renewed_by_it_and_taken_over_once_it_expires(tmp_path, backend):
+    write(tmp_path / "codebook.yaml", CODEBOOK)
+    write(tmp_path / "transcripts" / "a.txt", "Q: ?\nA: The budget.\n")
+    call(code, tmp_path)
+    clock = [0.0]
+    with open_store(tmp_path) as store, open_store(tmp_path) as other:
+        with store.lease("fit", "ann", seconds=0.5, clock=lambda: clock[0]) as held:
+            with pytest.raises(LeaseTaken) as taken, other.lease("fit", "bob"):
+                pass
+            assert '"holder": "ann"' in taken.value.holder and "ann on " in str(taken.value)
+            assert other.lease_holder("fit") == held.holder
+            clock[0] = 10.0
+            held.renew()  # renewed in time: still ann's
+            time.sleep(0.6)  # ann stopped renewing (a killed process): the lease expires ...
+            assert other.lease_holder("fit") is None
+            with other.lease("fit", "bob", seconds=30):  # ... and bob takes it over
+                clock[0] = 20.0
+                with pytest.raises(LeaseLost, match="taken by bob"):
+                    held.renew()
+            assert other.lease_holder("fit") is None  # bob released it; ann's release takes nothing from anyone
+        assert store.take_lease("fit", "carol") is None and other.lease_holder("fit") == "carol"
+
+
+def test_review_never_waits_for_a_fit_and_the_segments_ahead_show_the_refitted_suggestions(due):
+    with Project.open(due) as opened:
+        assert refit_due(opened)
+        session = ReviewSession(opened, coder="ann", filters=ReviewFilter(include_unsuggested=True, transcript="new-01"))
+        assert [item.suggestions for item in session.items] == [[], []]  # the rules know no 'shortfall'
+        refitter = Refitter(opened)
+        started = time.perf_counter()
+        assert refitter.start()
+        assert time.perf_counter() - started < 0.5  # the process is started, not waited for
+        assert not refitter.start()  # one at a time
+        outcome = refitter.current.wait(120)
+        assert outcome is not None and outcome.run == 1 and outcome.error is None and outcome.examples == 16
+        assert session.refresh_suggestions() == 1  # the segment on screen keeps what the coder reads; the one ahead changes
+        [ahead] = session.items[1].suggestions
+        assert (ahead.code, str(ahead.source)) == ("money", "model")
+        assert not refit_due(opened)  # no new decisions since
+
+
+def test_eight_fits_started_together_fit_once(due):
+    with Project.open(due) as opened:
+        fits = [BackgroundRefit.start(opened) for _ in range(8)]  # a later start sees the lease taken, or is refused by it
+        outcomes = [fit.wait(180) for fit in fits if fit is not None]
+    assert fits[0] is not None and all(outcome is not None and outcome.error is None for outcome in outcomes), outcomes
+    assert sum(1 for outcome in outcomes if outcome.run is not None) == 1
+    assert all(outcome.busy for outcome in outcomes if outcome.run is None)
+    with open_store(due) as store:
+        assert store.latest_model_run().id == 1 and store.lease_holder("fit") is None
+
+
+def test_train_while_another_fit_holds_the_lease_says_so(due):
+    with open_store(due) as store, store.lease("fit", "zed"):
+        with pytest.raises(FitRunning, match="refitted already .zed on "):
+            call(train, due)
