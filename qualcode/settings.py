@@ -18,6 +18,28 @@ SETTINGS_FILE = "qualcode.yaml"
 
 
 @dataclass(frozen=True)
+class LlmSettings:
+    """A language model that suggests codes (the ``llm:`` block; its presence turns it on). The key, if the endpoint
+    needs one, stays in the environment variable named by ``api_key_env``: never in this file, a log, an error, the
+    database or an export."""
+
+    endpoint: str  # the base URL of an OpenAI-compatible chat-completions API, e.g. http://127.0.0.1:11434/v1
+    model: str
+    api_key_env: str | None = None
+    temperature: float = 0.0
+    concurrency: int = 4  # requests at once
+    timeout: float = 120.0  # seconds per request
+    allow_remote: bool = False  # interview text goes only to this machine unless the study allows another
+    examples: int = 4  # of the researcher's own decisions, chosen by similarity, shown with each segment
+    ignore: tuple[str, ...] = ()  # codes the language model does not decide (their rules and models do)
+
+
+_LLM_TYPES: dict[str, Any] = {"endpoint": str, "model": str, "api_key_env": str, "temperature": float, "concurrency": int,
+                              "timeout": float, "allow_remote": bool, "examples": int, "ignore": list}
+_LLM_LIMITS = {"temperature": (0.0, 2.0), "concurrency": (1, 64), "timeout": (1.0, 3600.0), "examples": (0, 20)}
+
+
+@dataclass(frozen=True)
 class Settings:
     interviewer_labels: tuple[str, ...] = DEFAULT_INTERVIEWER_LABELS
     segment_words: int = 120
@@ -42,6 +64,7 @@ class Settings:
     # Order of group values in tables, per attribute (e.g. role: [lead, partner, stakeholder]);
     # values not listed follow alphabetically, 'unknown' last.
     groups: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+    llm: LlmSettings | None = None  # a language model that suggests codes; None: none
 
     @property
     def segment_options(self) -> SegmentOptions:
@@ -69,6 +92,7 @@ _SETTING_TYPES: dict[str, Any] = {
     "context": ContextFeatures,
     "groups": dict,
     "csv_formula_guard": bool,
+    "llm": LlmSettings,
 }
 _MINIMUM = {"segment_words": 10, "learn_min_examples": 2, "max_transcript_mb": 1}
 
@@ -118,6 +142,8 @@ def load_settings(project_dir: str | Path) -> Settings:
 
 def _checked(key: str, value: Any, path: Path, line: int) -> Any:
     expected = _SETTING_TYPES[key]
+    if expected is LlmSettings:
+        return _llm(value, path, line)
     if expected is bool:
         if not isinstance(value, bool):
             raise SettingsError("expected true or false", path=path, line=line, key_path=key)
@@ -157,6 +183,53 @@ def _checked(key: str, value: Any, path: Path, line: int) -> Any:
             fix="remove the password from the URL; libpq reads it from ~/.pgpass, a PGSERVICE entry or PGPASSWORD",
         )
     return text
+
+
+def _llm(value: Any, path: Path, line: int) -> LlmSettings:
+    example = "e.g. 'llm: {endpoint: http://127.0.0.1:11434/v1, model: llama3.1:8b}'"
+    if not isinstance(value, dict):
+        raise SettingsError("expected the language model's settings, one per line under 'llm:'", path=path, line=line, key_path="llm", fix=example)
+    values: dict[str, Any] = {}
+    for key, item in value.items():
+        where = f"llm.{key}"
+        if key in ("api_key", "key", "token", "password"):
+            raise SettingsError("a key does not belong in qualcode.yaml, which everyone with the project reads", path=path, line=line,
+                                key_path=where, fix="put it in an environment variable and name that variable under 'api_key_env'")
+        if key not in _LLM_TYPES:
+            raise SettingsError(f"unknown setting '{key}'", path=path, line=line, key_path=where, fix=f"known: {', '.join(_LLM_TYPES)}")
+        expected = _LLM_TYPES[key]
+        if item is None:
+            continue
+        if expected is bool:
+            if not isinstance(item, bool):
+                raise SettingsError("expected true or false", path=path, line=line, key_path=where)
+        elif expected in (int, float):
+            low, high = _LLM_LIMITS[key]
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or (expected is int and not isinstance(item, int)) or not low <= item <= high:
+                raise SettingsError(f"expected a {'whole ' if expected is int else ''}number from {low:g} to {high:g}", path=path, line=line,
+                                    key_path=where)
+            item = expected(item)
+        elif expected is list:
+            if not isinstance(item, list) or not all(isinstance(code, str) and code.strip() for code in item):
+                raise SettingsError("expected a list of code ids", path=path, line=line, key_path=where, fix="e.g. [other, sustainability]")
+            item = tuple(code.strip() for code in item)
+        elif not isinstance(item, str) or not item.strip():
+            raise SettingsError("expected some text", path=path, line=line, key_path=where)
+        values[key] = item.strip() if isinstance(item, str) else item
+    for required in ("endpoint", "model"):
+        if required not in values:
+            raise SettingsError(f"the language model needs '{required}'", path=path, line=line, key_path=f"llm.{required}", fix=example)
+    if not values["endpoint"].startswith(("http://", "https://")):
+        raise SettingsError(f"the endpoint {values['endpoint']!r} is not an http(s) URL", path=path, line=line, key_path="llm.endpoint",
+                            fix="the API's base URL, e.g. http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8080/v1 (llama.cpp)")
+    if has_password(values["endpoint"]):
+        raise SettingsError("the endpoint URL holds a password, and qualcode.yaml is shared", path=path, line=line, key_path="llm.endpoint",
+                            fix="put the key in an environment variable and name it under 'api_key_env'")
+    env = values.get("api_key_env")
+    if env is not None and not env.replace("_", "").isalnum():
+        raise SettingsError(f"'{env}' is not the name of an environment variable", path=path, line=line, key_path="llm.api_key_env",
+                            fix="the variable's name (e.g. OPENAI_API_KEY), never the key itself")
+    return LlmSettings(**values)
 
 
 def _construct(node: yaml.Node) -> Any:

@@ -44,6 +44,7 @@ class Source(StrEnum):
     RULES = "rules"
     MODEL = "model"
     BOTH = "both"
+    LLM = "llm"  # a language model (its quotes, and any rule evidence beside them)
 
 
 class Status(StrEnum):

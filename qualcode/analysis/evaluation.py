@@ -16,7 +16,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from qualcode.codebook import Codebook
 from qualcode.errors import EvaluationError
@@ -216,7 +216,7 @@ def resolve_source(spec: str, store: Store, codebook: Codebook, *, min_confidenc
         return coder_source(store, value)
     if kind == "gold" and value:
         return gold_source(store, codebook, value)
-    raise EvaluationError(f"unknown source '{spec}'", fix="use coder:NAME, machine or gold:FILE")
+    raise EvaluationError(f"unknown source '{spec}'", fix="use coder:NAME, machine, llm or gold:FILE")
 
 
 # -- reports ------------------------------------------------------------------------------
@@ -330,10 +330,16 @@ def _agreement_row(code: str, va: list[int], vb: list[int]) -> CodeAgreement:
 
 
 @one_snapshot
-def agreement(project: Project, *, sources: Sequence[str], min_confidence: float = 0.0) -> AgreementReport:
-    """Agreement between sources named as coder:NAME, machine or gold:FILE."""
+def agreement(project: Project, *, sources: Sequence[str], min_confidence: float = 0.0,
+              given: Mapping[str, CodingSource] | None = None) -> AgreementReport:
+    """Agreement between sources named as coder:NAME, machine or gold:FILE, or resolved already (``given``, by name:
+    the language model's answers, 'llm', are read by the pipeline's stage)."""
     store, codebook = project.store, project.codebook
-    resolved = [resolve_source(spec, store, codebook, min_confidence=min_confidence) for spec in sources]
+    given = given or {}
+    resolved = [given[spec] if spec in given else resolve_source(spec, store, codebook, min_confidence=min_confidence) for spec in sources]
+    for source in resolved:
+        if source.warnings and source.label.startswith("llm"):
+            raise EvaluationError(source.warnings[0], fix="set up the 'llm:' block in qualcode.yaml, then run 'qualcode code'")
     return compare(store, codebook, resolved)
 
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from qualcode.analysis.counts import SuggestionSummary
-    from qualcode.run.coding import CodeResult
+    from qualcode.run.coding import CodeResult, DryRun
+    from qualcode.suggest.llm import LlmPlan, LlmReport
 
 EXIT_SKIPPED = 3
 ENGINES = ("local", "dask")
@@ -32,6 +33,10 @@ def code_cli(
     dashboard: bool = Opt(False, "--dashboard", help="With --engine dask and no --scheduler: serve Dask's dashboard on port 8787."),
     output: Optional[str] = Opt(None, "--output", help="With --engine dask: parquet:DIR writes Parquet shards there and leaves the database "
                                                        "alone (merge them with 'qualcode import-results DIR')."),
+    dry_run: bool = Opt(False, "--dry-run", help="Say what would be imported and, with a language model set up, how many requests and "
+                                                 "about how many tokens it would be sent; write and send nothing."),
+    llm_refresh: bool = Opt(False, "--llm-refresh", help="Ask the language model again about the segments nobody has decided on, "
+                                                         "with your latest decisions as its examples."),
 ) -> None:
     """Import new or changed transcripts and suggest codes for every respondent segment.
 
@@ -51,11 +56,18 @@ def code_cli(
     if output is not None and not output.startswith("parquet:"):
         raise typer.BadParameter("write it as parquet:DIR", param_hint="--output")
     options = DaskOptions(scheduler=scheduler, workers=workers, dashboard=dashboard) if engine == "dask" else None
+    if dry_run:
+        from qualcode.run.coding import dry_run as plan_run
+
+        with Project.open(project, read_only=True) as opened:
+            render_dry_run(plan_run(opened, paths=paths))
+        return
     with Project.open(project) as opened, _progress() as progress:
         if output is not None and options is not None:
             result = code_to_shards(opened, output[len("parquet:") :], paths=paths, engine=options, on_progress=progress)
         else:
-            result = code(opened, paths=paths, on_progress=progress, engine=options)
+            result = code(opened, paths=paths, on_progress=progress, engine=options, llm_refresh=llm_refresh,
+                          on_llm_plan=lambda plan: progress.pause(render_llm_plan(plan)))
     render_result(result)
     if result.shards:
         console.print(f"Wrote {len(result.shards)} shards to {escape(output[len('parquet:'):] if output else '')}. "
@@ -123,11 +135,23 @@ class _progress:
             self.bar.start()
         return self
 
+    def pause(self, message: str) -> None:
+        """Say something above the bar (or on its own line when there is none)."""
+        if self.bar is not None:
+            self.bar.console.print(message)
+        else:
+            err_console.print(message)
+
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.bar is None or total < 2:
             return
+        if stage == "llm-failed":
+            if "llm" in self.tasks:
+                self.bar.update(self.tasks["llm"], description=f"Asking the language model (segments; {done} failed)")
+            return
         if stage not in self.tasks:
-            label = {"import": "Importing", "resuggest": "Re-suggesting", "dask": "Coding on Dask (files)", "merge": "Merging (shards)"}.get(stage, stage)
+            label = {"import": "Importing", "resuggest": "Re-suggesting", "dask": "Coding on Dask (files)", "merge": "Merging (shards)",
+                     "llm": "Asking the language model (segments)"}.get(stage, stage)
             self.tasks[stage] = self.bar.add_task(label, total=total)
         self.bar.update(self.tasks[stage], completed=done)
 
@@ -155,11 +179,53 @@ def render_result(result: "CodeResult") -> None:
             f"{result.retired_with_decisions} segments with decisions no longer appear in their changed transcripts; "
             "their decisions are kept but hidden."
         )
+    if result.llm is not None:
+        render_llm_report(result.llm)
     if result.ambiguous:
         console.print(
             f"{result.ambiguous} changed segments read like several earlier ones that carry different decisions; rather than "
             "guess, they start undecided and come back to review (the earlier decisions are kept, hidden)."
         )
+
+
+def render_llm_plan(plan: "LlmPlan") -> str:
+    """Said before the first request: which host receives how many segments."""
+    where = "this machine" if plan.loopback else "ANOTHER MACHINE (allowed by 'allow_remote' in qualcode.yaml)"
+    if not plan.segments:
+        return f"Language model {escape(plan.model)}: every segment is answered already ({plan.cached} filed); nothing is sent."
+    return (f"Language model {escape(plan.model)} at {escape(plan.host)} ({where}): sending {plan.segments:,} segments, about "
+            f"{plan.tokens:,} prompt tokens" + (f"; {plan.cached:,} answered before, not sent again." if plan.cached else "."))
+
+
+def render_llm_report(report: "LlmReport") -> None:
+    counts = report.counts
+    parts = [f"{counts.asked:,} segments answered now", f"{counts.cached:,} from earlier runs"]
+    if counts.failed:
+        parts.append(f"{counts.failed:,} failed (they keep their rule suggestions; 'qualcode code' asks them again)")
+    console.print(f"Language model {escape(report.plan.model)}: " + ", ".join(parts) + f"; {report.merged:,} undecided segments' suggestions updated.")
+    dropped = []
+    if counts.invented:
+        dropped.append(f"{counts.invented:,} codes whose quoted evidence is not in the segment")
+    if counts.unknown:
+        dropped.append(f"{counts.unknown:,} codes the codebook does not have")
+    if counts.malformed:
+        dropped.append(f"{counts.malformed:,} malformed replies (each asked again once)")
+    if dropped:
+        warn("Dropped from the language model's replies: " + "; ".join(dropped) + ".")
+    for reason in counts.failures:
+        warn(f"A segment failed: {escape(reason)}")
+
+
+def render_dry_run(report: "DryRun") -> None:
+    console.print(f"Dry run: {len(report.new)} new and {len(report.changed)} changed transcripts would be imported "
+                  f"({report.segments:,} respondent segments); {report.unchanged} unchanged. Nothing was written.")
+    for skipped in report.skipped:
+        err_console.print(f"[red]Would skip[/] {escape(skipped.path)}: {escape(skipped.reason)}")
+    if report.llm is not None:
+        plan = report.llm
+        console.print(f"Language model {escape(plan.model)} at {escape(plan.host)}"
+                      f" ({'this machine' if plan.loopback else 'another machine'}): {plan.segments:,} requests, about {plan.tokens:,} "
+                      f"prompt tokens (four characters a token), {plan.cached:,} segments answered before. Nothing was sent.")
 
 
 def render_summary(summary: "SuggestionSummary") -> "Table":

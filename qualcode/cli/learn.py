@@ -35,7 +35,7 @@ def render_agreement(report: "AgreementReport", *, title: str) -> "Table":
 @app.command("agreement")
 @user_errors
 def agreement_cli(
-    sources: List[str] = Arg(..., help="Two or more of: coder:NAME, machine, gold:FILE (CSV or .qdpx)."),
+    sources: List[str] = Arg(..., help="Two or more of: coder:NAME, machine, llm (the language model's own answers), gold:FILE (CSV or .qdpx)."),
     project: Path = ProjectOpt,
     min_confidence: float = Opt(0.0, "--min-confidence", min=0.0, max=1.0, help="For 'machine': only suggestions at or above this."),
     disagreements: bool = Opt(False, "--disagreements", help="List the segments where the sources differ, with their text."),
@@ -54,7 +54,12 @@ def agreement_cli(
     from qualcode.project import Project
 
     with Project.open(project, read_only=True) as opened:
-        report = agreement(opened, sources=sources, min_confidence=min_confidence)
+        given = {}
+        if "llm" in sources:
+            from qualcode.suggest.llm import llm_source
+
+            given["llm"] = llm_source(opened)
+        report = agreement(opened, sources=sources, min_confidence=min_confidence, given=given)
         guard = opened.settings.csv_formula_guard
     for message in report.warnings:
         warn(message)

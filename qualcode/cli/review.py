@@ -59,9 +59,15 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
         reverse=True,
     )
     if plain:
-        # Without colour, brackets show what fired.
+        # Without colour, brackets show what fired: overlapping evidence (a rule's keyword inside a quote) in one pair.
         text = clean(item.text)
-        for start, end, _style in spans:
+        merged: list[list[int]] = []
+        for start, end, _style in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        for start, end in reversed(merged):
             text = text[:start] + "[" + text[start:end] + "]" + text[end:]
         segment = Text(text)
     else:
@@ -81,8 +87,8 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
         if entry.suggestion is not None:
             line.append(f" {entry.suggestion.confidence:.2f} ")
             reason = entry.suggestion.reason(item.text)
-            if not entry.suggestion.says_yes:  # its rules fired, its model (threshold of its own) says the code does not apply
-                reason = "model says no; " + reason
+            if not entry.suggestion.says_yes:  # its rules fired; its model (or the language model) says the code does not apply
+                reason = ("llm says no; " if entry.suggestion.source == "llm" else "model says no; ") + reason
             if entry.method == "batch":
                 reason = "batch-accepted; " + reason
             if learning and entry.code in learning:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from qualcode.analysis.counts import suggestion_summary
-from qualcode.errors import ProjectError
+from qualcode.errors import ProjectError, TranscriptError
 from qualcode.project import Project
 from qualcode.run import dask_engine, shards
 from qualcode.run.dask_engine import DaskOptions, FileJob
@@ -20,6 +21,7 @@ from qualcode.run.planning import CodeResult, Job, ProgressCallback, Skipped, co
 from qualcode.run.worker import FileResult, process_file
 from qualcode.settings import Settings, default_coder
 from qualcode.store import Store
+from qualcode.suggest.llm import LlmPlan, llm_suggest
 from qualcode.suggest.pipeline import pipeline_version
 from qualcode.suggest.spec import WorkerSpec, warm
 from qualcode.suggest.training import maybe_retrain
@@ -84,11 +86,14 @@ def run_local(jobs: list[Job], spec: WorkerSpec) -> Iterator[FileResult]:
 
 
 def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_progress: ProgressCallback | None = None,
-         engine: DaskOptions | None = None) -> CodeResult:
-    """Import new or changed transcripts, then (re)suggest codes where the rules or models changed.
+         engine: DaskOptions | None = None, llm_refresh: bool = False, on_llm_plan: Callable[[LlmPlan], None] | None = None) -> CodeResult:
+    """Import new or changed transcripts, then (re)suggest codes where the rules or models changed, then, with a language
+    model set up, ask it about every segment it has not answered (``on_llm_plan`` hears the host, segments and tokens
+    before the first request; ``llm_refresh`` asks the undecided segments again).
 
     ``engine`` None codes in this process or a pool of its own; DaskOptions on a Dask cluster,
-    through Parquet shards merged as they arrive.
+    through Parquet shards merged as they arrive. The language model is asked from this process either way: its server,
+    not the client, limits that pass, and the answers are filed in the project database as they arrive.
     """
     settings, codebook = project.settings, project.codebook
     if engine is not None:
@@ -119,8 +124,60 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
                 merge_shard(project, store, report.shard, result, remove=True)
             _remove_if_empty(location)
         finish(store, spec, scored_version, result, on_progress)
+        if settings.llm is not None:
+            result.llm = llm_suggest(project, refresh=llm_refresh, on_plan=on_llm_plan, on_progress=on_progress)
     result.summary = suggestion_summary(store, codebook, orders=dict(settings.groups))
     return result
+
+
+@dataclass
+class DryRun:
+    """What `qualcode code` would do, found without writing or sending anything."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    segments: int = 0  # respondent segments in the new and changed files
+    llm: LlmPlan | None = None  # what the language model would be asked, stored segments and new ones together
+
+
+def dry_run(project: Project, *, paths: Iterable[str | Path] | None = None) -> DryRun:
+    """The files a run would import, their respondent segments and, with a language model set up, how many requests it
+    would send and about how many tokens: read from the files and the database, nothing written, nothing sent."""
+    from qualcode.ingest.segmenting import neighbours
+    from qualcode.ingest.transcripts import read_transcript
+    from qualcode.suggest.chat import check_endpoint, host_of, is_loopback
+    from qualcode.suggest.llm import llm_estimate, llm_plan
+
+    settings = project.settings
+    if settings.llm is not None:
+        check_endpoint(settings.llm)
+    given = given_paths(project, paths)
+    _require_transcripts(project, given, paths)
+    result = CodeResult()
+    store = project.store if project.has_database else None
+    report = DryRun()
+    pairs: list[tuple[str, str | None]] = []
+    for job in plan(project, store, given, {}, result):
+        (report.changed if job.existed else report.new).append(project.relative(job.path))
+        try:
+            transcript = read_transcript(job.path, settings.segment_options)
+        except TranscriptError as exc:
+            report.skipped.append(Skipped(project.relative(job.path), exc.message))
+            continue
+        around = neighbours(transcript.segments)
+        for segment, (question, _previous) in zip(transcript.segments, around):
+            if segment.codable:
+                report.segments += 1
+                pairs.append((segment.text, transcript.segments[question].text if question is not None else None))
+    report.unchanged, report.skipped = len(result.unchanged), result.skipped + report.skipped
+    if settings.llm is not None:
+        asked, tokens = llm_estimate(project, pairs)
+        stored = llm_plan(project)[0] if store is not None else None
+        report.llm = LlmPlan(host_of(settings.llm.endpoint), settings.llm.model, asked + (stored.segments if stored else 0),
+                             stored.cached if stored else 0, tokens + (stored.tokens if stored else 0), is_loopback(settings.llm.endpoint))
+    return report
 
 
 def _require_transcripts(project: Project, given: list[Path], paths: Iterable[str | Path] | None) -> None:

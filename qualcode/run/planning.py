@@ -14,6 +14,7 @@ from qualcode.analysis.counts import SuggestionSummary
 from qualcode.ingest.transcripts import METADATA_FILE, file_hash, load_metadata, merge_metadata, walk
 from qualcode.project import Project
 from qualcode.store import Store
+from qualcode.suggest.llm import LlmReport
 from qualcode.suggest.pipeline import pipeline_version
 from qualcode.suggest.spec import WorkerSpec
 from qualcode.suggest.training import TrainResult
@@ -45,6 +46,7 @@ class CodeResult:
     rescored: int = 0
     summary: SuggestionSummary | None = None  # suggested codes by role, over the whole project
     shards: list[str] = field(default_factory=list)  # written by a run that codes into shards only
+    llm: LlmReport | None = None  # what the language model was asked, when one is set up
 
 
 @dataclass(frozen=True)

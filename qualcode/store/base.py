@@ -29,13 +29,15 @@ TABLES: dict[str, tuple[list[str], str]] = {
     "decisions": (["id", "segment_id", "code", "verdict", "coder", "method", "note", "undoes", "batch", "created_at"], "id"),
     "model_runs": (["id", "trained_at", "decisions", "summary", "parameters", "format"], "id"),
     "meta": (["key", "value"], "key"),
+    "llm_replies": (["model", "prompt_version", "codebook", "segment_key", "status", "reply", "created_at"],
+                    "model, prompt_version, codebook, segment_key"),
 }
 
 NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]  # their ids come from the database's numbering
 
 # What names a row in a message: the key columns of each table.
 KEY_COLUMNS = {"transcripts": ("id",), "segments": ("id",), "suggestions": ("segment_id", "code"), "batches": ("id",), "decisions": ("id",),
-               "model_runs": ("id",), "meta": ("key",)}
+               "model_runs": ("id",), "meta": ("key",), "llm_replies": ("model", "segment_key")}
 
 # The JSON a command parses, per table and column, with the parse it gets: `check` parses each the same way.
 JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
@@ -43,6 +45,7 @@ JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
                     "metadata": lambda store, raw, table, key: _json(raw, table, key)},
     "suggestions": {"evidence": lambda store, raw, table, key: store._evidence(raw, *key.split("/", 1))},
     "model_runs": {"summary": lambda store, raw, table, key: _json(raw, table, key)},
+    "llm_replies": {"reply": lambda store, raw, table, key: _json(raw, table, key)},
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from qualcode.store.base import _IN_CHUNK, StoreBase, _json, _operation
+from qualcode.store.base import _IN_CHUNK, StoreBase, _json, _operation, now
 from qualcode.store.records import ModelRun
 
 
@@ -68,3 +68,27 @@ class LearningTables(StoreBase):
             return None
         blob = bytes(row[5]) if parameters and row[5] is not None else None
         return ModelRun(int(row[0]), row[1], int(row[2]), _json(row[3], "model_runs", row[0]), row[4], blob)
+
+    # -- the language model's replies ---------------------------------------------------------
+
+    @_operation
+    def cached_replies(self, model: str, prompt_version: str, codebook: str, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:
+        """The filed replies among ``keys`` (digests of what was asked), as (status, parsed reply)."""
+        found: dict[str, tuple[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            rows = self._q(f"SELECT segment_key, status, reply FROM llm_replies WHERE model = ? AND prompt_version = ? AND codebook = ? "
+                           f"AND segment_key IN ({', '.join('?' * len(chunk))})", (model, prompt_version, codebook, *chunk)).fetchall()
+            for key, status, reply in rows:
+                found[key] = (status, _json(reply, "llm_replies", f"{model}/{key}"))
+        return found
+
+    @_operation
+    def save_reply(self, model: str, prompt_version: str, codebook: str, key: str, status: str, reply: Any) -> None:
+        """File one reply at once, in a transaction of its own: a run killed after it asks nothing twice."""
+        with self.transaction():
+            self._q("INSERT INTO llm_replies (model, prompt_version, codebook, segment_key, status, reply, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, prompt_version, codebook, segment_key) DO UPDATE SET "
+                    "status = excluded.status, reply = excluded.reply, created_at = excluded.created_at",
+                    (model, prompt_version, codebook, key, status, json.dumps(reply, ensure_ascii=False), now()))

@@ -127,8 +127,21 @@ MIGRATIONS: list[list[Statement]] = [
     # 6: leases: a lock that is data, not a connection's, so it survives a reconnect and a crash. Its holder renews it
     # while working; one it stopped renewing (a killed process, a lost machine) expires and may be taken over. One model
     # fit per project at a time holds the 'fit' lease. ISO timestamps in UTC, which compare as text.
+    # And the language model's replies, each filed as it arrives by model, prompt version, codebook fingerprint and a
+    # digest of what was asked about (the segment and its question), so a rerun, a killed run or a second machine asks
+    # nothing twice. The reply is the checked result (codes, confidences, verbatim evidence) as JSON, never code.
     [
         "ALTER TABLE locks ADD COLUMN expires_at TEXT",
+        """CREATE TABLE llm_replies (
+            model TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            codebook TEXT NOT NULL,
+            segment_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reply TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (model, prompt_version, codebook, segment_key)
+        )""",
     ],
 ]
 

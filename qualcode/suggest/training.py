@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from qualcode.errors import ProjectError
 from qualcode.project import Project
 from qualcode.settings import default_coder
 from qualcode.store import LeaseTaken, SegmentRow, Store
 from qualcode.store.records import holder_text
+from qualcode.suggest.labels import training_labels
+from qualcode.suggest.llm import apply_answers
 from qualcode.suggest.model import PARAMETERS_FORMAT, fit_models
 from qualcode.suggest.pipeline import pipeline_version
 from qualcode.suggest.spec import WorkerSpec, pipeline_for, suggest_texts
 from qualcode.suggest.vector_cache import prune, stored_docs
 from qualcode.suggestion import Suggestion
-from qualcode.vocabulary import Verdict
 
 
 @dataclass
@@ -31,36 +32,6 @@ class TrainResult:
     summary: dict[str, Any] = field(default_factory=dict)  # the run's summary, as stored
     rescored: int = 0
     seconds: float = 0.0
-
-
-def training_labels(store: Store, codes: Iterable[str]) -> tuple[list[int], dict[str, list[int | None]], int]:
-    """Segment ids with any decision, and per code a label for each: 1, 0, or None (unknown).
-
-    All coders' standing decisions are pooled; where coders disagree on a segment and code,
-    the most recent decision wins.
-    """
-    codes = list(codes)
-    latest: dict[tuple[int, str], tuple[int, str]] = {}
-    for (segment_id, code, _coder), standing in store.latest_decisions().items():
-        previous = latest.get((segment_id, code))
-        if previous is None or standing.id > previous[0]:
-            latest[(segment_id, code)] = (standing.id, standing.verdict)
-    reviewed = store.reviewed_segments()
-    # In transcript order, not by id: ids are the database's numbering, and cross-validation folds (so thresholds and
-    # calibration) follow the order of the examples, which must not differ between SQLite and PostgreSQL.
-    place = {row.id: (row.transcript_id, row.position) for row in store.codable_segments()}
-    segment_ids = sorted((reviewed | {segment_id for segment_id, _code in latest}) & place.keys(), key=place.__getitem__)
-    labels: dict[str, list[int | None]] = {}
-    for code in codes:
-        values: list[int | None] = []
-        for segment_id in segment_ids:
-            decision = latest.get((segment_id, code))
-            if decision is not None:
-                values.append(1 if Verdict(decision[1]).applies else 0)
-            else:
-                values.append(0 if segment_id in reviewed else None)
-        labels[code] = values
-    return segment_ids, labels, store.training_decisions()
 
 
 FIT_LEASE = "fit"
@@ -114,6 +85,7 @@ def _train(project: Project, seed: int, rescore: bool, checkpoint: Callable[[], 
         version = f"{pipeline_version(codebook, settings.pipeline)}+model-{run}"
         result.rescored = rescore_undecided(store, spec, version, checkpoint=checkpoint)
         store.set_meta("model_run_scored", str(run))
+        apply_answers(project)  # the language model's filed answers go back on the re-scored segments
     return result
 
 
