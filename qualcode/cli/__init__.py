@@ -11,6 +11,7 @@ from qualcode.cli import status as _status  # noqa: F401
 from qualcode.cli import stats as _stats  # noqa: F401
 from qualcode.cli import import_qdpx as _import_qdpx  # noqa: F401
 from qualcode.cli import learn as _learn  # noqa: F401
+from qualcode.cli import discover as _discover  # noqa: F401
 from qualcode.cli import maintenance as _maintenance  # noqa: F401
 from qualcode.cli import db as _db  # noqa: F401
 

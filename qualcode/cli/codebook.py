@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import typer
+
 from qualcode.cli._common import Opt, ProjectOpt, app, console, escape, user_errors
 
 if TYPE_CHECKING:
@@ -21,11 +23,30 @@ def codebook_cli(
     terms: bool = Opt(False, "--terms", "-t", help="Also list each code's keywords, phrases and patterns."),
     import_file: Path | None = Opt(None, "--import", help="Write codebook.yaml from a REFI-QDA codebook (.qdc) made by another tool.",
                                    metavar="FILE.qdc"),
+    add: Path | None = Opt(None, "--add", help="Add the codes of a codebook fragment (e.g. exports/candidates.yaml from 'qualcode "
+                                               "discover') to the end of codebook.yaml, keeping its comments and order.", metavar="FILE.yaml"),
+    only: str | None = Opt(None, "--only", help="With --add: only these codes, by their numbers in the file (e.g. 3,5)."),
 ) -> None:
-    """Show the codebook as a tree, validate it with --check, or start one from another tool's with --import.
+    """Show the codebook as a tree, validate it with --check, start one from another tool's with --import, or add
+    candidate codes with --add.
 
     Example: qualcode codebook --check --project my-study
     """
+    if only is not None and add is None:
+        raise typer.BadParameter("--only goes with --add", param_hint="--only")
+    if add is not None:
+        from qualcode.exchange.candidates import add_codes
+        from qualcode.project import Project
+
+        try:
+            numbers = [int(part) for part in only.replace(" ", "").split(",") if part] if only is not None else None
+        except ValueError:
+            raise typer.BadParameter("numbers separated by commas, e.g. 3,5", param_hint="--only") from None
+        with Project.open(project) as opened:
+            added = add_codes(opened, add, only=numbers)
+        console.print(f"Added {len(added.codes)} codes to {escape(added.path.name)}: {escape(', '.join(added.codes))}. Give each a "
+                      "description, then run 'qualcode code' to suggest them.")
+        return
     if import_file is not None:
         from qualcode.exchange.qdpx_import import import_codebook
 
@@ -57,7 +78,7 @@ def _code_label(code: "Code", terms: bool) -> str:
     if code.description:
         text += f"\n[dim]{escape(code.description)}[/]"
     if terms:
-        for name, values in (("keywords", code.keywords), ("phrases", code.phrases)):
+        for name, values in (("keywords", code.keywords), ("phrases", code.phrases), ("exact", code.exact)):
             if values:
                 text += f"\n[cyan]{name}:[/] {escape(', '.join(values))}"
         if code.patterns:
