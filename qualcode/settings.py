@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from qualcode.errors import SettingsError
-from qualcode.ingest.segmenting import DEFAULT_INTERVIEWER_LABELS, SegmentOptions
+from qualcode.ingest.segmenting import DEFAULT_INTERVIEWER_LABELS, DEFAULT_RESPONDENT_LABELS, SegmentOptions
 from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel, choices
 
 SETTINGS_FILE = "qualcode.yaml"
@@ -42,6 +42,7 @@ _LLM_LIMITS = {"temperature": (0.0, 2.0), "concurrency": (1, 64), "timeout": (1.
 @dataclass(frozen=True)
 class Settings:
     interviewer_labels: tuple[str, ...] = DEFAULT_INTERVIEWER_LABELS
+    respondent_labels: tuple[str, ...] = DEFAULT_RESPONDENT_LABELS  # known respondents' labels: not reported as unknown
     segment_words: int = 120
     pipeline: str | None = None
     language: str = "en"
@@ -68,7 +69,16 @@ class Settings:
 
     @property
     def segment_options(self) -> SegmentOptions:
-        return SegmentOptions(interviewer_labels=self.interviewer_labels, max_words=self.segment_words)
+        return SegmentOptions(interviewer_labels=self.interviewer_labels, max_words=self.segment_words, respondent_labels=self.respondent_labels)
+
+    def segmenting_state(self) -> dict[str, Any]:
+        """The settings that shape segments, as stored with a project: a change re-segments its transcripts."""
+        return {"interviewer_labels": sorted(label.casefold() for label in self.interviewer_labels), "segment_words": self.segment_words}
+
+    def suggesting_state(self) -> dict[str, Any]:
+        """The settings that shape suggestions but not segments: a change re-suggests every transcript."""
+        return {"vectors": self.vectors.value, "context": self.context.value, "min_confidence": self.min_confidence,
+                "language": self.language, "pipeline": self.pipeline}
 
     def group_order(self, attribute: str) -> tuple[str, ...]:
         return dict(self.groups).get(attribute, ())
@@ -76,6 +86,7 @@ class Settings:
 
 _SETTING_TYPES: dict[str, Any] = {
     "interviewer_labels": list,
+    "respondent_labels": list,
     "segment_words": int,
     "pipeline": str,
     "language": str,

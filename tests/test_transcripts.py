@@ -13,6 +13,7 @@ from qualcode.ingest.transcripts import (
     read_transcript,
     segment_text,
 )
+from qualcode.settings import load_settings
 
 
 def coded(transcript_or_segments):
@@ -272,9 +273,13 @@ def test_sample_transcripts_cover_formats_roles_and_offsets():
     metadata, warnings = load_metadata(REPO / "transcripts" / "metadata.csv")
     assert warnings == []
     roles = []
+    settings = load_settings(REPO)  # the sample project's own: it declares the VTT's respondent by name
     for path in found:
-        transcript = read_transcript(path)
+        transcript = read_transcript(path, settings.segment_options)
         assert transcript.warnings == []
+        if path.suffix in (".vtt", ".srt"):  # without that declaration, the name is reported, once, with the fix
+            [warning] = read_transcript(path).warnings
+            assert ("Sam Okafor (8 turns)" in warning or "Dr Helen Marr (7 turns)" in warning) and "respondent_labels" in warning
         assert_offsets_exact(transcript.text, transcript.segments)
         assert len(coded(transcript)) >= 6
         assert 500 <= transcript.words <= 2000

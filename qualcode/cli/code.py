@@ -35,6 +35,8 @@ def code_cli(
                                                        "alone (merge them with 'qualcode import-results DIR')."),
     dry_run: bool = Opt(False, "--dry-run", help="Say what would be imported and, with a language model set up, how many requests and "
                                                  "about how many tokens it would be sent; write and send nothing."),
+    force: bool = Opt(False, "--force", help="Read every transcript again, changed or not (decisions stay on segments whose text "
+                                             "did not change)."),
     llm_refresh: bool = Opt(False, "--llm-refresh", help="Ask the language model again about the segments nobody has decided on, "
                                                          "with your latest decisions as its examples."),
 ) -> None:
@@ -66,7 +68,7 @@ def code_cli(
         if output is not None and options is not None:
             result = code_to_shards(opened, output[len("parquet:") :], paths=paths, engine=options, on_progress=progress)
         else:
-            result = code(opened, paths=paths, on_progress=progress, engine=options, llm_refresh=llm_refresh,
+            result = code(opened, paths=paths, on_progress=progress, engine=options, llm_refresh=llm_refresh, force=force,
                           on_llm_plan=lambda plan: progress.pause(render_llm_plan(plan)))
     render_result(result)
     if result.shards:
@@ -172,6 +174,10 @@ def render_result(result: "CodeResult") -> None:
         f"{len(result.skipped)} skipped",
     ]
     console.print("Transcripts: " + ", ".join(parts) + f". {result.segments} respondent segments in the project.")
+    if result.resegmented and result.resegmented != ["--force"]:
+        console.print(f"The settings that shape segments changed since the last run ({', '.join(result.resegmented)}): every "
+                      f"transcript was read and segmented again ({len(result.updated)} updated); decisions stay on segments whose text "
+                      "did not change.")
     if result.resuggested:
         console.print(f"Suggestions recomputed for {len(result.resuggested)} transcripts (codebook or pipeline changed).")
     if result.retired_with_decisions:

@@ -42,6 +42,8 @@ def check_cli(project: Path = ProjectOpt) -> None:
 
     with Project.open(project, read_only=True) as opened:
         report = check(opened)
+    for note in report.notes:
+        console.print(f"[yellow]Note:[/] {escape(note)}")
     if report.ok:
         console.print(f"OK: schema version {report.schema_version}, {report.transcripts} transcripts, database intact.")
         return

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 DEFAULT_INTERVIEWER_LABELS = ("Interviewer", "I", "Q", "Moderator")
+# Labels that name the respondent: declared ones are not reported as unknown (any label not an interviewer's is coded)
+DEFAULT_RESPONDENT_LABELS = ("Respondent", "R", "A", "Interviewee", "Participant")
 
 # A speaker label: a short name at the start of a line, then a colon and a space
 # (or the end of the line). Optional markdown bold around it, as in "**Q:**".
@@ -63,6 +65,29 @@ class Segment:
 class SegmentOptions:
     interviewer_labels: tuple[str, ...] = DEFAULT_INTERVIEWER_LABELS
     max_words: int = 120
+    respondent_labels: tuple[str, ...] = DEFAULT_RESPONDENT_LABELS
+
+
+def undeclared_speakers(segments: Sequence[Any], options: SegmentOptions) -> list[tuple[str, int]]:
+    """The speaker labels of a transcript that are neither an interviewer's nor a declared respondent's, with how many
+    turns each starts (a turn split into several segments counts once), most turns first."""
+    known = {label.casefold() for label in (*options.interviewer_labels, *options.respondent_labels)}
+    turns: dict[str, int] = {}
+    previous = None
+    for segment in segments:
+        if segment.speaker is not None and segment.speaker != previous and segment.speaker.casefold() not in known:
+            turns[segment.speaker] = turns.get(segment.speaker, 0) + 1
+        previous = segment.speaker
+    return sorted(turns.items(), key=lambda item: (-item[1], item[0]))
+
+
+def speakers_warning(name: str, found: Sequence[tuple[str, int]]) -> str:
+    """What to tell the researcher about undeclared speaker labels: they were coded as respondents' words."""
+    listed = ", ".join(f"{label} ({count} turn{'s' if count != 1 else ''})" for label, count in found[:12])
+    more = f" and {len(found) - 12} more" if len(found) > 12 else ""
+    return (f"{name}: speaker labels qualcode was not told about: {listed}{more}; their turns are coded as a respondent's. "
+            "In qualcode.yaml, add the interviewer's to interviewer_labels (their turns become uncoded context, as a header line "
+            "such as 'Date: ...' should) and the respondent's to respondent_labels, then run 'qualcode code'")
 
 
 def segment_text(text: str, options: SegmentOptions = SegmentOptions()) -> list[Segment]:

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 from qualcode.errors import TranscriptError
 from qualcode.ingest.readers import blank_controls, decode, docx_text, split_front_matter, srt_text, vtt_text
-from qualcode.ingest.segmenting import Segment, SegmentOptions, segment_text
+from qualcode.ingest.segmenting import Segment, SegmentOptions, segment_text, speakers_warning, undeclared_speakers
 
 FORMATS = {".txt": "txt", ".md": "md", ".docx": "docx", ".vtt": "vtt", ".srt": "srt"}
 METADATA_FILE = "metadata.csv"
@@ -152,6 +152,17 @@ def load_metadata(csv_path: Path) -> tuple[dict[str, dict[str, str]], list[str]]
     return metadata, warnings
 
 
+def metadata_conflicts(name: str, file_metadata: dict[str, str], csv_metadata: dict[str, str] | None) -> list[str]:
+    """Where a file's front matter and metadata.csv give an attribute different values (metadata.csv wins), said."""
+    found = []
+    for key, value in (csv_metadata or {}).items():
+        mine = file_metadata.get(key)
+        if mine is not None and mine.strip().casefold() != str(value).strip().casefold():
+            found.append(f"{name}: '{key}' is '{mine}' in its front matter but '{value}' in {METADATA_FILE}; {METADATA_FILE} wins "
+                         "(make them agree to silence this)")
+    return found
+
+
 def merge_metadata(file_metadata: dict[str, str], csv_metadata: dict[str, str] | None) -> dict[str, str]:
     # metadata.csv wins, and its column order is the order researchers chose for their tables.
     merged = dict(csv_metadata or {})
@@ -216,6 +227,9 @@ def read_transcript(path: str | Path, options: SegmentOptions = SegmentOptions()
         warnings=warnings,
     )
     transcript.segments = segment_text(text, options)
+    undeclared = undeclared_speakers(transcript.segments, options)
+    if undeclared:
+        warnings.append(speakers_warning(str(path), undeclared))
     if not any(segment.codable for segment in transcript.segments):
         warnings.append(f"{path}: no respondent turns found (only interviewer labels); nothing will be coded")
     return transcript

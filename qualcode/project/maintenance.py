@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from qualcode.errors import ProjectError
+from qualcode.ingest.segmenting import speakers_warning, undeclared_speakers
 from qualcode.ingest.transcripts import file_hash
 from qualcode.project import Project
 from qualcode.store import TABLES, Store
@@ -33,6 +34,7 @@ class CheckReport:
     transcripts: int
     problems: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong: undeclared speaker labels, a coder's folder
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,16 @@ def check(project: Project) -> CheckReport:
         return _check(project, store)
 
 
+def _inside(project: Project, stored: str) -> Path | None:
+    """A stored transcript path as a file of this project; None when it would lead outside it."""
+    path = (project.root / stored).resolve()
+    try:
+        path.relative_to(project.root)
+    except ValueError:
+        return None
+    return path
+
+
 def _check(project: Project, store: Store) -> CheckReport:
     report = CheckReport(store.schema_version, 0, store.problems())
     try:
@@ -68,14 +80,27 @@ def _check(project: Project, store: Store) -> CheckReport:
         report.fixes.append(RESTORE)
     missing, changed = [], []
     for stored in stored_transcripts:
-        path = project.root / stored.path
-        if not path.exists():
+        path = _inside(project, stored.path)
+        if path is None or not path.exists():
             missing.append(stored.path)
         elif file_hash(path) != stored.content_hash:
             changed.append(stored.path)
-    if missing:
+    if missing and len(missing) == len(stored_transcripts):
+        # A coder's own folder on a shared database (the README's team set-up): the text is in the database.
+        report.notes.append(f"none of the {len(missing)} transcript files is in this folder: the database holds their text, so "
+                            "review, stats and export work here; 'qualcode code' is run where the files are")
+    elif missing:
         report.problems.append(f"{len(missing)} transcript files are gone: {', '.join(missing[:5])}")
         report.fixes.append("put the files back (the database still holds their text and decisions)")
+    options = project.settings.segment_options
+    for stored in stored_transcripts:
+        try:
+            segments = store.segments(stored.id)
+        except ProjectError:
+            continue  # a damaged row: reported above
+        found = undeclared_speakers(segments, options)
+        if found:
+            report.notes.append(speakers_warning(stored.path, found))
     if changed:
         report.problems.append(f"{len(changed)} transcript files changed since import: {', '.join(changed[:5])}")
         report.fixes.append("run 'qualcode code' to re-import them (decisions on unchanged segments are kept)")

@@ -4,6 +4,7 @@ database, and re-suggest what the codebook or the models changed."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -86,7 +87,8 @@ def run_local(jobs: list[Job], spec: WorkerSpec) -> Iterator[FileResult]:
 
 
 def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_progress: ProgressCallback | None = None,
-         engine: DaskOptions | None = None, llm_refresh: bool = False, on_llm_plan: Callable[[LlmPlan], None] | None = None) -> CodeResult:
+         engine: DaskOptions | None = None, llm_refresh: bool = False, on_llm_plan: Callable[[LlmPlan], None] | None = None,
+         force: bool = False) -> CodeResult:
     """Import new or changed transcripts, then (re)suggest codes where the rules or models changed, then, with a language
     model set up, ask it about every segment it has not answered (``on_llm_plan`` hears the host, segments and tokens
     before the first request; ``llm_refresh`` asks the undecided segments again).
@@ -105,9 +107,16 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
     result.retrained = maybe_retrain(project)
     spec, scored_version = worker_spec(project, store)
     csv_metadata = read_metadata(project, given, result)
+    segmenting = json.dumps(settings.segmenting_state(), sort_keys=True)
+    stored_segmenting = store.get_meta("segmenting")
+    if force:
+        result.resegmented = ["--force"]
+    elif stored_segmenting is not None and stored_segmenting != segmenting:
+        before = json.loads(stored_segmenting)
+        result.resegmented = [key for key, value in settings.segmenting_state().items() if before.get(key) != value]
     with store.code_lock(default_coder(settings)):
         if engine is None:
-            jobs = list(plan(project, store, given, csv_metadata, result))
+            jobs = list(plan(project, store, given, csv_metadata, result, force=bool(result.resegmented)))
             if on_progress:
                 on_progress("import", 0, len(jobs))
             with NewTranscripts(store, result) as new:
@@ -120,10 +129,13 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
             # Shards a crashed run left behind are merged first (merging is idempotent), so no file is coded twice.
             for shard in shards.shard_paths(str(location)) if location.is_dir() else []:
                 merge_shard(project, store, shard, result, remove=True)
-            for report in _on_dask(project, store, given, csv_metadata, result, spec, engine, str(location), scored_version, on_progress):
-                merge_shard(project, store, report.shard, result, remove=True)
+            for report in _on_dask(project, store, given, csv_metadata, result, spec, engine, str(location), scored_version, on_progress,
+                                   force=bool(result.resegmented)):
+                merge_shard(project, store, report.shard, result, remove=True, force=bool(result.resegmented))
             _remove_if_empty(location)
         finish(store, spec, scored_version, result, on_progress)
+        if paths is None or stored_segmenting is None:  # a run over the whole folder: every transcript is segmented this way now
+            store.set_meta("segmenting", segmenting)
         if settings.llm is not None:
             result.llm = llm_suggest(project, refresh=llm_refresh, on_plan=on_llm_plan, on_progress=on_progress)
     result.summary = suggestion_summary(store, codebook, orders=dict(settings.groups))
@@ -191,7 +203,8 @@ def _require_transcripts(project: Project, given: list[Path], paths: Iterable[st
 
 
 def _on_dask(project: Project, store: Store | None, given: list[Path], csv_metadata: dict[str, dict[str, str]], result: CodeResult,
-             spec: WorkerSpec, engine: DaskOptions, location: str, version: str, on_progress: ProgressCallback | None) -> Iterator:
+             spec: WorkerSpec, engine: DaskOptions, location: str, version: str, on_progress: ProgressCallback | None,
+             force: bool = False) -> Iterator:
     """Plan and code on the cluster at once: files are hashed and sent while workers code the earlier ones."""
     total = count_files(given)
     progress = {"unchanged": 0}
@@ -201,7 +214,7 @@ def _on_dask(project: Project, store: Store | None, given: list[Path], csv_metad
 
     jobs = (
         FileJob(str(job.path), project.relative(job.path), job.path.stem, job.content_hash, csv_metadata.get(job.path.stem, {}))
-        for job in plan(project, store, given, csv_metadata, result, on_unchanged=unchanged)
+        for job in plan(project, store, given, csv_metadata, result, on_unchanged=unchanged, force=force)
     )
 
     def report_progress(stage: str, done: int, _total: int) -> None:

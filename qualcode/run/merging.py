@@ -4,7 +4,9 @@ re-suggesting what other rules or older models suggested."""
 
 from __future__ import annotations
 
-from qualcode.ingest.transcripts import METADATA_FILE, Transcript, merge_metadata
+import json
+
+from qualcode.ingest.transcripts import METADATA_FILE, Transcript, merge_metadata, metadata_conflicts
 from qualcode.project import Project
 from qualcode.run import shards
 from qualcode.run.planning import CodeResult, Job, ProgressCallback, Skipped
@@ -68,6 +70,7 @@ def save_result(project: Project, store: Store, job: Job, outcome: FileResult, c
         result.skipped.append(Skipped(relative, outcome.error.split(": ", 1)[-1] if outcome.error else "unreadable"))
         return
     transcript.metadata = merge_metadata(transcript.file_metadata, csv_metadata.get(transcript.id))
+    result.warnings.extend(metadata_conflicts(relative, transcript.file_metadata, csv_metadata.get(transcript.id)))
     note_warnings(project, relative, transcript, result)
     if new is not None and not job.existed:
         new.add(transcript, outcome.suggestions, relative, version)
@@ -79,7 +82,7 @@ def save_result(project: Project, store: Store, job: Job, outcome: FileResult, c
     result.words += transcript.words
 
 
-def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, *, remove: bool = False) -> None:
+def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, *, remove: bool = False, force: bool = False) -> None:
     """Merge one shard: new transcripts in chunked transactions, changed ones one by one (keeping their decisions),
     the ones already in the database left alone, so a shard merged twice changes nothing."""
     rows = list(shards.read(shard))  # one shard: at most a batch of files
@@ -91,7 +94,7 @@ def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, 
             result.skipped.append(Skipped(row.path, row.error.split(": ", 1)[-1] if row.error else "unreadable"))
             continue
         previous = stored.get(transcript.id)
-        if previous is not None and previous.content_hash == transcript.content_hash:
+        if previous is not None and previous.content_hash == transcript.content_hash and not force:
             result.unchanged.append(transcript.id)
             continue
         note_warnings(project, row.path, transcript, result)
@@ -114,13 +117,18 @@ def finish(store: Store, spec: WorkerSpec, scored_version: str, result: CodeResu
     """Re-suggest what other rules or older models suggested, and note what the suggestions now come from."""
     version = result.pipeline_version
     fresh = set(result.imported) | set(result.updated)
-    stale = [transcript_id for transcript_id in store.stale_transcripts(version) if transcript_id not in fresh]
+    stale_ids = set(store.stale_transcripts(version))
+    suggesting = json.dumps(spec.settings.suggesting_state(), sort_keys=True)
+    if store.get_meta("suggesting") not in (None, suggesting):  # vectors, context, min_confidence, language: re-suggest all
+        stale_ids.update(store.transcripts())
+    stale = [transcript_id for transcript_id in sorted(stale_ids) if transcript_id not in fresh]
     if stale:
         resuggest(store, stale, spec, scored_version, on_progress)
         result.resuggested = stale
     elif spec.model_run is not None and store.get_meta("model_run_scored") != str(spec.model_run):
         result.rescored = rescore_undecided(store, spec, scored_version)
     store.set_meta("pipeline_version", version)
+    store.set_meta("suggesting", suggesting)
     if spec.model_run is not None:
         store.set_meta("model_run_scored", str(spec.model_run))
     result.segments = store.counts()["segments"]

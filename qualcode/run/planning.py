@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from qualcode.analysis.counts import SuggestionSummary
-from qualcode.ingest.transcripts import METADATA_FILE, file_hash, load_metadata, merge_metadata, walk
+from qualcode.ingest.transcripts import METADATA_FILE, file_hash, load_metadata, merge_metadata, metadata_conflicts, walk
 from qualcode.project import Project
 from qualcode.store import Store
 from qualcode.suggest.llm import LlmReport
@@ -47,6 +47,7 @@ class CodeResult:
     summary: SuggestionSummary | None = None  # suggested codes by role, over the whole project
     shards: list[str] = field(default_factory=list)  # written by a run that codes into shards only
     llm: LlmReport | None = None  # what the language model was asked, when one is set up
+    resegmented: list[str] = field(default_factory=list)  # the settings whose change re-read every transcript ('--force': asked)
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,10 @@ def count_files(given: list[Path]) -> int:
 
 
 def plan(project: Project, store: Store | None, given: list[Path], csv_metadata: dict[str, dict[str, str]], result: CodeResult,
-         on_unchanged: Callable[[], None] | None = None) -> Iterator[Job]:
-    """The files to process, as they are found: new or changed ones. Unchanged files only get their metadata refreshed;
-    skipped ones are added to ``result`` with the reason."""
+         on_unchanged: Callable[[], None] | None = None, *, force: bool = False) -> Iterator[Job]:
+    """The files to process, as they are found: new or changed ones (with ``force``, every one: the settings that shape
+    segments changed, or the researcher asked). Unchanged files only get their metadata refreshed; skipped ones are
+    added to ``result`` with the reason."""
     seen: dict[str, str] = {}
     pending: list[tuple[Path, str, int, str]] = []
     for path, reason in walk(given):
@@ -102,9 +104,9 @@ def plan(project: Project, store: Store | None, given: list[Path], csv_metadata:
             continue
         pending.append((path, transcript_id, *examined))
         if len(pending) >= CHUNK:
-            yield from _decide(store, pending, csv_metadata, result, on_unchanged)
+            yield from _decide(project, store, pending, csv_metadata, result, on_unchanged, force)
             pending = []
-    yield from _decide(store, pending, csv_metadata, result, on_unchanged)
+    yield from _decide(project, store, pending, csv_metadata, result, on_unchanged, force)
 
 
 def _examine(project: Project, path: Path, relative: str, result: CodeResult) -> tuple[int, str] | None:
@@ -134,12 +136,13 @@ def _examine(project: Project, path: Path, relative: str, result: CodeResult) ->
         return None
 
 
-def _decide(store: Store | None, pending: list[tuple[Path, str, int, str]], csv_metadata: dict[str, dict[str, str]], result: CodeResult,
-            on_unchanged: Callable[[], None] | None) -> Iterator[Job]:
+def _decide(project: Project, store: Store | None, pending: list[tuple[Path, str, int, str]], csv_metadata: dict[str, dict[str, str]],
+            result: CodeResult, on_unchanged: Callable[[], None] | None, force: bool) -> Iterator[Job]:
     stored = store.transcript_states([transcript_id for _path, transcript_id, _size, _digest in pending]) if store is not None and pending else {}
     for path, transcript_id, size, digest in pending:
         previous = stored.get(transcript_id)
-        if previous is not None and previous.content_hash == digest:
+        if previous is not None and previous.content_hash == digest and not force:
+            result.warnings.extend(metadata_conflicts(project.relative(path), previous.file_metadata, csv_metadata.get(transcript_id)))
             merged = merge_metadata(previous.file_metadata, csv_metadata.get(transcript_id))
             if merged != previous.metadata and store is not None:
                 store.set_metadata(transcript_id, merged)
