@@ -254,7 +254,7 @@ def test_export_all_formats_and_import_qdpx_cli(decided_project, tmp_path):
     ]
     imported = run("import-qdpx", str(decided_project / "exports" / "project.qdpx"), "--project", str(tmp_path / "copy"))
     assert imported.exit_code == 0
-    assert "4 coded selections (4 placed on segments, 0 not placed), 5 decisions by ann, bob." in " ".join(imported.output.split())
+    assert "5 coded selections (5 placed on segments, 0 not placed), 6 decisions by ann, bob." in " ".join(imported.output.split())
     bad = tmp_path / "bad.qdpx"
     bad.write_text("not a zip")
     failed = run("import-qdpx", str(bad), "--project", str(tmp_path / "other"))

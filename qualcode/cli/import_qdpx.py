@@ -30,3 +30,6 @@ def import_qdpx_cli(
         f"({result.placed} placed on segments, {result.unplaced} not placed), {result.decisions} decisions by "
         f"{', '.join(result.coders) or 'nobody'}."
     )
+    if result.restored:
+        console.print(f"Restored from the qualcode export: {', '.join(result.restored)} (the rules, settings and every standing "
+                      "decision, rejections and segments reviewed with no code included).")

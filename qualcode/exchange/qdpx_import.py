@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,13 +14,18 @@ from typing import Any
 
 import yaml
 
-from qualcode.codebook import ID_PATTERN
-from qualcode.errors import QdpxError
-from qualcode.ingest.refiqda import QdpxCode, QdpxDocument, read_qdc, read_qdpx
+from qualcode.codebook import GUID_PATTERN, ID_PATTERN, parse_codebook
+from qualcode.errors import QdpxError, QualcodeError
+from qualcode.exchange.export import GUIDS_META
+from qualcode.exchange.qdpx_export import DECISIONS_FORMAT
+from qualcode.ingest.refiqda import QdpxCode, QdpxDocument, guid, read_qdc, read_qdpx
 from qualcode.project import CODEBOOK_FILE, DATABASE, Project
 from qualcode.run.coding import code
+from qualcode.settings import SETTINGS_FILE, load_settings
 from qualcode.store import Entry
 from qualcode.vocabulary import Mark, Method, Verdict
+
+SAFE_NAME = re.compile(r"^[\w][\w .()-]{0,120}$")  # a transcript id that is a safe file name as it stands
 
 
 @dataclass
@@ -35,6 +41,7 @@ class QdpxImport:
     notes: int = 0
     coders: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # qualcode's own files the archive carried and the import restored
 
 
 def _slug(text: str, taken: set[str], fallback: str) -> str:
@@ -90,6 +97,8 @@ def codebook_entries(codes: list[QdpxCode], warnings: list[str]) -> tuple[list[d
             derived.append((element.name, code_id))
         code_ids[element.guid] = code_id
         entry: dict[str, Any] = {"id": code_id, "label": element.name.strip() or code_id}
+        if GUID_PATTERN.match(element.guid or "") and element.guid.lower() != guid("code", code_id):
+            entry["guid"] = element.guid.lower()  # another tool's GUID: kept, so its exports and ours agree
         if element.description:
             entry["description"] = element.description
         children = [convert(child) for child in element.children]
@@ -159,17 +168,26 @@ def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=target.parent))
     try:
-        (building / "transcripts").mkdir()
-        (building / "exports").mkdir()
         codebook_text = yaml.safe_dump(
             {"name": document.name, "description": f"Imported from {path.name} ({result.origin or 'unknown tool'})", "codes": codes},
             sort_keys=False, allow_unicode=True, width=100,
         )
-        (building / CODEBOOK_FILE).write_text(codebook_text, encoding="utf-8")
-        selections = _write_sources(document, building, code_ids, default_coder, result)
+        own = _restorable(document, building, result)
+        (building / CODEBOOK_FILE).write_text(own.get("codebook.yaml", codebook_text), encoding="utf-8")
+        if "qualcode.yaml" in own:
+            (building / SETTINGS_FILE).write_text(own["qualcode.yaml"], encoding="utf-8")
+        settings = load_settings(building)  # the restored folders, if the study named its own
+        (building / settings.transcripts).mkdir(parents=True, exist_ok=True)
+        (building / settings.exports).mkdir(parents=True, exist_ok=True)
+        selections = _write_sources(document, building / settings.transcripts, code_ids, default_coder, result,
+                                    keep_names="decisions" in own)
         with Project.open(building) as project:
             code(project)
-            _record_selections(project, selections, result)
+            if "decisions" in own:
+                _restore_decisions(project, own["decisions"], result)
+            else:
+                _record_selections(project, selections, result)
+            _keep_guids(project, document)
         if target.exists():
             target.rmdir()  # empty, as checked above
         os.replace(building, target)
@@ -179,19 +197,117 @@ def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str
     return result
 
 
+def _restorable(document: QdpxDocument, folder: Path, result: QdpxImport) -> dict[str, Any]:
+    """qualcode's own files from the archive that load as they should: the codebook as written, the settings, the
+    decisions. One that does not is left out, and said; the project is then built from the standard's part alone."""
+    own: dict[str, Any] = {}
+    for name in ("codebook.yaml", "qualcode.yaml"):
+        data = document.extras.get(name)
+        if data is None:
+            continue
+        try:
+            text = data.decode("utf-8")
+            if name == "codebook.yaml":
+                parse_codebook(text, path=name)
+            else:
+                (folder / SETTINGS_FILE).write_text(text, encoding="utf-8")
+                load_settings(folder)
+            own[name] = text
+            result.restored.append(name)
+        except (UnicodeDecodeError, QualcodeError) as exc:
+            result.warnings.append(f"the archive's {name} was not restored ({exc}); built from the REFI-QDA project instead")
+        finally:
+            (folder / SETTINGS_FILE).unlink(missing_ok=True)
+    raw = document.extras.get("decisions.json")
+    if raw is not None:
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, dict) or data.get("format") != DECISIONS_FORMAT or not isinstance(data.get("decisions"), list):
+                raise ValueError("not qualcode's decisions")
+            own["decisions"] = [_decision_row(row) for row in data["decisions"]]
+            result.restored.append("decisions.json")
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+            result.warnings.append(f"the archive's decisions.json was not restored ({exc}); the coded selections are imported instead")
+    return own
+
+
+def _decision_row(row: Any) -> dict[str, Any]:
+    """One standing state from decisions.json, checked field by field (an archive is untrusted)."""
+    codes = row["codes"]
+    if not (isinstance(row["transcript"], str) and isinstance(row["coder"], str) and row["coder"].strip() and isinstance(codes, dict)
+            and all(isinstance(code_id, str) and verdict in {v.value for v in Verdict} for code_id, verdict in codes.items())
+            and all(isinstance(note, str) for note in row.get("notes", []))):
+        raise ValueError(f"a malformed decision row for '{str(row.get('transcript'))[:40]}'")
+    methods = row.get("methods") or {}
+    return {"transcript": row["transcript"], "start": int(row["start"]), "end": int(row["end"]), "coder": row["coder"].strip()[:200],
+            "reviewed": bool(row.get("reviewed")), "codes": codes, "notes": list(row.get("notes", [])),
+            "methods": {code_id: str(methods.get(code_id, Method.IMPORT)) for code_id in codes}}
+
+
+def _restore_decisions(project: Project, rows: list[dict[str, Any]], result: QdpxImport) -> None:
+    """Every coder's standing decisions as they were exported: accepted, rejected and added codes, segments reviewed with
+    no code, memos. A row whose segment is not where it was (other segmenting settings) goes to the segment at its start."""
+    store = project.store
+    segments = {tid: store.codable_segments(tid) for tid in store.transcripts()}
+    exact = {(tid, row.start, row.end): row.id for tid, found in segments.items() for row in found}
+    known = project.codebook.codes
+    by_batch: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for row in rows:
+        segment_id = exact.get((row["transcript"], row["start"], row["end"]))
+        if segment_id is None:
+            near = [seg for seg in segments.get(row["transcript"], []) if seg.start <= row["start"] < seg.end]
+            if not near:
+                result.unplaced += 1
+                continue
+            segment_id = near[0].id
+        for code_id, verdict in row["codes"].items():
+            if code_id in known:
+                by_batch[(row["coder"], row["methods"][code_id])].append(Entry(segment_id, code_id, verdict))
+                result.decisions += 1
+        if row["reviewed"]:
+            by_batch[(row["coder"], Method.IMPORT)].append(Entry(segment_id, None, Mark.REVIEWED))
+        for note in row["notes"]:
+            if note.strip():
+                by_batch[(row["coder"], Method.IMPORT)].append(Entry(segment_id, None, Mark.NOTE, note=note))
+                result.notes += 1
+        result.placed += 1
+    for (who, method), entries in by_batch.items():
+        store.record(entries, coder=who, method=method if method in {m.value for m in Method} else Method.IMPORT)
+    result.coders = sorted({who for (who, _method), entries in by_batch.items() if any(entry.code for entry in entries)})
+
+
+def _keep_guids(project: Project, document: QdpxDocument) -> None:
+    """Remember the GUIDs another tool gave the sources and users, so the project's exports keep them."""
+    names = {source.guid: source.name for source in document.sources}
+    kept = {f"user:{' '.join(name.split())}": user_guid.lower() for user_guid, name in document.users.items()
+            if name.strip() and GUID_PATTERN.match(user_guid)}
+    transcripts = set(project.store.transcripts())
+    for source_guid, name in names.items():
+        tid = name if name in transcripts else None
+        if tid is not None and GUID_PATTERN.match(source_guid):
+            kept[f"source:{tid}"] = source_guid.lower()
+    if kept:
+        project.store.set_meta(GUIDS_META, json.dumps(kept, sort_keys=True))
+
+
 def _user(document: QdpxDocument, guid: str | None, default_coder: str) -> str:
     name = (document.users.get(guid or "") or "").strip()
     return " ".join(name.split()) or default_coder
 
 
-def _write_sources(document: QdpxDocument, folder: Path, code_ids: dict[str, str], default_coder: str, result: QdpxImport) -> list[Selection]:
+def _write_sources(document: QdpxDocument, folder: Path, code_ids: dict[str, str], default_coder: str, result: QdpxImport,
+                   keep_names: bool = False) -> list[Selection]:
     transcript_ids: set[str] = set()
     selections: list[Selection] = []
     for source in document.sources:
         if source.text is None:
             continue
         text, mapping = _normalise_newlines(source.text)
-        transcript_id = _slug(source.name, transcript_ids, "source")
+        if keep_names and SAFE_NAME.match(source.name) and source.name not in transcript_ids:
+            transcript_id = source.name  # a qualcode export's transcript id, kept as it was (its decisions name it)
+            transcript_ids.add(transcript_id)
+        else:
+            transcript_id = _slug(source.name, transcript_ids, "source")
         metadata = {**source.variables, **document.case_variables.get(source.guid, {})}
         if not text.strip():
             result.warnings.append(f"source '{source.name}' has no text ({len(source.text)} characters); its {len(source.selections)} selections cannot be placed")
@@ -200,7 +316,7 @@ def _write_sources(document: QdpxDocument, folder: Path, code_ids: dict[str, str
             continue
         front = yaml.safe_dump(metadata, allow_unicode=True, sort_keys=False) if metadata else ""
         body = f"---\n{front}---\n{text}" if front or text.startswith("---") else text
-        (folder / "transcripts" / f"{transcript_id}.txt").write_text(body, encoding="utf-8", newline="\n")
+        (folder / f"{transcript_id}.txt").write_text(body, encoding="utf-8", newline="\n")
         result.sources += 1
         for selection in source.selections:
             result.selections += 1

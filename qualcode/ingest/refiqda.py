@@ -38,6 +38,9 @@ def guid(*parts: str) -> str:
     return str(uuid.uuid5(_GUID_SPACE, "\x1f".join(parts)))
 
 
+EXTRA_FILES = ("codebook.yaml", "qualcode.yaml", "decisions.json")
+
+
 class SafeArchive:
     """Bounded, path-checked reads from an untrusted zip."""
 
@@ -143,6 +146,7 @@ class QdpxDocument:
     case_variables: dict[str, dict[str, str]]  # source guid -> the variable values of the cases holding it
     notes: dict[str, QdpxNote] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    extras: dict[str, bytes] = field(default_factory=dict)  # qualcode's own files under qualcode/ (a qualcode export)
 
     def code_names(self) -> dict[str, str]:
         names: dict[str, str] = {}
@@ -196,6 +200,10 @@ def read_qdpx(path: str | Path) -> QdpxDocument:
             selections=[_selection(selection) for selection in source.findall("q:PlainTextSelection", _NS)],
             variables=_values(source, variables),
         ))
+    for name in EXTRA_FILES:  # what a qualcode export carries beside the standard's own (bounded like every entry)
+        data = archive.read(f"qualcode/{name}")
+        if data is not None:
+            document.extras[name] = data
     return document
 
 
