@@ -12,7 +12,7 @@ import yaml
 
 from qualcode.errors import SettingsError
 from qualcode.ingest.segmenting import DEFAULT_INTERVIEWER_LABELS, DEFAULT_RESPONDENT_LABELS, SegmentOptions
-from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, VectorModel, choices
+from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, Paper, VectorModel, choices
 
 SETTINGS_FILE = "qualcode.yaml"
 
@@ -66,6 +66,7 @@ class Settings:
     # values not listed follow alphabetically, 'unknown' last.
     groups: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
     llm: LlmSettings | None = None  # a language model that suggests codes; None: none
+    paper: Paper | None = None  # what themes.xlsx prints on; None: the locale's (Letter in the Americas' Letter countries, else A4)
 
     @property
     def segment_options(self) -> SegmentOptions:
@@ -104,6 +105,7 @@ _SETTING_TYPES: dict[str, Any] = {
     "groups": dict,
     "csv_formula_guard": bool,
     "llm": LlmSettings,
+    "paper": Paper,
 }
 _MINIMUM = {"segment_words": 10, "learn_min_examples": 2, "max_transcript_mb": 1}
 

@@ -68,6 +68,27 @@ class ExportFormat(StrEnum):
     QDPX = "qdpx"
 
 
+class Paper(StrEnum):
+    """The paper a workbook prints on."""
+
+    A4 = "a4"
+    LETTER = "letter"
+
+
+# Where Letter is the paper in the shops (the rest of the world prints on A4).
+LETTER_TERRITORIES = frozenset({"US", "CA", "MX", "PH", "CL", "CO", "VE", "CR", "GT", "PR", "DO", "SV", "NI", "PA"})
+
+
+def locale_paper(environ: dict[str, str]) -> "Paper":
+    """The paper the user's locale implies: LC_PAPER, else LC_ALL, else LANG (en_US.UTF-8: Letter); A4 otherwise."""
+    for name in ("LC_ALL", "LC_PAPER", "LANG"):
+        value = environ.get(name, "")
+        if value and value not in ("C", "POSIX", "C.UTF-8"):
+            territory = value.split(".")[0].partition("_")[2].upper()
+            return Paper.LETTER if territory in LETTER_TERRITORIES else Paper.A4
+    return Paper.A4
+
+
 class Role(StrEnum):
     """What a code's model does beside the code's rules."""
 

@@ -83,3 +83,61 @@ def test_front_matter_and_metadata_csv_disagreeing_is_said_and_the_csv_wins(tmp_
         assert store.transcripts()["lead-01"].metadata["role"] == "partner"
     again = run("code", "--project", str(tmp_path))  # unchanged file: said again, until they agree
     assert "metadata.csv wins" in again
+
+
+def test_exports_read_well_in_the_second_week(tmp_path, monkeypatch):
+    """Issue 24, items 10-13: exact terms in every codebook export, the question before a short answer in quotes.md,
+    A4 (or Letter) paper and a printable Excerpts sheet, numbers stored as numbers, each coder's memo on their own rows."""
+    import csv
+
+    from openpyxl import load_workbook
+
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: timescale\n    label: Timescale\n    keywords: [deadline]\n    exact: [Pressured]\n")
+    write(tmp_path / "transcripts" / "lead-01.txt", "---\nrole: lead\nstaff_count: 12\nsite: '007'\n---\n"
+                                                    "Interviewer: Was the deadline tight?\n\nRespondent: Yes. Pressured.\n\n"
+                                                    "Interviewer: And then?\n\nRespondent: The deadline moved again and again, and we coped.\n")
+    run("code", "--project", str(tmp_path))
+    from qualcode.project import Project
+    from qualcode.review.session import ReviewSession
+
+    with Project.open(tmp_path) as opened:
+        for coder in ("ann", "bob"):
+            session = ReviewSession(opened, coder=coder)
+            session.note(f"{coder}'s memo")
+            session.accept_all()
+            session.accept_all()
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    run("export", "--project", str(tmp_path))
+    exports = tmp_path / "exports"
+    assert "Pressured" in (exports / "codebook.csv").read_text()
+    tree = runner.invoke(app, ["codebook", "--terms", "--project", str(tmp_path)], env={"COLUMNS": "120"}).output
+    assert "exact: Pressured" in tree
+    quotes = (exports / "quotes.md").read_text()
+    assert "> *Interviewer: Was the deadline tight?*\n>\n> Yes. Pressured." in quotes  # a short answer comes with its question
+    assert "> *Interviewer: And then?*" not in quotes
+    with (exports / "codings.csv").open(encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["segment"] == "1"]
+    assert {(row["coder"], row["memo"]) for row in rows} == {("ann", "ann: ann's memo"), ("bob", "bob: bob's memo")}
+    workbook = load_workbook(exports / "themes.xlsx")
+    sheet = workbook["Excerpts"]
+    header = [cell.value for cell in sheet[1]]
+    assert "start" not in header and "speaker" not in header and header[:5] == ["transcript", "segment", "code", "label", "text"]
+    staff = header.index("staff_count")
+    assert sheet.cell(row=2, column=staff + 1).value == 12 and sheet.cell(row=2, column=header.index("site") + 1).value == "007"
+    assert int(sheet.page_setup.paperSize) == 1 and sheet.page_setup.orientation == "landscape"
+    assert sheet.column_dimensions["E"].width <= 62 and sheet.print_title_rows == "$1:$1"
+    codebook_sheet = workbook["Codebook"]
+    cells = {cell.value: cell for cell in codebook_sheet[1]}
+    assert "exact" in cells
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    run("export", "--project", str(tmp_path))
+    assert load_workbook(exports / "themes.xlsx")["Summary"].page_setup.paperSize == 9  # A4
+    write(tmp_path / "qualcode.yaml", "paper: letter\n")
+    run("export", "--project", str(tmp_path))
+    assert load_workbook(exports / "themes.xlsx")["Summary"].page_setup.paperSize == 1  # Letter
+
+
+def test_init_leaves_the_groups_to_the_study(tmp_path):
+    assert runner.invoke(app, ["init", str(tmp_path / "study")]).exit_code == 0
+    settings = (tmp_path / "study" / "qualcode.yaml").read_text()
+    assert "\ngroups:" not in settings and "# groups:" in settings and "respondent_labels:" in settings

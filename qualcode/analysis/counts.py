@@ -349,7 +349,7 @@ def respondent_matrix(store: Store, codebook: Codebook, found: Sequence[Coding])
         row += [len(segments_of.get((transcript_id, code), ())) for code in code_columns]
         rows.append(row)
     headers = attribute_headers(attributes, ["transcript", *code_columns])
-    return Table(["transcript", *headers, *code_columns], rows, {"code_columns": code_columns})
+    return Table(["transcript", *headers, *code_columns], rows, {"code_columns": code_columns, "attributes": headers})
 
 
 def excerpts(store: Store, codebook: Codebook, found: Sequence[Coding], *, code: str | None = None,
@@ -373,17 +373,20 @@ def excerpts(store: Store, codebook: Codebook, found: Sequence[Coding], *, code:
             coding.text, coding.start, coding.end, coding.status, coding.coders, coding.confidence, coding.memo,
         ])
     own = ["transcript", "segment", "speaker", "code", "label", "text", "start", "end", "status", "coders", "confidence", "memo"]
-    columns = [*own[:5], *attribute_headers(attributes, own), *own[5:]]
-    return Table(columns, rows)
+    headers = attribute_headers(attributes, own)
+    columns = [*own[:5], *headers, *own[5:]]
+    # In the workbook, what a reader needs on paper, the text widest: offsets and the speaker are for the CSV
+    return Table(columns, rows, {"attributes": headers, "printed": ["transcript", "segment", "code", "label", "text", *headers, "status",
+                                                                    "coders", "memo"]})
 
 
 def codebook_table(codebook: Codebook) -> Table:
     rows = [
         [code.id, code.label, code.parent or "", depth, code.description, code.include, code.exclude,
-         ", ".join(code.keywords), ", ".join(code.phrases), " | ".join(code.examples)]
+         ", ".join(code.keywords), ", ".join(code.phrases), ", ".join(code.exact), " | ".join(code.examples)]
         for code, depth in codebook.walk()
     ]
-    return Table(["id", "label", "parent", "level", "definition", "include", "exclude", "keywords", "phrases", "examples"], rows)
+    return Table(["id", "label", "parent", "level", "definition", "include", "exclude", "keywords", "phrases", "exact", "examples"], rows)
 
 
 def taguette_codebook(codebook: Codebook) -> Table:

@@ -20,10 +20,10 @@ def render_agreement(report: "AgreementReport", *, title: str) -> "Table":
 
     a, b = report.sources[0], report.sources[1]
     table = Table(title=title, title_justify="left", caption=f"{report.units} segments in common. P/R/F1: {b} scored against {a}.")
-    for name in ("Code", "kappa", "agree %", "P", "R", "F1", "both", "A only", "B only"):
-        table.add_column(name, justify="left" if name == "Code" else "right", no_wrap=name == "Code")
-    if len(report.sources) > 2:
-        table.add_column("alpha", justify="right")
+    # Numbers are never cut ("0.…" at 80 columns with three sources): the code names wrap instead.
+    table.add_column("Code", justify="left", overflow="fold", min_width=8)
+    for name in ("kappa", "agree %", "P", "R", "F1", "both", "A only", "B only", *(("alpha",) if len(report.sources) > 2 else ())):
+        table.add_column(name, justify="right", no_wrap=True, min_width=max(5 if name in ("kappa", "alpha") else 4, len(name)))
     for row in [*report.codes, report.overall]:
         cells = [row.code, fmt_number(row.kappa), f"{row.percent:.1f}", fmt_number(row.precision), fmt_number(row.recall), fmt_number(row.f1), str(row.both), str(row.only_a), str(row.only_b)]
         if len(report.sources) > 2:

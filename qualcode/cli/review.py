@@ -18,20 +18,24 @@ if TYPE_CHECKING:
     from qualcode.review.session import ReviewItem, ReviewSession
     from qualcode.suggest.refit import Refitter
 
-FOOTER = "a:accept 1-9:toggle x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"
+FOOTER = "a:accept 1-9:no/yes x:reject c:add s:skip u:undo n:note w:widen ?:help q:quit"  # 80 columns at most
 HELP = """\
 a      accept every suggestion not yet decided here, mark reviewed, go on
-1-9    toggle a code: accepted <-> rejected (an added code: added <-> rejected)
+1-9    say no or yes to one code: a suggested code is rejected at the first press,
+       a code shown as the machine's no is accepted; again, and it flips back
+       (an added code: added <-> rejected)
 x      reject every suggestion not yet decided here, mark reviewed, go on
 c      add a code: its number in the list, or the start of its id or label
 s      skip: go on without marking this segment reviewed
 u      undo your last action (again for the one before, also in past sessions)
 n      attach a note (memo) to this segment; it is exported with its codings
-w      widen the context: the turns before and after
+w      widen: the whole answer when it is cut, and the turns before and after
 q      quit: every decision is already saved, reopening resumes here
 
 In the c and n prompts, Enter confirms; Esc, Ctrl-C or an empty line cancels."""
 CODE_STYLES = ("bold yellow", "bold cyan", "bold magenta", "bold green", "bold blue", "bold red", "yellow", "cyan", "magenta")
+CODE_WIDTH = 28  # code ids are aligned up to this many characters; a longer one is shown whole all the same
+REASON_CHARS = 240  # what fired, shown whole up to this; it wraps onto the next lines
 MARKS: dict[str | None, tuple[str, str]] = {Verdict.ACCEPTED: ("✔", "green"), Verdict.REJECTED: ("✘", "red"), Verdict.ADDED: ("✚", "cyan"), None: ("·", "dim")}
 
 
@@ -79,11 +83,12 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
     codes: list = [Text("")]
     if not shown:
         codes.append(Text("No suggestions. c to add a code, a to mark reviewed with no code.", style="dim"))
+    width = min(CODE_WIDTH, max([len(entry.code) for entry in shown] + [8]))
     for entry in shown:
         mark, colour = MARKS[entry.verdict]
         line = Text(f"{entry.number} ", style="bold")
         line.append(mark, style=colour)
-        line.append(f" {entry.code:<16.16}", style=styles.get(entry.code))
+        line.append(f" {clean(entry.code):<{width}}", style=styles.get(entry.code))  # whole: a longer id wraps
         if entry.suggestion is not None:
             line.append(f" {entry.suggestion.confidence:.2f} ")
             reason = entry.suggestion.reason(item.text)
@@ -93,7 +98,8 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
                 reason = "batch-accepted; " + reason
             if learning and entry.code in learning:
                 reason = f"{reason}; {learning[entry.code]}"
-            line.append(clean(reason)[: max(0, 52)], style="dim")
+            reason = clean(reason)
+            line.append(reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…", style="dim")  # wraps, never cut at the edge
         else:
             line.append(" added by you", style="dim")
         codes.append(line)
@@ -114,7 +120,7 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
     )
     codes.append(Text(FOOTER, style="reverse" if not plain else ""))
     if fit is not None:
-        earlier, later = _fit_context(fit, header, earlier, [*rest, *codes], later)
+        earlier, rest, later = _fit(fit, header, earlier, rest, later, codes, widen=widen)
     return Group(header, *earlier, *rest, *later, *codes)
 
 
@@ -135,19 +141,40 @@ def _lines(console: Console, texts: list) -> int:
     return sum(len(text.wrap(console, console.width)) for text in texts)
 
 
-def _fit_context(console: Console, header: Text, earlier: list[Text], fixed: list, later: list[Text]) -> tuple[list[Text], list[Text]]:
-    """Trim the turns after, then the turns before (oldest lines first), so that the screen fits the terminal."""
-    room = console.height - 1 - _lines(console, [header, *fixed])  # one line for the cursor under the footer
-    after = [line for text in later for line in text.wrap(console, console.width)]
+def _wrapped(console: Console, texts: list) -> list[Text]:
+    return [line for text in texts for line in text.wrap(console, console.width)]
+
+
+def _fit(console: Console, header: Text, earlier: list[Text], answer: list[Text], later: list[Text], codes: list,
+         *, widen: bool) -> tuple[list[Text], list[Text], list[Text]]:
+    """Fit a screen to the terminal, whatever its size: the header, the codes and the footer always; then the start of
+    the answer and the end of the question before it, shared out so that neither scrolls the other away; then more of
+    each, and the turns after last. An answer cut short says how to read it whole (w: widened, it is shown whole)."""
+    room = console.height - 1 - _lines(console, [header, *codes])  # one line for the cursor under the footer
+    question, body, after = _wrapped(console, earlier), _wrapped(console, answer), _wrapped(console, later)
+    if len(question) + len(body) + len(after) <= room:
+        return question, body, after
+    if widen:  # asked for the rest of the answer: the question and the turns after make room for it
+        if len(body) > max(1, room):  # longer than the screen even so: its end, the start being on the first page
+            keep = max(1, room) - 1
+            body = [Text(f"… {len(body) - keep} lines above: w goes back to them", style="dim italic"), *body[len(body) - keep :]]
+    else:
+        wanted_question = min(len(question), 3 if room >= 9 else 1)
+        keep_body = max(1, min(len(body), room - wanted_question))
+        if keep_body < len(body):
+            cut = len(body) - keep_body + 1
+            body = body[: keep_body - 1] + [Text(f"… {cut} more lines of this answer: w shows them", style="dim italic")]
+    room -= len(body)
+    keep_question = max(0, min(len(question), room))
+    if keep_question < len(question):
+        question = question[len(question) - keep_question :]
+        if question:
+            question[0] = Text("…", style="dim") + question[0]
+    room -= len(question)
     if len(after) > max(0, room):
-        keep = max(0, room - 1)  # the last line left says how many were cut
-        after = after[:keep] + [Text(f"… {len(after) - keep} more lines after (w to narrow)", style="dim italic")] if room > 0 else []
-    room -= len(after)
-    before = [line for text in earlier for line in text.wrap(console, console.width)]
-    if len(before) > max(0, room):
         keep = max(0, room - 1)
-        before = [Text(f"… {len(before) - keep} earlier lines not shown", style="dim italic"), *before[len(before) - keep :]] if room > 0 else []
-    return before, after
+        after = after[:keep] + [Text(f"… {len(after) - keep} more lines after (w to narrow)", style="dim italic")] if room > 0 else []
+    return question, body, after
 
 
 def _turn_text(speaker: str | None, text: str, style: str, limit: int | None) -> Text:

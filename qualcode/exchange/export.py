@@ -36,7 +36,7 @@ from qualcode.exchange.quotes import quotes_markdown
 from qualcode.exchange.spreadsheet import workbook_bytes
 from qualcode.project import Project
 from qualcode.store import Store
-from qualcode.vocabulary import ExportFormat, Status, choices
+from qualcode.vocabulary import ExportFormat, Status, choices, locale_paper
 
 CODINGS_COLUMNS = ["transcript", "segment", "speaker", "start", "end", "text", "code", "status", "confidence", "coder", "memo"]
 
@@ -87,7 +87,10 @@ def codings_rows(store: Store, *, coder: str | None = None) -> tuple[list[str], 
 
 
 def _codings_rows(store: Store, transcripts: dict, attributes: list[str], coder: str | None) -> Iterator[list[object]]:
-    notes = memos(store, coder)
+    notes = memos(store, coder)  # every coder's, for a suggestion's row, which has no coder
+    own_notes: dict[tuple[int, str], list[str]] = {}
+    for note in store.notes(coder):
+        own_notes.setdefault((note.segment_id, note.coder), []).append(f"{note.coder}: {' '.join(note.text.split())}")
     decided: dict[int, dict[str, list]] = {}
     for (segment_id, code, _coder), decision in store.latest_decisions(coder).items():
         decided.setdefault(segment_id, {}).setdefault(code, []).append(decision)
@@ -104,8 +107,9 @@ def _codings_rows(store: Store, transcripts: dict, attributes: list[str], coder:
             for code in sorted(set(confidences) | set(decisions)):
                 confidence: object = confidences.get(code, "")
                 if code in decisions:
-                    for decision in sorted(decisions[code], key=lambda row: row.coder):
-                        yield base + [code, decision.verdict, confidence, decision.coder, memo] + extra
+                    for decision in sorted(decisions[code], key=lambda row: row.coder):  # a coder's row: that coder's memo only
+                        mine = " | ".join(own_notes.get((segment.id, decision.coder), []))
+                        yield base + [code, decision.verdict, confidence, decision.coder, mine] + extra
                 else:
                     yield base + [code, Status.SUGGESTED.value, confidence, "", memo] + extra
 
@@ -170,7 +174,8 @@ def _export(project: Project, store: Store, chosen: list[str], target: Path, *, 
         result.files.append(target / "codebook-taguette.csv")
     if ExportFormat.XLSX in chosen:
         path = target / "themes.xlsx"
-        write_atomic(path, workbook_bytes(tables, result.notes))
+        paper = project.settings.paper or locale_paper(dict(os.environ))
+        write_atomic(path, workbook_bytes(tables, result.notes, paper=paper))
         result.files.append(path)
     if ExportFormat.MD in chosen:
         path = target / "quotes.md"

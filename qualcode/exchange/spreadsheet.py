@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from copy import copy
 from typing import Any
 
 from qualcode.analysis.counts import Table
+from qualcode.vocabulary import Paper
 
 WIDEST_COLUMN = 80
+WRAPPED_WIDTH = {"text": 60, "memo": 30, "definition": 40, "include": 30, "exclude": 30, "keywords": 30, "phrases": 30, "exact": 20,
+                 "examples": 40, "label": 24}  # columns whose text wraps at this width: a printed page stays readable
+_NUMBER = re.compile(r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,10})?$")
 POINTS_PER_LINE = 15
 TALLEST_ROW = 409  # points: the most a spreadsheet row may be
 RESPONDENTS_NOTE = "Each cell counts the transcript's segments coded with the column's code (a parent counts its children's)."
@@ -32,9 +37,11 @@ MAX_ROWS = 1_048_576  # a sheet's rows, header included
 MAX_COLUMNS = 16_384
 
 
-def workbook_bytes(tables: dict[str, Table], notes: list[str] | None = None) -> bytes:
+def workbook_bytes(tables: dict[str, Table], notes: list[str] | None = None, *, paper: Paper = Paper.A4) -> bytes:
     """One sheet per table: frozen bold header, set widths, numbers as numbers, text never as a formula,
-    percentages as fractions with a heat map on one 0-100% scale, printable on landscape pages one wide.
+    percentages as fractions with a heat map on one 0-100% scale, printable on landscape pages one wide (``paper``: A4
+    or Letter). A table may name the columns worth printing (``attrs['printed']``: the excerpts' text and who, not
+    offsets): only those go into the workbook, the CSV has the rest.
 
     Sheets are streamed (openpyxl's write-only mode), so memory does not grow with the cells; a table larger
     than a sheet holds is cut to it, and ``notes`` is told what was cut (the CSV exports hold it whole)."""
@@ -42,12 +49,13 @@ def workbook_bytes(tables: dict[str, Table], notes: list[str] | None = None) -> 
 
     workbook = Workbook(write_only=True)
     for name, table in tables.items():
+        table = _printed(table)
         sheet = workbook.create_sheet(name[:31])
         rows, columns = min(len(table.rows), MAX_ROWS - 1), min(len(table.columns), MAX_COLUMNS)
         if (rows, columns) != (len(table.rows), len(table.columns)) and notes is not None:
             notes.append(f"themes.xlsx: sheet '{name}' holds the first {rows:,} rows and {columns:,} columns of {len(table.rows):,} x "
                          f"{len(table.columns):,} (a spreadsheet's limit); the CSV export has all of it")
-        _print_setup(sheet)  # before the first row: a streamed sheet writes its properties with it
+        _print_setup(sheet, paper)  # before the first row: a streamed sheet writes its properties with it
         _Sheet(sheet, name, table, rows, columns).write()
     buffer = io.BytesIO()
     workbook.save(buffer)
@@ -70,7 +78,7 @@ class _Sheet:
         widths: dict[int, int] = {}
         for index, column in enumerate(self.names, start=1):
             lengths = [len(str(column))] + [len(str(cell(row[index - 1]))) for row in table.rows[:500]]
-            widths[index] = max(8, min(WIDEST_COLUMN, max(lengths) + 2))
+            widths[index] = max(8, min(WRAPPED_WIDTH.get(column, WIDEST_COLUMN), max(lengths) + 2))
             sheet.column_dimensions[get_column_letter(index)].width = widths[index]
         bold, fill, top = Font(bold=True), PatternFill("solid", fgColor="DDE4EE"), Alignment(wrap_text=True, vertical="top")
         header = []
@@ -86,7 +94,10 @@ class _Sheet:
         sheet.append(header)
         percent = {index for index, column in enumerate(self.names) if column.endswith(": %")}
         # Wrapped cells need rows tall enough for their lines, or a spreadsheet draws long texts over the rows below.
-        wrapped = {index for index, column in enumerate(self.names) if column in ("text", "memo", "definition", "include", "exclude")}
+        wrapped = {index for index, column in enumerate(self.names) if column in WRAPPED_WIDTH and (column != "label" or "text" in self.names)}
+        # A metadata value that is a plain number (staff_count: 12) is stored as one, so a formula can use it;
+        # anything else (an id like 007, a date) stays text, as written.
+        numeric = {index for index, column in enumerate(self.names) if column in table.attrs.get("attributes", ())}
         indent_at = self.names.index("label") if table.attrs.get("frequency") and "label" in self.names else None
         depths = table.attrs.get("depths", [])
         # Styles are set once on a template and copied: openpyxl compares every style it is given with those it has.
@@ -97,6 +108,8 @@ class _Sheet:
             lines = 1
             for index in range(self.columns):
                 value = cell(row[index])
+                if index in numeric and isinstance(value, str) and _NUMBER.match(value):
+                    value = float(value) if "." in value else int(value)
                 if index in percent and isinstance(value, (int, float)):
                     item = self._styled(value / 100, percent_style)  # a fraction, shown as a percent, so formulas can use it
                 elif index in wrapped:
@@ -155,8 +168,20 @@ class _Sheet:
                 f"{first}2:{end}{last}", ColorScaleRule(start_type="min", start_color="FFFFFF", end_type="max", end_color="63BE7B"))
 
 
-def _print_setup(sheet: Any) -> None:
-    """Landscape, one page wide, the header row on every page."""
+def _printed(table: Table) -> Table:
+    """The table with only the columns it names for print (in that order), its other attributes kept."""
+    chosen = table.attrs.get("printed")
+    if not chosen:
+        return table
+    index = [table.columns.index(column) for column in chosen if column in table.columns]
+    return Table([table.columns[i] for i in index], [[row[i] for i in index] for row in table.rows], table.attrs)
+
+
+def _print_setup(sheet: Any, paper: Paper) -> None:
+    """Landscape, one page wide, on A4 or Letter, the header row on every page."""
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    sheet.page_setup.paperSize = Worksheet.PAPERSIZE_LETTER if paper == Paper.LETTER else Worksheet.PAPERSIZE_A4
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0

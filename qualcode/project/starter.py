@@ -50,15 +50,18 @@ SETTINGS = """\
 # Settings for this study; every line is optional (qualcode's defaults are shown).
 # Shared with everyone who works on the study, so never put a password here.
 
-# Labels that mark the interviewer's turns, kept as context and not coded.
+# Labels that mark the interviewer's turns, kept as context and not coded (a header label such as 'Date' too).
 interviewer_labels: [Interviewer, I, Q, Moderator]
+
+# Labels of respondents; 'qualcode code' and 'check' list any other label they meet, so add names here.
+respondent_labels: [Respondent, R, A, Interviewee, Participant]
 
 # Respondent turns longer than this many words are split at paragraphs, then sentences.
 segment_words: 120
 
 # The order of groups in tables, per attribute; other values follow alphabetically, 'unknown' last.
-groups:
-  role: [lead, partner, stakeholder]
+# groups:
+#   role: [lead, partner, stakeholder]
 
 # Your name on the decisions you make in review (else your user name); or pass --coder.
 # coder: ann
@@ -71,6 +74,7 @@ groups:
 # min_confidence: 0.0          # suggestions below this are not kept
 # retrain_after: 50            # new decisions before code and review refit the models; 0 = never
 # max_transcript_mb: 20        # larger files are skipped with a message
+# paper: a4                    # what themes.xlsx prints on: a4 or letter (default: your locale's)
 """
 
 METADATA = "transcript,role\n"

@@ -286,7 +286,12 @@ class ReviewSession:
         if not 1 <= number <= len(shown):
             return ActionResult(f"No code {number} here.")
         entry = shown[number - 1]
-        if entry.verdict is not None and Verdict(entry.verdict).applies:
+        if entry.verdict is None:
+            # Undecided: the key says the opposite of what the screen shows. A suggested code (the machine's yes) is
+            # rejected at once, one press; a rule hit the machine says no to is accepted.
+            says_yes = entry.suggestion is not None and entry.suggestion.says_yes
+            verdict = Verdict.REJECTED if says_yes else Verdict.ACCEPTED
+        elif Verdict(entry.verdict).applies:
             verdict = Verdict.REJECTED
         else:
             verdict = Verdict.ACCEPTED if entry.suggestion is not None else Verdict.ADDED
