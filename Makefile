@@ -31,7 +31,7 @@ test: $(FULL)
 
 # The whole suite with a throw-away PostgreSQL cluster (needs Debian's postgresql package), as CI runs it.
 test-postgres: $(FULL)
-	QUALCODE_REQUIRE_POSTGRES=1 pg_virtualenv $(MAKE) test
+	QUALCODE_REQUIRE_POSTGRES=1 pg_virtualenv -t $(MAKE) test
 
 bench: $(FULL)
 	$(BIN)/python benchmarks/throughput.py

@@ -401,3 +401,24 @@ def test_the_agreement_table_never_cuts_a_number_at_80_columns(decided_project):
     result = CliRunner().invoke(app, ["agreement", "coder:ann", "coder:bob", "machine", "--project", str(decided_project)],
                                 env={"COLUMNS": "80"})
     assert result.exit_code == 0 and "…" not in result.output and "alpha" in result.output, result.output
+
+
+def test_progress_kept_as_decisions_come_in_equals_a_recount(review_project):
+    """Issue 26: the counts are kept up to date, not recounted over the queue at every key; they must agree."""
+    import random
+
+    session = open_session(review_project, include_unsuggested=True)
+    generator = random.Random(5)
+    for _ in range(40):
+        key = generator.choice(["a", "x", "1", "2", "s", "u", "n"])
+        {"a": session.accept_all, "x": session.reject_all, "s": session.skip, "u": session.undo}.get(key, lambda: None)()
+        if key in "12":
+            session.toggle(int(key))
+        if key == "n":
+            session.note("a memo")
+        progress = session.progress()
+        recount = [session.state(item) for item in session.items]
+        assert progress.reviewed == sum(state.reviewed for state in recount)
+        assert progress.accepted == sum(list(state.codes.values()).count("accepted") for state in recount)
+        assert progress.rejected == sum(list(state.codes.values()).count("rejected") for state in recount)
+        assert session.finished == all(state.reviewed for state in recount)

@@ -118,15 +118,17 @@ class Project:
             return Path(self.database_url).exists()
         return True  # a server: whether it holds a project is known once connected
 
-    def existing_store(self, missing: str = "no project database yet", *, upgrade: bool = False) -> Store:
+    def existing_store(self, missing: str = "no project database yet", *, upgrade: bool = False, any_schema: bool = False) -> Store:
         """The project's database, which must exist already (reading commands never create one).
 
-        With ``upgrade``, an older schema on a server is brought up to date (``qualcode db upgrade``).
+        With ``upgrade``, an older schema on a server is brought up to date (``qualcode db upgrade``); with
+        ``any_schema`` it is opened whatever its schema, to be copied as it is (``qualcode backup``).
         """
         if self._store is None:
             if not self.has_database:
                 raise ProjectError(missing, path=self.root, fix="run 'qualcode code' first")
-            self._store = Store(self.database_url, create=False, missing=missing, upgrade=upgrade, read_only=self.read_only and not upgrade)
+            self._store = Store(self.database_url, create=False, missing=missing, upgrade=upgrade, read_only=self.read_only and not upgrade,
+                                any_schema=any_schema)
         return self._store
 
     @property

@@ -17,8 +17,9 @@ from qualcode.store import TABLES, Store
 
 
 def backup(project: Project, *, output: str | Path | None = None) -> Path:
-    """A consistent copy of the project database, safe to take while others work in it."""
-    store = project.store
+    """A consistent copy of the project database, safe to take while others work in it, whatever its schema version (the
+    copy to take before 'qualcode db upgrade')."""
+    store = project.existing_store(any_schema=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     suffix = ".db" if project.is_sqlite else ".dump"  # pg_dump's custom format, for pg_restore
     target = Path(output) if output else project.database_path.parent / "backups" / f"project-{stamp}{suffix}"
@@ -121,6 +122,7 @@ def upgrade(project: Project) -> Upgrade:
     """Bring the project database's schema to this qualcode's version (one transaction, under the database's lock)."""
     store = project.existing_store(upgrade=True)
     version = store.schema_version
+    # migrated_from: set only when this process ran the migration (four at once: one says it upgraded, three find it done)
     return Upgrade(project.describe_database(), store.migrated_from if store.migrated_from is not None else version, version)
 
 

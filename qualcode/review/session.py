@@ -126,6 +126,7 @@ class ReviewSession:
         self._turns: dict[str, list] = {}
         self.items = self._ordered(load_queue(store, self.codebook, filters))
         self.states: dict[int, SegmentState] = store.coder_states(coder, [item.segment_id for item in self.items])
+        self._count()
         first = self._next_unreviewed(0, wrap=True)
         self.index: int = first if first is not None else 0
 
@@ -145,7 +146,7 @@ class ReviewSession:
 
     @property
     def finished(self) -> bool:
-        return all(self.state(item).reviewed for item in self.items)
+        return self._reviewed >= len(self.items)
 
     def state(self, item: ReviewItem) -> SegmentState:
         return self.states.get(item.segment_id) or SegmentState()
@@ -187,12 +188,22 @@ class ReviewSession:
             return before[-2:], after[:2]
         return before[-1:], []
 
-    def progress(self) -> ReviewProgress:
-        reviewed = sum(1 for item in self.items if self.state(item).reviewed)
-        counts = {verdict: 0 for verdict in Verdict}
+    def _count(self) -> None:
+        """The progress counts, over the whole queue: once when it is read, then kept up to date as decisions come in
+        (a key must not recount a queue of thousands)."""
+        self._in_queue = {item.segment_id for item in self.items}
+        self._reviewed = 0
+        self._verdicts = {verdict: 0 for verdict in Verdict}
         for item in self.items:
-            for verdict in self.state(item).codes.values():
-                counts[Verdict(verdict)] += 1
+            self._tally(self.state(item), 1)
+
+    def _tally(self, state: SegmentState, sign: int) -> None:
+        self._reviewed += sign * int(state.reviewed)
+        for verdict in state.codes.values():
+            self._verdicts[Verdict(verdict)] += sign
+
+    def progress(self) -> ReviewProgress:
+        reviewed, counts = self._reviewed, self._verdicts
         minutes = (self.clock() - self.started) / 60.0
         rate = self.session_decisions / minutes if minutes >= 0.25 else None
         return ReviewProgress(reviewed, len(self.items), counts[Verdict.ACCEPTED], counts[Verdict.REJECTED], counts[Verdict.ADDED],
@@ -213,6 +224,7 @@ class ReviewSession:
         """The segment on screen was replaced by a re-import: read the queue afresh and go on at its first unreviewed one."""
         self.items = self._ordered(load_queue(self.store, self.codebook, self.filters))
         self.states = self.store.coder_states(self.coder, [item.segment_id for item in self.items])
+        self._count()
         first = self._next_unreviewed(0, wrap=True)
         self.index = first if first is not None else 0
         return ActionResult("This segment was replaced when its transcript was re-imported ('qualcode code'): that key was not "
@@ -257,7 +269,11 @@ class ReviewSession:
         return [items[index] for index in ranked]
 
     def _refresh(self, segment_id: int) -> None:
-        self.states[segment_id] = self.store.coder_states(self.coder, [segment_id]).get(segment_id, SegmentState())
+        fresh = self.store.coder_states(self.coder, [segment_id]).get(segment_id, SegmentState())
+        if segment_id in self._in_queue:
+            self._tally(self.states.get(segment_id) or SegmentState(), -1)
+            self._tally(fresh, 1)
+        self.states[segment_id] = fresh
 
     def accept_all(self) -> ActionResult:
         """Accept every shown suggestion not yet decided, mark the segment reviewed, move on."""

@@ -10,7 +10,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from qualcode.analysis.counts import suggestion_summary
 from qualcode.errors import ProjectError, TranscriptError
@@ -114,16 +114,15 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
     elif stored_segmenting is not None and stored_segmenting != segmenting:
         before = json.loads(stored_segmenting)
         result.resegmented = [key for key, value in settings.segmenting_state().items() if before.get(key) != value]
-    with store.code_lock(default_coder(settings)):
+    with store.code_lock(default_coder(settings)) as lock:
+        on_progress = _renewing(on_progress, lock)  # the lock is kept as the run reports its progress
         if engine is None:
             jobs = list(plan(project, store, given, csv_metadata, result, force=bool(result.resegmented)))
-            if on_progress:
-                on_progress("import", 0, len(jobs))
+            on_progress("import", 0, len(jobs))
             with NewTranscripts(store, result) as new:
                 for done, (job, outcome) in enumerate(zip(jobs, run_local(jobs, spec) if jobs else []), start=1):
                     save_result(project, store, job, outcome, csv_metadata, scored_version, result, new)
-                    if on_progress:
-                        on_progress("import", done, len(jobs))
+                    on_progress("import", done, len(jobs))
         else:
             location = project.database_path.parent / SHARDS_FOLDER
             # Shards a crashed run left behind are merged first (merging is idempotent), so no file is coded twice.
@@ -189,6 +188,17 @@ def dry_run(project: Project, *, paths: Iterable[str | Path] | None = None) -> D
         stored = llm_plan(project)[0] if store is not None else None
         report.llm = LlmPlan(host_of(settings.llm.endpoint), settings.llm.model, asked + (stored.segments if stored else 0),
                              stored.cached if stored else 0, tokens + (stored.tokens if stored else 0), is_loopback(settings.llm.endpoint))
+    return report
+
+
+def _renewing(on_progress: ProgressCallback | None, lock: Any) -> ProgressCallback:
+    """A progress callback that also renews the run's lock (a server's lease; a file lock renews nothing)."""
+
+    def report(stage: str, done: int, total: int) -> None:
+        lock.renew()
+        if on_progress is not None:
+            on_progress(stage, done, total)
+
     return report
 
 

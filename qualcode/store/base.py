@@ -112,12 +112,13 @@ class StoreBase:
     """A connection to the project's database, with what every part of the store needs."""
 
     def __init__(self, location: str | Path, *, timeout: float = 30.0, create: bool = True, upgrade: bool = False,
-                 missing: str = "no project database yet", read_only: bool = False) -> None:
+                 missing: str = "no project database yet", read_only: bool = False, any_schema: bool = False) -> None:
         """Open (with ``create``, create) the database at ``location``: a path, ``sqlite:///path`` or ``postgresql://...``.
 
         An older schema is migrated where the dialect allows it without being asked (SQLite,
         after a backup) or with ``upgrade``; otherwise the open is refused with the fix. ``read_only`` opens it
-        for reading commands: nothing is written, not even a migration.
+        for reading commands: nothing is written, not even a migration. ``any_schema`` opens it whatever its schema version,
+        migrating nothing and checking nothing: what `backup` needs, which must work before an upgrade as after it.
         """
         self.read_only = read_only
         self._location, self._timeout = location, timeout
@@ -136,7 +137,8 @@ class StoreBase:
                 if not create and self.schema_version == 0 and self.dialect.is_empty(self.db):
                     self.db.close()
                     raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
-                self._open(upgrade=upgrade)
+                if not any_schema:
+                    self._open(upgrade=upgrade)
         except ProjectError:
             raise
         except Exception as exc:
@@ -254,7 +256,6 @@ class StoreBase:
         version = self.schema_version
         if version == SCHEMA_VERSION:
             return version
-        self.migrated_from = version
         if version > 0 and self.dialect.name == "sqlite":
             # An existing project: keep a copy of it as it was before changing its schema.
             self.dialect.backup(self.db, self.dialect.backup_name(version))
@@ -264,6 +265,8 @@ class StoreBase:
             for statement in statements(version, SCHEMA_VERSION, self.dialect.name):
                 self.db.execute(statement)
             self.dialect.write_version(self.db, SCHEMA_VERSION)
+        # Only the process that ran the statements says it migrated; one that waited for it found the schema current.
+        self.migrated_from = version if version != SCHEMA_VERSION else None
         return version
 
     @_operation
@@ -321,10 +324,11 @@ class StoreBase:
         return found
 
     @contextmanager
-    def code_lock(self, holder: str) -> Iterator[None]:
-        """Only one `qualcode code` run writes at a time; a second is refused with the holder's name."""
-        with self.dialect.code_lock(holder, self):
-            yield
+    def code_lock(self, holder: str) -> Iterator[Any]:
+        """Only one `qualcode code` run writes at a time; a second is refused with the holder's name. What it yields has
+        ``renew()``, called as the run goes (a lease on a server must be renewed; a file lock needs nothing)."""
+        with self.dialect.code_lock(holder, self) as held:
+            yield held
 
     @_operation
     def get_meta(self, key: str, default: str | None = None) -> str | None:

@@ -18,12 +18,11 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 from qualcode.errors import ProjectError, os_error
-from qualcode.store.records import holder_record, holder_text
+from qualcode.store.records import holder_text
 
 NAME = "postgresql"
 # Advisory lock keys (any two 32-bit numbers of our own): one for `qualcode code`, one for schema changes.
 LOCK_SPACE = 0x51C0DE
-CODE_LOCK = 1
 SCHEMA_LOCK = 2
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -175,30 +174,21 @@ class PostgresDialect:
         raise AssertionError("a PostgreSQL project is never migrated without being asked")
 
     @contextmanager
-    def code_lock(self, holder: str, store: Any) -> Iterator[None]:
-        """One `qualcode code` writing at a time: a session-level advisory lock, released when its connection ends."""
-        connection = store.db
-        acquired = connection.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, CODE_LOCK)).fetchone()[0]
-        if not acquired:
-            row = connection.execute("SELECT holder FROM locks WHERE name = 'code'").fetchone()
+    def code_lock(self, holder: str, store: Any) -> Iterator[Any]:
+        """One `qualcode code` writing at a time: the 'code' lease, a row rather than a connection's advisory lock, so a
+        server restart (the reconnect) keeps it; the run renews it as it goes (``renew()`` on what this yields), and a
+        run that stalled past its expiry while another took over stops with a message at its next renewal."""
+        try:
+            with store.lease("code", holder) as lease:
+                yield lease
+        except ProjectError as exc:
+            if not hasattr(exc, "holder"):  # a LeaseTaken names its holder; anything else is the run's own error
+                raise
             raise ProjectError(
-                f"another 'qualcode code' is writing to this project ({holder_text(row[0] if row else '')})",
+                f"another 'qualcode code' is writing to this project ({holder_text(str(exc.holder))})",
                 path=self.describe(),
                 fix="wait for it to finish, then run 'qualcode code' again",
-            )
-        info = holder_record(holder)
-        connection.execute(
-            "INSERT INTO locks (name, holder, since) VALUES ('code', %s, now()::text) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, since = excluded.since",
-            (info,),
-        )
-        try:
-            yield
-        finally:
-            try:
-                connection.execute("DELETE FROM locks WHERE name = 'code'")
-                connection.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, CODE_LOCK))
-            except Exception:  # the connection is gone, and with it the lock
-                pass
+            ) from None
 
     @staticmethod
     def _copy(connection: Any, table: str, columns: str, rows: Iterable[Iterable[Any]]) -> None:

@@ -175,8 +175,9 @@ class SqliteDialect:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     @contextmanager
-    def code_lock(self, holder: str, store: Any = None) -> Iterator[None]:
-        """One `qualcode code` writing at a time: an OS lock on a file beside the database, released when the process ends."""
+    def code_lock(self, holder: str, store: Any = None) -> Iterator[Any]:
+        """One `qualcode code` writing at a time: an OS lock on a file beside the database, released when the process ends
+        (so there is nothing to renew: what it yields renews nothing)."""
         lock_path = self.path.parent / "code.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a+", encoding="utf-8") as handle:
@@ -194,7 +195,7 @@ class SqliteDialect:
             handle.write(holder_record(holder))
             handle.flush()
             try:
-                yield
+                yield _Held()
             finally:
                 handle.truncate(0)
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
@@ -232,3 +233,10 @@ def _nearly_full(folder: Path) -> bool:
     return stats.f_bavail * stats.f_frsize < 1_048_576
 
 
+
+
+class _Held:
+    """A lock held for as long as the process lives: nothing to renew."""
+
+    def renew(self) -> None:
+        pass
