@@ -422,3 +422,22 @@ def test_progress_kept_as_decisions_come_in_equals_a_recount(review_project):
         assert progress.accepted == sum(list(state.codes.values()).count("accepted") for state in recount)
         assert progress.rejected == sum(list(state.codes.values()).count("rejected") for state in recount)
         assert session.finished == all(state.reviewed for state in recount)
+
+
+def test_forty_suggestions_still_leave_the_header_and_the_answer_on_screen(tmp_path):
+    from conftest import call
+
+    from qualcode.run.coding import code
+
+    words = [f"word{n}" for n in range(40)]
+    codes = "".join(f"  - id: code-{n:02d}\n    label: Code {n}\n    keywords: [{word}]\n" for n, word in enumerate(words))
+    write(tmp_path / "codebook.yaml", "codes:\n" + codes)
+    write(tmp_path / "transcripts" / "lead-01.txt", "Interviewer: Tell me everything?\n\nRespondent: " + " ".join(words) + ".\n")
+    call(code, tmp_path)
+    session = open_session(tmp_path)
+    screen = Console(file=io.StringIO(), width=80, height=24, color_system=None)
+    screen.print(render_screen(session, plain=True, fit=screen))
+    lines = screen.file.getvalue().splitlines()
+    assert len(lines) <= 23 and lines[0].startswith("lead-01") and "Tell me everything?" in lines[1]
+    assert any(line.startswith("Respondent: [word0]") for line in lines)
+    assert any("more codes: a accepts and x rejects every one" in line for line in lines) and "q:quit" in lines[-1]

@@ -80,9 +80,9 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
     body.append_text(segment)
     rest.append(body)
     later = [_turn_text(turn.speaker, turn.text, "dim", limit=None) for turn in after]
-    codes: list = [Text("")]
+    code_lines: list[Text] = []
     if not shown:
-        codes.append(Text("No suggestions. c to add a code, a to mark reviewed with no code.", style="dim"))
+        code_lines.append(Text("No suggestions. c to add a code, a to mark reviewed with no code.", style="dim"))
     width = min(CODE_WIDTH, max([len(entry.code) for entry in shown] + [8]))
     for entry in shown:
         mark, colour = MARKS[entry.verdict]
@@ -102,7 +102,8 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
             line.append(reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…", style="dim")  # wraps, never cut at the edge
         else:
             line.append(" added by you", style="dim")
-        codes.append(line)
+        code_lines.append(line)
+    codes: list = []
     state = session.state(item)
     for note in state.notes:
         codes.append(Text(f"note: {clean(note)}", style="italic"))
@@ -119,9 +120,13 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
         )
     )
     codes.append(Text(FOOTER, style="reverse" if not plain else ""))
-    if fit is not None:
-        earlier, rest, later = _fit(fit, header, earlier, rest, later, codes, widen=widen)
-    return Group(header, *earlier, *rest, *later, *codes)
+    if fit is None:
+        return Group(header, *earlier, *rest, *later, Text(""), *code_lines, *codes)
+    # Each part wrapped once, to the terminal's width: what is measured is what is printed.
+    top, tail = _wrapped(fit, [header]), _wrapped(fit, codes)
+    listed = _codes_that_fit(fit, code_lines, fit.height - 1 - len(top) - len(tail) - 1 - MIN_TEXT_LINES)
+    earlier, rest, later = _fit(fit, earlier, rest, later, len(top) + 1 + len(listed) + len(tail), widen=widen)
+    return Group(*top, *earlier, *rest, *later, Text(""), *listed, *tail)
 
 
 def _header(item: "ReviewItem") -> Text:
@@ -137,20 +142,35 @@ def _header(item: "ReviewItem") -> Text:
     return header
 
 
-def _lines(console: Console, texts: list) -> int:
-    return sum(len(text.wrap(console, console.width)) for text in texts)
+MIN_TEXT_LINES = 4  # of the question and answer, kept on screen however many codes there are
+
+
+def _codes_that_fit(console: Console, code_lines: list[Text], room: int) -> list[Text]:
+    """The code lines that fit in ``room`` lines, wrapped; when not all do, the first ones whole and a line saying how many
+    more there are (a and x decide them all)."""
+    wrapped = [line.wrap(console, console.width) for line in code_lines]
+    if sum(len(lines) for lines in wrapped) <= max(1, room):
+        return [line for lines in wrapped for line in lines]
+    shown: list[Text] = []
+    for count, lines in enumerate(wrapped):
+        if len(shown) + len(lines) > max(1, room) - 1:
+            shown.append(Text(f"… {len(code_lines) - count} more codes: a accepts and x rejects every one", style="dim italic"))
+            return shown
+        shown.extend(lines)
+    return shown
 
 
 def _wrapped(console: Console, texts: list) -> list[Text]:
     return [line for text in texts for line in text.wrap(console, console.width)]
 
 
-def _fit(console: Console, header: Text, earlier: list[Text], answer: list[Text], later: list[Text], codes: list,
+def _fit(console: Console, earlier: list[Text], answer: list[Text], later: list[Text], fixed: int,
          *, widen: bool) -> tuple[list[Text], list[Text], list[Text]]:
-    """Fit a screen to the terminal, whatever its size: the header, the codes and the footer always; then the start of
+    """Fit a screen to the terminal, whatever its size: the header, the codes and the footer always (``fixed`` lines, the
+    codes cut to what leaves room for the text); then the start of
     the answer and the end of the question before it, shared out so that neither scrolls the other away; then more of
     each, and the turns after last. An answer cut short says how to read it whole (w: widened, it is shown whole)."""
-    room = console.height - 1 - _lines(console, [header, *codes])  # one line for the cursor under the footer
+    room = console.height - 1 - fixed  # the header, codes and footer take ``fixed`` lines; one is for the cursor
     question, body, after = _wrapped(console, earlier), _wrapped(console, answer), _wrapped(console, later)
     if len(question) + len(body) + len(after) <= room:
         return question, body, after
