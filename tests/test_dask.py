@@ -156,3 +156,59 @@ def test_engine_options_are_checked(tmp_path):
     assert "write it as parquet:DIR" in " ".join(run("code", "--engine", "dask", "--output", "x", "--project", str(tmp_path)).output.split())
     missing = run("import-results", str(tmp_path / "nowhere"), "--project", str(tmp_path))
     assert missing.exit_code == 1 and "no such folder of shards" in missing.output
+
+
+def test_the_only_worker_killed_again_and_again_loses_nothing(tmp_path, local_reference):
+    """Issue 26: with one worker, killed (its nanny starts another), the run ended in 'lost scattered data' and a partial
+    import; the spec now travels with each task, so a new worker has all it needs."""
+    project = study(tmp_path / "study", generated=300)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40, host="127.0.0.1")
+    client = distributed.Client(cluster)
+    outcome: dict[str, object] = {}
+    progress: list[int] = []
+
+    def coding() -> None:
+        try:
+            with Project.open(project) as opened:
+                outcome["result"] = code(opened, engine=DaskOptions(scheduler=cluster.scheduler_address, files_per_batch=4),
+                                         on_progress=lambda stage, done, total: progress.append(done))
+        except Exception as exc:  # reported below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=coding)
+    thread.start()
+    for kill in range(2):  # the worker, then its replacement
+        deadline = time.monotonic() + 120
+        while len(progress) < 3 + 10 * kill and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.05)
+        try:
+            client.wait_for_workers(1, timeout=60)
+            victim = next(iter(client.run(os.getpid).values()))
+            os.kill(victim, signal.SIGKILL)
+        except (StopIteration, OSError, TimeoutError):
+            pass
+    thread.join(timeout=300)
+    client.close()
+    cluster.close()
+    assert "error" not in outcome, outcome.get("error")
+    assert codings(project) == local_reference[0]
+    assert not (project / ".qualcode" / "shards").exists()  # rows came back to this process: the workers wrote nothing here
+
+
+def test_a_scheduler_without_workers_or_a_wrong_address_is_said_plainly(tmp_path, monkeypatch):
+    from qualcode.run import dask_engine
+
+    project = study(tmp_path / "study")
+    bad = run("code", "--engine", "dask", "--scheduler", "not a url", "--project", str(project))
+    assert bad.exit_code == 1 and "'not a url' is not a Dask scheduler's address" in " ".join(bad.output.split()), bad.output
+    monkeypatch.setattr(dask_engine, "WAIT_FOR_WORKERS", 2.0)
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", 3.0)
+    cluster = distributed.LocalCluster(n_workers=0, dashboard_address=None, silence_logs=40, host="127.0.0.1")
+    try:
+        empty = run("code", "--engine", "dask", "--scheduler", cluster.scheduler_address, "--project", str(project))
+    finally:
+        cluster.close()
+    out = " ".join(empty.output.split())
+    assert empty.exit_code == 1 and "has no workers (none joined within 2 s)" in out and "dask worker" in out and "Traceback" not in out, out
+    unreachable = run("code", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", "--project", str(project))
+    assert unreachable.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in " ".join(unreachable.output.split())

@@ -17,7 +17,7 @@ from qualcode.errors import ProjectError, TranscriptError
 from qualcode.project import Project
 from qualcode.run import dask_engine, shards
 from qualcode.run.dask_engine import DaskOptions, FileJob
-from qualcode.run.merging import NewTranscripts, finish, merge_shard, save_result
+from qualcode.run.merging import NewTranscripts, finish, merge_rows, merge_shard, save_result
 from qualcode.run.planning import CodeResult, Job, ProgressCallback, Skipped, count_files, given_paths, plan, read_metadata, worker_spec
 from qualcode.run.worker import FileResult, process_file
 from qualcode.settings import Settings, default_coder
@@ -125,13 +125,14 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
                     on_progress("import", done, len(jobs))
         else:
             location = project.database_path.parent / SHARDS_FOLDER
-            # Shards a crashed run left behind are merged first (merging is idempotent), so no file is coded twice.
+            # Shards an earlier version's crashed run left behind are merged first (merging is idempotent).
             for shard in shards.shard_paths(str(location)) if location.is_dir() else []:
                 merge_shard(project, store, shard, result, remove=True)
-            for report in _on_dask(project, store, given, csv_metadata, result, spec, engine, str(location), scored_version, on_progress,
-                                   force=bool(result.resegmented)):
-                merge_shard(project, store, report.shard, result, remove=True, force=bool(result.resegmented))
             _remove_if_empty(location)
+            # The workers send their rows back and this process writes them: workers need the transcripts, not the project.
+            for report in _on_dask(project, store, given, csv_metadata, result, spec, engine, None, scored_version, on_progress,
+                                   force=bool(result.resegmented)):
+                merge_rows(project, store, report.rows or [], result, force=bool(result.resegmented))
         finish(store, spec, scored_version, result, on_progress)
         if paths is None or stored_segmenting is None:  # a run over the whole folder: every transcript is segmented this way now
             store.set_meta("segmenting", segmenting)
@@ -213,7 +214,7 @@ def _require_transcripts(project: Project, given: list[Path], paths: Iterable[st
 
 
 def _on_dask(project: Project, store: Store | None, given: list[Path], csv_metadata: dict[str, dict[str, str]], result: CodeResult,
-             spec: WorkerSpec, engine: DaskOptions, location: str, version: str, on_progress: ProgressCallback | None,
+             spec: WorkerSpec, engine: DaskOptions, location: str | None, version: str, on_progress: ProgressCallback | None,
              force: bool = False) -> Iterator:
     """Plan and code on the cluster at once: files are hashed and sent while workers code the earlier ones."""
     total = count_files(given)
@@ -259,7 +260,8 @@ def code_to_shards(project: Project, location: str, *, paths: Iterable[str | Pat
     spec, scored_version = worker_spec(project, store)
     csv_metadata = read_metadata(project, given, result)
     for report in _on_dask(project, None, given, csv_metadata, result, spec, engine, location, scored_version, on_progress):
-        result.shards.append(report.shard)
+        if report.shard is not None:
+            result.shards.append(report.shard)
         for shown, transcript_id, error, warnings in report.outcomes:
             if error is not None:
                 result.skipped.append(Skipped(shown, error.split(": ", 1)[-1]))

@@ -83,9 +83,16 @@ def save_result(project: Project, store: Store, job: Job, outcome: FileResult, c
 
 
 def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, *, remove: bool = False, force: bool = False) -> None:
-    """Merge one shard: new transcripts in chunked transactions, changed ones one by one (keeping their decisions),
-    the ones already in the database left alone, so a shard merged twice changes nothing."""
-    rows = list(shards.read(shard))  # one shard: at most a batch of files
+    """Merge one shard (``merge_rows``), then, with ``remove``, delete it."""
+    merge_rows(project, store, list(shards.read(shard)), result, force=force)  # one shard: at most a batch of files
+    if remove:
+        shards.remove(shard)
+
+
+def merge_rows(project: Project, store: Store, rows: list[shards.ShardRow], result: CodeResult, *, force: bool = False) -> None:
+    """Merge a batch's rows (a shard's, or sent back by Dask workers): new transcripts in chunked transactions, changed
+    ones one by one (keeping their decisions), the ones already in the database left alone, so a batch merged twice
+    changes nothing."""
     stored = store.transcript_states([row.transcript_id for row in rows])
     fresh: list[tuple] = []
     for row in rows:
@@ -109,8 +116,6 @@ def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, 
     with NewTranscripts(store, result, MERGE_CHUNK) as new:
         for item in fresh:
             new.add(*item)
-    if remove:
-        shards.remove(shard)
 
 
 def finish(store: Store, spec: WorkerSpec, scored_version: str, result: CodeResult, on_progress: ProgressCallback | None) -> None:
