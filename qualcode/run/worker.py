@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qualcode.errors import TranscriptError
 from qualcode.ingest.transcripts import Transcript, read_transcript
+from qualcode.suggest.components import REGEX_SECONDS, regex_timeouts
 from qualcode.suggest.model import suggest
 from qualcode.suggest.spec import WorkerSpec, codable_inputs
 from qualcode.suggestion import Suggestion
@@ -32,6 +33,9 @@ def process_file(spec: WorkerSpec, path: Path) -> FileResult:
         transcript = read_transcript(path, spec.settings.segment_options)
         suggestions = suggest(spec.nlp(), codable_inputs(spec, transcript), min_confidence=spec.settings.min_confidence,
                               models=spec.models())
+        for pattern, words in regex_timeouts().items():
+            transcript.warnings.append(f"{path}: the codebook's REGEX {pattern[:80]!r} took longer than {REGEX_SECONDS:g} s on {words} "
+                                       "words, which it was not matched on; simplify it (every REGEX runs with that time limit)")
     except TranscriptError as exc:
         return FileResult(path, error=str(exc))
     except (ValueError, LookupError, TypeError, OSError, RecursionError, MemoryError) as exc:

@@ -20,7 +20,7 @@ from spacy.attrs import IDX, LEMMA, LENGTH, LOWER, NORM
 from spacy.errors import MatchPatternError
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, Span, SpanGroup, Token
 
 from qualcode.codebook import Codebook
 from qualcode.errors import CodebookError, CodebookProblems
@@ -29,6 +29,69 @@ from qualcode.suggestion import Evidence
 from qualcode.vocabulary import Source
 
 PATTERN_FIX = "use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP"
+REGEX_SECONDS = 0.05  # the most one REGEX may take on one word
+REGEX_GIVE_UP = 20  # words it took that long on, after which a REGEX is no longer tried in this process
+_REGEX_TIMEOUTS: dict[str, int] = {}
+
+
+class BoundedRegex:
+    """A token pattern's REGEX, run by the `regex` module with a time limit: whatever the pattern (nested repetition,
+    backreferences, alternation spaCy's `re` would take exponential time over), one word costs at most
+    ``REGEX_SECONDS``; a pattern that keeps hitting the limit is given up, and said (``regex_timeouts``)."""
+
+    def __init__(self, pattern: str, attribute: str) -> None:
+        import regex
+
+        self.pattern, self.attribute = pattern, attribute
+        self.compiled = regex.compile(pattern, flags=regex.VERSION0)
+
+    def value(self, token: Any) -> str:
+        name = self.attribute.upper()
+        if name in ("TEXT", "ORTH"):
+            return token.text
+        return str(getattr(token, f"{name.lower()}_", token.text))
+
+    def __call__(self, token: Any) -> bool:
+        if _REGEX_TIMEOUTS.get(self.pattern, 0) >= REGEX_GIVE_UP:
+            return False
+        try:
+            return self.compiled.search(self.value(token), timeout=REGEX_SECONDS) is not None
+        except TimeoutError:
+            _REGEX_TIMEOUTS[self.pattern] = _REGEX_TIMEOUTS.get(self.pattern, 0) + 1
+            return False
+
+
+def regex_timeouts() -> dict[str, int]:
+    """The REGEXes that hit their time limit since last asked, with on how many words; forgotten once read."""
+    found = dict(_REGEX_TIMEOUTS)
+    _REGEX_TIMEOUTS.clear()
+    return found
+
+
+def bounded_regexes(pattern: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A token pattern whose REGEX predicates are custom attributes running ``BoundedRegex`` (same meaning, bounded time)."""
+    import hashlib
+
+    changed = []
+    for token in pattern:
+        spec = dict(token)
+        extensions = dict(spec.get("_", {})) if isinstance(spec.get("_"), dict) else {}
+        for key, value in list(spec.items()):
+            if key == "_" or not isinstance(value, dict) or "REGEX" not in value or not isinstance(value["REGEX"], str):
+                continue
+            name = "qc_rx_" + hashlib.blake2b(f"{key}\x00{value['REGEX']}".encode(), digest_size=8).hexdigest()
+            if not Token.has_extension(name):
+                Token.set_extension(name, getter=BoundedRegex(value["REGEX"], str(key)))
+            extensions[name] = True
+            rest = {predicate: item for predicate, item in value.items() if predicate != "REGEX"}
+            if rest:
+                spec[key] = rest
+            else:
+                del spec[key]
+        if extensions:
+            spec["_"] = extensions
+        changed.append(spec)
+    return changed
 
 
 class CodeSuggester:
@@ -83,6 +146,7 @@ class CodeSuggester:
                                                   fix=f"{PATTERN_FIX} (custom '_' attributes need a pipeline that sets them)", **where))
                     continue
                 try:
+                    pattern = bounded_regexes(pattern)  # every REGEX runs with a time limit (the `regex` module's timeout)
                     self.matcher.add(key, [pattern])
                     matcher = Matcher(self.vocab)
                     matcher.add(key, [pattern])

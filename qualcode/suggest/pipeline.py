@@ -6,6 +6,7 @@ without it. The component itself lives in ``components.py``.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from qualcode import __version__
@@ -24,6 +25,50 @@ if TYPE_CHECKING:
 def pipeline_version(codebook: Codebook, pipeline_name: str | None) -> str:
     """Identifies what produced a suggestion; a change means suggestions are recomputed."""
     return f"qualcode-{__version__}/{RULES_VERSION}/{pipeline_name or 'blank'}/{codebook.fingerprint}"
+
+
+LONG_CHUNK = 64  # characters without a space, from which a chunk's punctuation is spaced out
+PIECE = 24  # the most characters between two breaks put into such a chunk
+_CHUNK = re.compile(r"\S{%d,}" % LONG_CHUNK)
+
+
+def bounded(text: str) -> str:
+    """The text with its long spaceless runs broken by spaces where they have punctuation, the same length (so offsets
+    hold): spaCy's tokenizer strips affixes one character at a time, so a run of '?!' or '(((' costs the square of its
+    length, four seconds for 4,000 characters. A run is broken at a punctuation character once ``PIECE`` characters have
+    passed since the last break; words (letters and digits) are never touched, so the rules and the models read the
+    same words."""
+    if len(text) < LONG_CHUNK or not _CHUNK.search(text):
+        return text
+
+    def spaced(match: re.Match) -> str:
+        chunk = list(match.group(0))
+        since = 0
+        for index, char in enumerate(chunk):
+            since += 1
+            if since > PIECE and not char.isalnum():
+                chunk[index] = " "
+                since = 0
+        return "".join(chunk)
+
+    return _CHUNK.sub(spaced, text)
+
+
+class BoundedTokenizer:
+    """spaCy's tokenizer, given ``bounded`` text: the work per segment grows with its length, whatever its characters."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> "Doc":
+        return self.tokenizer(bounded(text))
+
+    def pipe(self, texts: Any, batch_size: int = 1000) -> Any:
+        for text in texts:
+            yield self(text)
+
+    def __getattr__(self, name: str) -> Any:  # vocab, rules, to_bytes...: the wrapped tokenizer's
+        return getattr(self.tokenizer, name)
 
 
 def build_pipeline(
@@ -71,6 +116,8 @@ def build_pipeline(
         import qualcode.suggest.vectors  # noqa: F401  (registers the qualcode_vectors factory)
 
         nlp.add_pipe("qualcode_vectors", config={"model": vectors.value}, last=True)
+    if not isinstance(nlp.tokenizer, BoundedTokenizer):
+        nlp.tokenizer = BoundedTokenizer(nlp.tokenizer)
     suggester: Any = nlp.add_pipe("qualcode_suggester", last=True)
     suggester.set_codebook(codebook, lemmas=None if pipeline_name else lemmas)
     return nlp
