@@ -94,3 +94,60 @@ def test_a_bounded_regex_matches_what_the_plain_one_matches(nlp):
         bounded = BoundedRegex(pattern, "TEXT")
         for word in ["deadline", "Deadlines", "2026", "CVs", "NHS", "timescales", "time", "x"]:
             assert bounded(Word(word)) == bool(re.search(pattern, word)), (pattern, word)
+
+
+CONTROLS = ["\x01", "\x02\x03", "\x0b", "\x1b[31m", "\x7f", "\x9b", "\u202e", "\x00"]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_control_characters_in_names_and_metadata_reach_every_export_safely(tmp_path, control):
+    """Class 7: '\\x01' in a file name or a metadata cell crashed the workbook and made project.qde invalid XML."""
+    import zipfile
+    from xml.etree import ElementTree as ET
+
+    from openpyxl import load_workbook
+
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: timescale\n    label: Timescale\n    keywords: [deadline]\n")
+    name = f"lead{control.replace(chr(0), '')}01"
+    (tmp_path / "transcripts").mkdir()
+    (tmp_path / "transcripts" / f"{name}.txt").write_text("Interviewer: Q?\n\nRespondent: The deadline was hard.\n", encoding="utf-8")
+    write(tmp_path / "transcripts" / "metadata.csv", f"transcript,role,site\n{name},lead,a{control}b\n")
+    assert runner.invoke(app, ["code", "--project", str(tmp_path)]).exit_code in (0, 3)
+    assert runner.invoke(app, ["review", "--accept-above", "0.1", "--coder", f"ann{control}", "--project", str(tmp_path)]).exit_code in (0, 1)
+    result = runner.invoke(app, ["export", "--project", str(tmp_path)])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    exports = tmp_path / "exports"
+    load_workbook(exports / "themes.xlsx")
+    with zipfile.ZipFile(exports / "project.qdpx") as archive:
+        ET.fromstring(archive.read("project.qde"))
+    for command in (["status"], ["stats"], ["check"]):
+        shown = runner.invoke(app, [*command, "--project", str(tmp_path)])
+        assert "\x1b" not in shown.output and "\x01" not in shown.output and "\u202e" not in shown.output, (command, shown.output)
+
+
+@pytest.mark.parametrize("names", [("transcript",), ("code",), ("text",), ("segment", "all")])
+def test_names_that_collide_with_the_exports_own_columns_and_groups_stay_apart(tmp_path, names):
+    """Class 3: a code with id 'transcript' doubled respondents.csv's column; a group 'All' landed in the total's column;
+    'Region,region,REGION' columns collapsed silently."""
+    import csv
+
+    codes = "".join(f"  - id: {name}\n    label: {name.title()}\n    keywords: [deadline]\n" for name in names)
+    write(tmp_path / "codebook.yaml", "codes:\n" + codes)
+    for number, group in enumerate(["All", "all", "lead"]):
+        write(tmp_path / "transcripts" / f"t{number}.txt", "Interviewer: Q?\n\nRespondent: The deadline.\n")
+    write(tmp_path / "transcripts" / "metadata.csv", "transcript,Region,region,REGION,role\nt0,All,n,N,All\nt1,all,s,S,lead\nt2,lead,e,E,lead\n")
+    out = " ".join(runner.invoke(app, ["code", "--project", str(tmp_path)], env={"COLUMNS": "200"}).output.split())
+    assert "have one name, 'region', once lower-cased; the second is read as 'region_3'" in out, out
+    runner.invoke(app, ["review", "--accept-above", "0.1", "--coder", "ann", "--project", str(tmp_path)])
+    assert runner.invoke(app, ["export", "--format", "csv", "--project", str(tmp_path)]).exit_code == 0
+    for table in ("respondents.csv", "summary.csv", "codings.csv", "excerpts.csv"):
+        with (tmp_path / "exports" / table).open(encoding="utf-8") as handle:
+            header = next(csv.reader(handle))
+        assert len(header) == len(set(header)), (table, header)
+    with (tmp_path / "exports" / "summary.csv").open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    assert "all (group): respondents" in header and "All: respondents" in header  # roles are lower-cased
+    stats = runner.invoke(app, ["stats", "--by", "region", "--project", str(tmp_path)], env={"COLUMNS": "200"})
+    assert stats.exit_code == 0 and "All (group)" in stats.output and "all (group)" in stats.output, stats.output
+    empty = runner.invoke(app, ["stats", "--by", ",,,,", "--project", str(tmp_path)])
+    assert empty.exit_code == 1 and "names no attribute" in empty.output and "Traceback" not in empty.output

@@ -202,7 +202,9 @@ def theme_frequency(store: Store, codebook: Codebook, found: Sequence[Coding], *
     for segment in store.codable_segments():
         segment_counts[labels[segment.transcript_id]] += 1
     columns = ["code", "label"]
-    for group in [*groups, "All"]:
+    # A group named like the total ('All', 'all') is written as 'All (group)', so it never lands in the total's columns
+    shown = [f"{group} (group)" if group.casefold() == "all" else group for group in groups]
+    for group in [*shown, "All"]:
         columns += [f"{group}: respondents", f"{group}: %", f"{group}: segments"]
     n_row: list[Any] = ["N", "respondents (N)"]
     for group in groups:
@@ -224,12 +226,19 @@ def theme_frequency(store: Store, codebook: Codebook, found: Sequence[Coding], *
         row += [raised, round(100.0 * raised / len(labels), 1) if labels else None, len({coding.segment_id for coding in selected})]
         rows.append(row)
         depths.append(depth)
-    return Table(columns, rows, {"by": by, "groups": groups, "depths": depths, "frequency": True})
+    return Table(columns, rows, {"by": by, "groups": shown, "depths": depths, "frequency": True})
 
 
 def parse_breakdowns(values: Iterable[str]) -> list[list[str]]:
-    """'sector' -> [['sector']]; 'role,sector' -> [['role', 'sector']] (crossed)."""
-    return [[part.strip() for part in value.split(",") if part.strip()] for value in values if value.strip()]
+    """'sector' -> [['sector']]; 'role,sector' -> [['role', 'sector']] (crossed). A --by naming no attribute (',,') is refused."""
+    found = []
+    for value in values:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if value.strip() and not parts:
+            raise AnalysisError(f"--by {value!r} names no attribute", fix="name one or more attributes, e.g. --by role or --by role,sector")
+        if parts:
+            found.append(parts)
+    return found
 
 
 @one_snapshot
@@ -349,7 +358,9 @@ def respondent_matrix(store: Store, codebook: Codebook, found: Sequence[Coding])
         row += [len(segments_of.get((transcript_id, code), ())) for code in code_columns]
         rows.append(row)
     headers = attribute_headers(attributes, ["transcript", *code_columns])
-    return Table(["transcript", *headers, *code_columns], rows, {"code_columns": code_columns, "attributes": headers})
+    # a code whose id is one of the table's own columns ('transcript') is written as 'code:ID'
+    shown = [f"code:{code}" if code == "transcript" else code for code in code_columns]
+    return Table(["transcript", *headers, *shown], rows, {"code_columns": shown, "attributes": headers})
 
 
 def excerpts(store: Store, codebook: Codebook, found: Sequence[Coding], *, code: str | None = None,

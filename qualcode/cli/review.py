@@ -110,7 +110,7 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
     if state.reviewed:
         codes.append(Text("(reviewed)", style="green"))
     progress = session.progress()
-    codes.append(Text(message or "", style="bold"))
+    codes.append(Text(clean(message or ""), style="bold"))
     codes.append(
         Text(
             f"reviewed {progress.reviewed}/{progress.total} · accepted {progress.accepted} · rejected {progress.rejected} · "
@@ -209,7 +209,7 @@ def codebook_listing(session: "ReviewSession", codes: "list[Code] | None" = None
     walked = list(session.codebook.walk())
     place = {code.id: (number, depth) for number, (code, depth) in enumerate(walked, start=1)}
     listed = codes if codes is not None else [code for code, _depth in walked]
-    entries = [f"{place[code.id][0]:>3} {'  ' * place[code.id][1] if codes is None else ''}{code.id}  {code.label}" for code in listed]
+    entries = [f"{place[code.id][0]:>3} {'  ' * place[code.id][1] if codes is None else ''}{clean(code.id)}  {clean(code.label)}" for code in listed]
     text = Text()
     if rows is None or len(entries) <= rows:
         for entry in entries:
@@ -240,9 +240,9 @@ def _choose_code(session: "ReviewSession", keys: KeyReader, out: Console, intera
         if len(matches) == 1:
             return matches[0].id, ""
         if not matches:
-            return None, f"No code matches '{typed.strip()}'."
+            return None, f"No code matches '{clean(typed.strip())}'."
         if candidates is not None and len(matches) == len(candidates):
-            return None, f"Ambiguous '{typed.strip()}': {', '.join(code.id for code in matches[:12])}."
+            return None, f"Ambiguous '{clean(typed.strip())}': {', '.join(clean(code.id) for code in matches[:12])}."
         candidates = matches
 
 
@@ -330,7 +330,7 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
         message = " ".join(part for part in (message, result.message) if part)
         if result.moved and key in ("a", "x", "s"):
             # The outcome belongs to the segment just left, not to the one now on screen.
-            message = f"Previous segment ({acted.transcript_id} {acted.number}/{acted.of}): {message}"
+            message = f"Previous segment ({clean(acted.transcript_id)} {acted.number}/{acted.of}): {message}"
         if session.finished:
             message += " All segments in this queue are reviewed: u to undo, q to quit."
 

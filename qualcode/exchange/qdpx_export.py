@@ -26,6 +26,7 @@ Choices made so that other tools read every coding:
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -39,6 +40,18 @@ from qualcode.store import Note, Store
 from qualcode.vocabulary import Status
 
 SUGGESTER_USER = "qualcode suggester"
+
+
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")  # characters XML 1.0 cannot hold
+
+
+def _xml(value: str) -> str:
+    """Text as XML can hold it: a control character (from a file name, a metadata value, a label) shown as '\ufffd'."""
+    return _NOT_XML.sub("\ufffd", value) if _NOT_XML.search(value) else value
+
+
+def _el(parent: ET.Element, tag: str, **attributes: str) -> ET.Element:
+    return ET.SubElement(parent, tag, {name: _xml(value) for name, value in attributes.items()})
 
 
 def _now() -> str:
@@ -56,14 +69,14 @@ def code_guid(codebook: Codebook, code_id: str) -> str:
 
 
 def _codes_xml(parent: ET.Element, codebook: Codebook, ns: str) -> None:
-    codes = ET.SubElement(parent, f"{{{ns}}}Codes")
+    codes = _el(parent, f"{{{ns}}}Codes")
 
     def add(container: ET.Element, code_id: str) -> None:
         code = codebook[code_id]
-        element = ET.SubElement(container, f"{{{ns}}}Code", guid=code_guid(codebook, code.id), name=code.label, isCodable="true")
+        element = _el(container, f"{{{ns}}}Code", guid=code_guid(codebook, code.id), name=code.label, isCodable="true")
         extra = [f"Include: {code.include}" if code.include else "", f"Exclude: {code.exclude}" if code.exclude else ""]
         description = "\n".join(part for part in [code.description, *extra, f"{CODE_ID_PREFIX}{code.id}"] if part)
-        ET.SubElement(element, f"{{{ns}}}Description").text = description
+        _el(element, f"{{{ns}}}Description").text = _xml(description)
         for child in code.children:
             add(element, child)
 
@@ -96,28 +109,28 @@ def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | No
     users = {who: kept.get(f"user:{who}") or guid("user", who) for who in coders}
     root = ET.Element(f"{{{ns}}}Project", name=name, origin=f"qualcode {__version__}", creationDateTime=stamp)
     if users:
-        users_element = ET.SubElement(root, f"{{{ns}}}Users")
+        users_element = _el(root, f"{{{ns}}}Users")
         for who, user_guid in users.items():
-            ET.SubElement(users_element, f"{{{ns}}}User", guid=user_guid, name=who)
-    codebook_element = ET.SubElement(root, f"{{{ns}}}CodeBook")
+            _el(users_element, f"{{{ns}}}User", guid=user_guid, name=who)
+    codebook_element = _el(root, f"{{{ns}}}CodeBook")
     _codes_xml(codebook_element, codebook, ns)
     attributes = attribute_names(store)
     variables = {attribute: guid("variable", attribute) for attribute in attributes}
     if variables:
-        variables_element = ET.SubElement(root, f"{{{ns}}}Variables")
+        variables_element = _el(root, f"{{{ns}}}Variables")
         for attribute, variable_guid in variables.items():
-            ET.SubElement(variables_element, f"{{{ns}}}Variable", guid=variable_guid, name=attribute, typeOfVariable="Text")
+            _el(variables_element, f"{{{ns}}}Variable", guid=variable_guid, name=attribute, typeOfVariable="Text")
     sources = {tid: kept.get(f"source:{tid}") or guid("source", tid) for tid in transcripts}
     if transcripts:
-        cases = ET.SubElement(root, f"{{{ns}}}Cases")
+        cases = _el(root, f"{{{ns}}}Cases")
         for tid, stored in transcripts.items():
-            case = ET.SubElement(cases, f"{{{ns}}}Case", guid=guid("case", tid), name=tid)
+            case = _el(cases, f"{{{ns}}}Case", guid=guid("case", tid), name=tid)
             for attribute in attributes:
                 if attribute in stored.metadata:
-                    value = ET.SubElement(case, f"{{{ns}}}VariableValue")
-                    ET.SubElement(value, f"{{{ns}}}VariableRef", targetGUID=variables[attribute])
-                    ET.SubElement(value, f"{{{ns}}}TextValue").text = stored.metadata[attribute]
-            ET.SubElement(case, f"{{{ns}}}SourceRef", targetGUID=sources[tid])
+                    value = _el(case, f"{{{ns}}}VariableValue")
+                    _el(value, f"{{{ns}}}VariableRef", targetGUID=variables[attribute])
+                    _el(value, f"{{{ns}}}TextValue").text = _xml(stored.metadata[attribute])
+            _el(case, f"{{{ns}}}SourceRef", targetGUID=sources[tid])
     # Who coded what on each segment, and who wrote which memo there: one selection per coding.
     by_selection: dict[tuple[int, str], list[Coding]] = defaultdict(list)
     for coding in found:
@@ -132,11 +145,11 @@ def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | No
     note_guids: dict[int, str] = {}
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
-        sources_element = ET.SubElement(root, f"{{{ns}}}Sources") if transcripts else root
+        sources_element = _el(root, f"{{{ns}}}Sources") if transcripts else root
         for tid in transcripts:
             source_guid = sources[tid]
             text = store.transcript_text(tid)
-            source = ET.SubElement(sources_element, f"{{{ns}}}TextSource", guid=source_guid, name=tid,
+            source = _el(sources_element, f"{{{ns}}}TextSource", guid=source_guid, name=tid,
                                    plainTextPath=f"internal://{source_guid}.txt", creationDateTime=stamp)
             for segment in store.codable_segments(tid):
                 line = text.count("\n", 0, segment.start)
@@ -148,28 +161,28 @@ def project_qdpx(store: Store, codebook: Codebook, *, name: str, coder: str | No
                         note_guids[note.id] = guid("note", *place, who, str(number))
                     rows: list[Coding | None] = [*by_selection.get((segment.id, who), [])] or [None]  # a memo alone: a selection of its own
                     for index, row in enumerate(rows):
-                        selection = ET.SubElement(
+                        selection = _el(
                             source, f"{{{ns}}}PlainTextSelection", guid=guid("selection", *place, who, row.code if row else ""),
                             name=f"line:{line} ({tid} {segment.start}-{segment.end})", startPosition=str(segment.start),
                             endPosition=str(segment.end), creatingUser=users[who], creationDateTime=stamp,
                         )
                         if row is not None:
-                            ET.SubElement(
-                                ET.SubElement(selection, f"{{{ns}}}Coding", guid=guid("coding", *place, row.code, who),
+                            _el(
+                                _el(selection, f"{{{ns}}}Coding", guid=guid("coding", *place, row.code, who),
                                               creatingUser=users[who], creationDateTime=stamp),
                                 f"{{{ns}}}CodeRef", targetGUID=code_guid(codebook, row.code),
                             )
                         if index == 0:
                             for note in memos:
-                                ET.SubElement(selection, f"{{{ns}}}NoteRef", targetGUID=note_guids[note.id])
+                                _el(selection, f"{{{ns}}}NoteRef", targetGUID=note_guids[note.id])
             zipped.writestr(f"sources/{source_guid}.txt", text.encode("utf-8"))
         if notes:
-            notes_element = ET.SubElement(root, f"{{{ns}}}Notes")
+            notes_element = _el(root, f"{{{ns}}}Notes")
             for note in notes:
-                element = ET.SubElement(notes_element, f"{{{ns}}}Note", guid=note_guids.get(note.id) or guid("note", note.coder, note.created_at, note.text),
+                element = _el(notes_element, f"{{{ns}}}Note", guid=note_guids.get(note.id) or guid("note", note.coder, note.created_at, note.text),
                                         name=f"memo by {note.coder}", creatingUser=users[note.coder],
                                         creationDateTime=_iso(note.created_at, stamp))
-                ET.SubElement(element, f"{{{ns}}}PlainTextContent").text = note.text
+                _el(element, f"{{{ns}}}PlainTextContent").text = _xml(note.text)
         zipped.writestr("project.qde", ET.tostring(root, encoding="utf-8", xml_declaration=True))
         for file_name, data in (extras or {}).items():
             zipped.writestr(EXTRAS + file_name, data)

@@ -24,10 +24,16 @@ CELL_LIMIT = 32_767  # characters a spreadsheet cell holds; Excel refuses a work
 CUT_MARK = " [... cut: the whole text is in the CSV exports]"
 
 
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # what an .xlsx (XML 1.0) cannot hold
+
+
 def cell(value: Any) -> Any:
-    """A table value as a file holds it: empty for None or NaN, numbers as numbers, text within a cell's limit."""
+    """A table value as a file holds it: empty for None or NaN, numbers as numbers, text within a cell's limit, a
+    control character that a workbook cannot hold (from a file name, a metadata cell) shown as '\ufffd'."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
+    if isinstance(value, str) and _ILLEGAL.search(value):
+        value = _ILLEGAL.sub("\ufffd", value)
     if isinstance(value, str) and len(value) > CELL_LIMIT:
         return value[: CELL_LIMIT - len(CUT_MARK)] + CUT_MARK
     return value

@@ -128,6 +128,15 @@ def load_metadata(csv_path: Path) -> tuple[dict[str, dict[str, str]], list[str]]
     names = [name.lower().replace(" ", "_") for name in header[1:]]
     if any(not name for name in names):
         return {}, [f"{csv_path}:1: a column has no name; metadata ignored. Fix: name every column"]
+    seen_names: dict[str, int] = {}
+    for index, name in enumerate(names):  # 'Region', 'region' and 'REGION' are one name once lower-cased: keep each, said
+        if name in seen_names:
+            renamed = f"{name}_{index + 2}"
+            warnings.append(f"{csv_path}:1: columns '{header[seen_names[name] + 1]}' and '{header[index + 1]}' have one name, '{name}', "
+                            f"once lower-cased; the second is read as '{renamed}'. Fix: give every column a name of its own")
+            names[index] = renamed
+        else:
+            seen_names[name] = index
     metadata: dict[str, dict[str, str]] = {}
     first_seen: dict[str, int] = {}
     for line_no, row in enumerate(rows[1:], start=2):
