@@ -133,7 +133,7 @@ def test_names_that_collide_with_the_exports_own_columns_and_groups_stay_apart(t
 
     codes = "".join(f"  - id: {name}\n    label: {name.title()}\n    keywords: [deadline]\n" for name in names)
     write(tmp_path / "codebook.yaml", "codes:\n" + codes)
-    for number, group in enumerate(["All", "all", "lead"]):
+    for number, _group in enumerate(["All", "all", "lead"]):
         write(tmp_path / "transcripts" / f"t{number}.txt", "Interviewer: Q?\n\nRespondent: The deadline.\n")
     write(tmp_path / "transcripts" / "metadata.csv", "transcript,Region,region,REGION,role\nt0,All,n,N,All\nt1,all,s,S,lead\nt2,lead,e,E,lead\n")
     out = " ".join(runner.invoke(app, ["code", "--project", str(tmp_path)], env={"COLUMNS": "200"}).output.split())
