@@ -151,3 +151,73 @@ def test_names_that_collide_with_the_exports_own_columns_and_groups_stay_apart(t
     assert stats.exit_code == 0 and "All (group)" in stats.output and "all (group)" in stats.output, stats.output
     empty = runner.invoke(app, ["stats", "--by", ",,,,", "--project", str(tmp_path)])
     assert empty.exit_code == 1 and "names no attribute" in empty.output and "Traceback" not in empty.output
+
+
+SECRET_ALPHABET = string.ascii_letters + string.digits + "@:/?#&=' %+\\\"!$"
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=st.text(alphabet=SECRET_ALPHABET, min_size=1, max_size=24).filter(lambda s: s.strip() and "***" not in s),
+       form=st.sampled_from(["userinfo", "query", "query-first", "keyvalue", "keyvalue-quoted"]))
+def test_a_password_in_any_form_of_database_url_is_never_shown_and_is_recovered_for_the_child(secret, form):
+    """Class 11: a password in a URL's user part or query, or in a libpq key/value string, is masked everywhere and
+    handed to pg_dump through its environment, whatever characters it holds."""
+    from urllib.parse import quote
+
+    from qualcode.database_url import has_password, is_server, redact, without_password
+
+    if form == "keyvalue":
+        secret = "".join(ch for ch in secret if not ch.isspace() and ch not in "'\\") or "x"
+    shapes = {"userinfo": "postgresql://ann:{}@db.example.org:5432/study?sslmode=require",
+              "query": "postgresql://db.example.org/study?sslmode=require&password={}",
+              "query-first": "postgres:///study?password={}&application_name=x",
+              "keyvalue": "host=db.example.org password={} dbname=study",
+              "keyvalue-quoted": "host=db.example.org password='{}' dbname=study"}
+    if form.startswith(("userinfo", "query")):
+        written = quote(secret, safe="")
+    elif form == "keyvalue-quoted":
+        written = secret.replace("\\", "\\\\").replace("'", "\\'")
+    else:
+        written = secret
+    url = shapes[form].format(written)
+    assert is_server(url) and has_password(url)
+    assert redact(url) == shapes[form].format("***").replace("'***'", "***"), url
+    bare, password = without_password(url)
+    assert password == secret, (url, bare, password)
+    assert not has_password(bare) and "study" in bare
+
+
+@pytest.mark.parametrize("url, said", [
+    ("postgresql://[::1", "Invalid IPv6 URL"),
+    ("postgresql://db.example.org:99999/study", "Port out of range"),
+    ("postgresql://db.example.org:port/study", "Port could not be cast"),
+    ("host=db.example.org passwrd=x", "unknown connection keyword 'passwrd'"),
+    ("host='db.example.org dbname=study", "unclosed quote in 'host'"),
+    ("postgresql://db.example.org/st\x01udy", "a control character"),
+])
+def test_a_malformed_database_url_is_one_message_from_every_command(tmp_path, url, said):
+    """Class 12: 'postgresql://[::1' gave a ValueError traceback from every command."""
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    write(tmp_path / "transcripts" / "a.txt", "Q: ?\nA: The deadline.\n")
+    for command in (["status"], ["code"], ["stats"], ["check"], ["export", "--format", "csv"]):
+        result = runner.invoke(app, [*command, "--project", str(tmp_path)], env={"QUALCODE_DATABASE_URL": url, "COLUMNS": "300"})
+        out = " ".join(result.output.split())
+        assert result.exit_code == 1 and "the database URL is malformed" in out and said in out, (command, out)
+        assert "Traceback" not in out and not isinstance(result.exception, (ValueError, TypeError)) or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("url", ["postgresql://ann:S3cr3t-pw@127.0.0.1:1/study", "postgresql://127.0.0.1:1/study?password=S3cr3t-pw",
+                                 "host=127.0.0.1 port=1 password=S3cr3t-pw dbname=study", "host=127.0.0.1 port=1 password='S3cr3t-pw' dbname=study"])
+def test_a_password_never_shows_and_a_key_value_string_is_a_server_not_a_file(tmp_path, url):
+    """Class 11: the password was printed in errors, and a key/value string made an SQLite file named after it."""
+    pytest.importorskip("psycopg")
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    write(tmp_path / "transcripts" / "a.txt", "Q: ?\nA: The deadline.\n")
+    for command in (["status"], ["code"], ["code"], ["db", "copy", "--to", url]):
+        if command == ["code"] and not (tmp_path / ".qualcode").exists():  # an SQLite project to copy from
+            assert runner.invoke(app, ["code", "--project", str(tmp_path)], env={"QUALCODE_DATABASE_URL": ""}).exit_code == 0
+            continue
+        env = {"COLUMNS": "300"} if command[0] == "db" else {"QUALCODE_DATABASE_URL": url, "COLUMNS": "300"}
+        result = runner.invoke(app, [*command, "--project", str(tmp_path)], env=env)
+        assert result.exit_code != 0 and "S3cr3t" not in result.output and "***" in result.output, (command, result.output)
+    assert not any("S3cr3t" in path.name or "password" in path.name for path in tmp_path.rglob("*"))

@@ -42,6 +42,7 @@ def sample_copy(folder: Path, database: str | None = None) -> Path:
     shutil.copy(REPO / "codebook.yaml", folder / "codebook.yaml")
     shutil.copytree(REPO / "transcripts", folder / "transcripts")
     settings = "retrain_after: 0\nlearn_min_examples: 2\n" + (f"database: {database}\n" if database else "")
+    settings += next(line for line in (REPO / "qualcode.yaml").read_text(encoding="utf-8").splitlines() if line.startswith("respondent_labels:")) + "\n"
     (folder / "qualcode.yaml").write_text(settings, encoding="utf-8")
     return folder
 
@@ -174,7 +175,7 @@ def test_copy_to_postgresql_and_back_keeps_every_row_and_id(tmp_path, pg_url):
     # Work on the server from now on, then move back to a new SQLite file.
     write(project / "qualcode.yaml", f"retrain_after: 0\nlearn_min_examples: 2\ndatabase: {pg_url}\n")
     checked = run("check", "--project", str(project))
-    assert checked.exit_code == 0 and checked.output.startswith(f"OK: schema version {SCHEMA_VERSION}, 6 transcripts")
+    assert checked.exit_code == 0 and f"OK: schema version {SCHEMA_VERSION}, 6 transcripts" in checked.output
     assert export_contents(project) == before
     assert run("review", "--project", str(project), "--coder", "dee", "--plain", input="aq").exit_code == 0
     back = run("db", "copy", "--to", "sqlite:///back.db", "--project", str(project))
@@ -314,3 +315,28 @@ def test_the_code_lock_holds_through_a_server_restart(small_project, pg_url, mon
             second = run("code", "--project", str(small_project))
             assert second.exit_code == 1 and "another 'qualcode code' is writing to this project (ann on" in " ".join(second.output.split())
     assert run("code", "--project", str(small_project)).exit_code == 0
+
+
+def test_backup_hands_the_password_to_pg_dump_through_its_environment_never_its_command_line(tmp_path, pg_url, monkeypatch):
+    """Issue 27, class 11: pg_dump got the whole URL, password included, on its command line, which every local user
+    sees in `ps`. A wrapper ahead of the real pg_dump on PATH writes down what it was given, then runs it."""
+    password = os.environ.get("PGPASSWORD") or "no-password-needed"
+    host, port, user = os.environ.get("PGHOST", "localhost"), os.environ.get("PGPORT", "5432"), os.environ.get("PGUSER", "postgres")
+    url = f"host={host} port={port} user={user} password='{password}' dbname={pg_url.rsplit('/', 1)[1]}"
+    real = shutil.which("pg_dump")
+    assert real is not None
+    spy = tmp_path / "bin"
+    spy.mkdir()
+    log = tmp_path / "pg_dump.log"
+    (spy / "pg_dump").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {log}\necho "PGPASSWORD=$PGPASSWORD" >> {log}\nexec {real} "$@"\n')
+    (spy / "pg_dump").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{spy}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    project = sample_copy(tmp_path / "study")
+    monkeypatch.setenv("QUALCODE_DATABASE_URL", url)
+    assert run("code", "--project", str(project)).exit_code == 0
+    result = run("backup", "--project", str(project))
+    assert result.exit_code == 0 and password not in result.output, result.output
+    arguments, environment = log.read_text().rsplit("PGPASSWORD=", 1)
+    assert password not in arguments and "password=" not in arguments and f"dbname={pg_url.rsplit('/', 1)[1]}" in arguments
+    assert environment.strip() == password

@@ -69,6 +69,41 @@ def test_a_lease_is_held_by_one_holder_renewed_by_it_and_taken_over_once_it_expi
         assert store.take_lease("fit", "carol") is None and other.lease_holder("fit") == "carol"
 
 
+def test_a_lease_held_by_a_killed_process_of_this_machine_is_taken_over_at_once(tmp_path, backend):
+    """A run killed with SIGKILL cannot release its lease: another on the same machine sees that its process is gone and
+    takes the lease at once, rather than after five minutes. A live holder, or one on another machine, keeps it."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    write(tmp_path / "codebook.yaml", CODEBOOK)
+    write(tmp_path / "transcripts" / "a.txt", "Q: ?\nA: The budget.\n")
+    call(code, tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from qualcode.project import Project\n"
+                               "with Project.open(sys.argv[1]) as p, p.store.lease('code', 'ann'):\n"
+                               "    print('held', flush=True); time.sleep(120)\n", str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)  # the backend's database reaches it through the environment
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with open_store(tmp_path) as store:
+            with pytest.raises(LeaseTaken), store.lease("code", "bob"):  # it runs: it keeps the lease
+                pass
+            elsewhere = json.dumps({"holder": "carl", "host": "another-machine", "boot": "b", "pid": 1, "since": "2026-12-02T10:00:00+00:00"})
+            store.take_lease("fit", elsewhere)
+            with pytest.raises(LeaseTaken), store.lease("fit", "bob"):  # another machine's process cannot be asked
+                pass
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait()
+            with store.lease("code", "bob") as taken:  # killed: taken over at once
+                assert store.lease_holder("code") == taken.holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_review_never_waits_for_a_fit_and_the_segments_ahead_show_the_refitted_suggestions(due):
     with Project.open(due) as opened:
         assert refit_due(opened)

@@ -46,9 +46,9 @@ def copy_cli(
 
     Example: qualcode db copy --to postgresql://db.example.org/study
     """
+    from qualcode.database_url import has_password, without_password
     from qualcode.project import Project
     from qualcode.project.maintenance import copy_database
-    from qualcode.settings import has_password
 
     if has_password(to):
         warn("the URL holds a password, which other users of this machine may see; libpq reads it from ~/.pgpass or PGPASSWORD instead")
@@ -56,5 +56,8 @@ def copy_cli(
         report = copy_database(opened, to=to)
     counts = ", ".join(f"{count:,} {table}" for table, count in report.rows.items() if table != "meta")
     console.print(f"Copied {escape(report.source)} to {escape(report.target)}: {counts}; read back and identical.")
-    console.print(f"To work in the copy, set 'database: {escape(report.target)}' in qualcode.yaml (or QUALCODE_DATABASE_URL), "
-                  "then run 'qualcode check'.")
+    bare, password = without_password(to)
+    where = report.target if password is None else bare
+    console.print(f"To work in the copy, set 'database: {escape(where)}' in qualcode.yaml (or QUALCODE_DATABASE_URL), "
+                  + ("with its password in ~/.pgpass or PGPASSWORD, never in the file, " if password is not None else "")
+                  + "then run 'qualcode check'.")

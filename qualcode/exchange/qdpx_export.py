@@ -203,6 +203,8 @@ def decisions_json(store: Store) -> bytes:
             transcript, start, end = place[segment_id]
             rows.append({"transcript": transcript, "start": start, "end": end, "coder": who, "reviewed": state.reviewed,
                          "codes": dict(state.codes), "methods": dict(state.methods), "notes": list(state.notes)})
+    # in the order of places, not of segment ids: ids are the database's own (SQLite and PostgreSQL number them apart)
+    rows.sort(key=lambda row: (row["coder"], row["transcript"], row["start"], row["end"]))
     return json.dumps({"format": DECISIONS_FORMAT, "decisions": rows}, ensure_ascii=False, indent=1).encode("utf-8")
 
 

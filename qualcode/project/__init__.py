@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from qualcode.codebook import Codebook, load_codebook
+from qualcode.database_url import is_server, redact, server_problem
 from qualcode.errors import ProjectError
 from qualcode.settings import Settings, load_settings
 from qualcode.store import Store
@@ -84,7 +85,12 @@ class Project:
         project, ``sqlite:////srv/studies/study.db`` absolute; ``sqlite:study.db`` and a plain
         path work too.
         """
-        if url.startswith(("postgresql:", "postgres:")):
+        if is_server(url):
+            problem = server_problem(url)
+            if problem is not None:
+                raise ProjectError(f"the database URL is malformed: {problem}", path=redact(url),
+                                   fix="write it as postgresql://USER@HOST:PORT/DBNAME (an IPv6 host in [brackets]) or as "
+                                       "'host=HOST dbname=DBNAME'; the password belongs in ~/.pgpass or PGPASSWORD")
             return url
         text = url[len("sqlite:") :] if url.startswith("sqlite:") else url
         text = text[3:] if text.startswith("///") else text
@@ -93,15 +99,13 @@ class Project:
 
     @property
     def is_sqlite(self) -> bool:
-        return not self.database_url.startswith(("postgresql:", "postgres:"))
+        return not is_server(self.database_url)
 
     def describe_database(self) -> str:
         """The database as a message may name it: a path, or a URL without its password."""
         url = self.database_url
         if self.is_sqlite:
             return self.relative(Path(url))
-        from qualcode.store.postgres import redact
-
         return redact(url)
 
     # -- what it holds --------------------------------------------------------------------

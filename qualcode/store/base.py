@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Self, Sequence, TypeVar
 
+from qualcode.database_url import is_server
 from qualcode.errors import ProjectError, SegmentGone
 from qualcode.store.schema import SCHEMA_VERSION, statements
 from qualcode.store.sqlite import SqliteDialect
@@ -98,7 +99,7 @@ def _operation(method: F) -> F:
 def dialect_for(location: str | Path, *, timeout: float = 30.0, read_only: bool = False) -> Any:
     """The dialect for a database location: a path or ``sqlite:///path`` for SQLite, ``postgresql://...`` for PostgreSQL."""
     text = str(location)
-    if text.startswith(("postgresql:", "postgres:")):
+    if is_server(text):
         from qualcode.store.postgres import PostgresDialect
 
         return PostgresDialect(text, read_only=read_only)

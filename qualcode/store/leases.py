@@ -2,7 +2,8 @@
 
 A lease has a name ('fit': one model fit per project at a time), a holder and an expiry. Its holder
 renews it while it works (``Lease.renew``, at checkpoints); one that stopped renewing it (a killed
-process, a machine gone from the network) lets it expire, and the next taker takes it over. Times are
+process, a machine gone from the network) lets it expire, and the next taker takes it over. A holder that
+was a process of the taker's own machine and boot, and no longer runs, is taken over at once. Times are
 the taker's clock in UTC: machines sharing a project need clocks within a fraction of the lease's
 length, which any synchronised clock is.
 """
@@ -16,7 +17,7 @@ from typing import Callable
 
 from qualcode.errors import ProjectError
 from qualcode.store.base import StoreBase, _operation
-from qualcode.store.records import holder_record, holder_text
+from qualcode.store.records import holder_gone, holder_record, holder_text
 
 LEASE_SECONDS = 300.0  # how long a lease lasts without renewal
 RENEW_EVERY = 30.0  # a holder renews at checkpoints at most this often
@@ -43,6 +44,16 @@ class LeaseTables(StoreBase):
             )
             current = self._one("SELECT holder FROM locks WHERE name = ?", (name,))
         return None if current == holder else str(current)
+
+    @_operation
+    def take_lease_over(self, name: str, holder: str, seconds: float = LEASE_SECONDS) -> str | None:
+        """``take_lease``, but first freeing the lease from a holder that is a dead process of this machine (see
+        ``holder_gone``), so a killed run does not keep others waiting until its lease expires."""
+        current = self.take_lease(name, holder, seconds)
+        if current is not None and holder_gone(current):
+            self.release_lease(name, current)
+            current = self.take_lease(name, holder, seconds)
+        return current
 
     @_operation
     def release_lease(self, name: str, holder: str) -> None:
@@ -85,7 +96,7 @@ class Lease:
         self.renewed = 0.0
 
     def __enter__(self) -> "Lease":
-        current = self.store.take_lease(self.name, self.holder, self.seconds)
+        current = self.store.take_lease_over(self.name, self.holder, self.seconds)
         if current is not None:
             raise LeaseTaken(self.name, current)
         self.renewed = self.clock()

@@ -15,8 +15,8 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
-from urllib.parse import urlsplit
 
+from qualcode.database_url import without_password
 from qualcode.errors import ProjectError, os_error
 from qualcode.store.records import holder_text
 
@@ -39,11 +39,10 @@ def _psycopg() -> Any:
 
 
 def redact(url: str) -> str:
-    """The URL as it may be shown: any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+    """The URL (or any text naming one) as it may be shown: every password replaced by ***."""
+    from qualcode.database_url import redact as masked
+
+    return masked(url)
 
 
 class PostgresDialect:
@@ -148,8 +147,11 @@ class PostgresDialect:
         temporary = target.with_name(f".{target.name}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            completed = subprocess.run([pg_dump, "--format=custom", "--no-owner", f"--file={temporary}", f"--dbname={self.url}"],
-                                       capture_output=True, text=True, timeout=3600, check=False)
+            # the password, if the URL has one, through the environment: a command line is readable by every local user
+            dbname, password = without_password(self.url)
+            environment = {**os.environ, "PGPASSWORD": password} if password is not None else None
+            completed = subprocess.run([pg_dump, "--format=custom", "--no-owner", f"--file={temporary}", f"--dbname={dbname}"],
+                                       capture_output=True, text=True, timeout=3600, check=False, env=environment)
             if completed.returncode != 0:
                 message = (completed.stderr.strip().splitlines() or ["no message"])[-1]
                 raise ProjectError(f"pg_dump failed ({redact(message)})", path=self.describe(),

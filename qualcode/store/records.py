@@ -7,6 +7,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from qualcode.suggestion import Suggestion
@@ -126,10 +127,51 @@ class Note:
     created_at: str
 
 
+def _boot_id() -> str:
+    """This machine's boot (Linux: the kernel's random boot id; elsewhere empty): with the host name, it tells a holder
+    on this very machine and boot, whose process can be asked whether it still runs, from one elsewhere."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()[:64]
+    except OSError:
+        return ""
+
+
+BOOT_ID = _boot_id()
+
+
 def holder_record(holder: str) -> str:
-    """Who holds a lock or lease, as stored: the name, the machine, the process and since when (JSON)."""
-    return json.dumps({"holder": holder, "host": socket.gethostname(), "pid": os.getpid(),
+    """Who holds a lock or lease, as stored: the name, the machine (and its boot), the process and since when (JSON)."""
+    return json.dumps({"holder": holder, "host": socket.gethostname(), "boot": BOOT_ID, "pid": os.getpid(),
                        "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+def holder_gone(raw: str | None) -> bool:
+    """Whether a stored holder was a process of this machine, in this boot, that no longer runs (killed, crashed): its
+    lease can be taken over at once instead of waiting for it to expire. False whenever that cannot be known (another
+    machine, an older record without the boot, a process that runs, or one this user may not signal)."""
+    try:
+        data = json.loads(raw or "")
+        host, boot, pid = data["host"], data["boot"], int(data["pid"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if not BOOT_ID or boot != BOOT_ID or host != socket.gethostname() or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs as another user
+        return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that ended but was not yet reaped by its parent holds nothing."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return status.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def holder_text(raw: str | None) -> str:

@@ -21,9 +21,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+from spacy.attrs import IS_SPACE, ORTH
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -53,7 +54,12 @@ class StaticVectors:
 
     def word_ids(self, word: str) -> list[int]:
         """WordPiece ids of one word as BERT's uncased tokenizer cuts it: accents stripped, punctuation apart, longest piece first."""
-        text = "".join(ch for ch in unicodedata.normalize("NFD", word.lower()) if unicodedata.category(ch) != "Mn")
+        if word.isascii():  # most words: nothing to normalise, and a plain word is one piece run
+            text = word.lower()
+            if text.isalnum():
+                return self._pieces(text)
+        else:
+            text = "".join(ch for ch in unicodedata.normalize("NFD", word.lower()) if unicodedata.category(ch) != "Mn")
         ids: list[int] = []
         piece = ""
         for ch in text:
@@ -87,30 +93,65 @@ class StaticVectors:
         return ids
 
     def vector(self, ids: Iterable[int]) -> Any:
-        ids = list(ids)
+        """The normalised mean of the tokens' vectors (the sum's direction: the same vector, one division fewer)."""
+        ids = ids if isinstance(ids, list) else list(ids)
         if not ids:
             return np.zeros(self.dimensions, dtype=np.float32)
-        mean = self.table[ids].mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        return (mean / norm if norm else mean).astype(np.float32)
+        total = self.table[ids].sum(axis=0, dtype=np.float32)
+        norm = float(np.sqrt(total @ total))
+        return total / norm if norm else total
 
     def text_vector(self, text: str) -> Any:
         return self.vector(i for word in text.split() for i in self.word_ids(word))
 
     def doc_vector(self, doc: Doc) -> Any:
-        """The vector of a Doc's words, each word cut into WordPieces once per process."""
-        ids: list[int] = []
-        cache = self._ids
-        for token in doc:
-            if token.is_space:
-                continue
-            pieces = cache.get(token.orth)
-            if pieces is None:
+        """The vector of a Doc's words (``doc_vectors`` of it alone: the same numbers as in any batch)."""
+        return self.doc_vectors([doc])[0]
+
+    def doc_vectors(self, docs: Sequence[Doc]) -> Any:
+        """One normalised row per Doc: the mean of its words' WordPiece vectors. A batch at a time, in arrays: the
+        words are read as ids (no Token objects), each distinct word of the batch is cut into pieces once (and
+        remembered per process), and each Doc sums its tokens' pieces in its own order, so a Doc's vector does not
+        depend on the batch it came in."""
+        dimensions = self.dimensions
+        out = np.zeros((len(docs), dimensions), dtype=np.float32)
+        arrays = [doc.to_array([ORTH, IS_SPACE]).reshape(-1, 2) for doc in docs]
+        if not arrays or not sum(len(array) for array in arrays):
+            return out
+        rows = np.concatenate(arrays)
+        keep = rows[:, 1] == 0
+        orths = rows[keep, 0]
+        owners = np.repeat(np.arange(len(docs)), [len(array) for array in arrays])[keep]
+        if not len(orths):
+            return out
+        unique, inverse = np.unique(orths, return_inverse=True)
+        cache, strings = self._ids, docs[0].vocab.strings
+        pieces: list[list[int]] = []
+        for orth in unique.tolist():
+            word = cache.get(orth)
+            if word is None:
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
-                pieces = cache[token.orth] = self.word_ids(token.text)
-            ids.extend(pieces)
-        return self.vector(ids)
+                word = cache[orth] = self.word_ids(strings[orth])
+            pieces.append(word)
+        counts = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        flat = np.fromiter((piece for word in pieces for piece in word), dtype=np.int64, count=int(counts.sum()))
+        # each token's pieces, in token order: the distinct words' pieces expanded through ``inverse``
+        inverse = inverse.ravel()
+        token_counts = counts[inverse]
+        total = int(token_counts.sum())
+        first = (np.cumsum(counts) - counts)[inverse]
+        offsets = np.arange(total) - np.repeat(np.cumsum(token_counts) - token_counts, token_counts)
+        token_pieces = flat[np.repeat(first, token_counts) + offsets]
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(owners, weights=token_counts, minlength=len(docs)).astype(np.int64))))
+        table = self.table
+        for row in range(len(docs)):  # a gather and a sum per Doc: faster than any one-call reduction over the batch
+            if bounds[row + 1] > bounds[row]:
+                out[row] = table[token_pieces[bounds[row] : bounds[row + 1]]].sum(axis=0)
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+        nonzero = norms > 0
+        out[nonzero] /= norms[nonzero, None]
+        return out
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -144,13 +185,19 @@ def load_vectors(model: VectorModel) -> StaticVectors:
 def doc_vectors(docs: Iterable[Doc], model: VectorModel) -> Any:
     """One row per Doc: the vector ``qualcode_vectors`` wrote, or (a pipeline built without it) the same vector computed now."""
     vectors = load_vectors(model)
-    rows = []
-    for doc in docs:
+    docs = list(docs)
+    matrix = np.zeros((len(docs), vectors.dimensions), dtype=np.float32)
+    missing = []
+    for row, doc in enumerate(docs):
         value = doc._.get(EXTENSION)
         if value is None or len(value) != vectors.dimensions:
-            value = vectors.doc_vector(doc)
-        rows.append(value)
-    return np.vstack(rows) if rows else np.zeros((0, vectors.dimensions), dtype=np.float32)
+            missing.append(row)
+        else:
+            matrix[row] = value
+    for start in range(0, len(missing), 1024):  # the rest a batch at a time
+        rows = missing[start : start + 1024]
+        matrix[rows] = vectors.doc_vectors([docs[row] for row in rows])
+    return matrix
 
 
 def context_matrix(docs: Sequence[Doc], model: VectorModel, context: ContextFeatures) -> Any:
@@ -196,6 +243,16 @@ class SentenceVectors:
         if doc._.get(EXTENSION) is None:  # a Doc made with its cached vector keeps it
             doc._.set(EXTENSION, self.vectors.doc_vector(doc))
         return doc
+
+    def pipe(self, stream: Iterable[Doc], batch_size: int = 256) -> Iterator[Doc]:
+        """``nlp.pipe``'s way in: a batch of Docs at once (``StaticVectors.doc_vectors``)."""
+        from spacy.util import minibatch
+
+        for batch in minibatch(stream, size=batch_size):
+            todo = [doc for doc in batch if doc._.get(EXTENSION) is None]  # a Doc made with its cached vector keeps it
+            for doc, vector in zip(todo, self.vectors.doc_vectors(todo)):
+                doc._.set(EXTENSION, vector)
+            yield from batch
 
 
 for _name in (EXTENSION, CONTEXT_EXTENSION):
