@@ -186,7 +186,7 @@ def breakdown(folder: Path, codebook_path: Path, words: int) -> None:
     docs = [nlp.make_doc(text) for text in texts]
     stage("lemmas by lookup (suggester)", lambda: [suggester._set_norms(doc) for doc in docs])
     stage("matching and scoring (suggester)", lambda: [suggester(doc) for doc in docs])
-    stage("sentence vectors (qualcode_vectors)", lambda: [vectors(doc) for doc in docs])
+    stage("sentence vectors (qualcode_vectors)", lambda: list(vectors.pipe(iter(docs), batch_size=256)))  # as nlp.pipe runs it
     suggestions = stage("whole pipeline, suggestions out", lambda: [suggest(nlp, [s.text for s in t.segments if s.codable]) for t in transcripts])
     with Store(folder.parent / "breakdown.db") as store:
         stage("SQLite writes", lambda: [store.save_transcript(t, s, pipeline_version="v", path=str(t.path)) for t, s in zip(transcripts, suggestions)])

@@ -221,3 +221,61 @@ def test_a_password_never_shows_and_a_key_value_string_is_a_server_not_a_file(tm
         result = runner.invoke(app, [*command, "--project", str(tmp_path)], env=env)
         assert result.exit_code != 0 and "S3cr3t" not in result.output and "***" in result.output, (command, result.output)
     assert not any("S3cr3t" in path.name or "password" in path.name for path in tmp_path.rglob("*"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), pairs=st.integers(2, 12), distinct_questions=st.booleans())
+def test_deleting_question_and_answer_pairs_never_moves_a_decision(data, pairs, distinct_questions):
+    """Class 8: two identical answers, the first accepted and the second rejected; deleting the second Q&A made the
+    first, unchanged answer come back undecided. Any set of whole Q&A pairs deleted from an interview whose answers
+    repeat: no decision lands on another answer, and where every question differs, every answer left keeps its own."""
+    from qualcode.store.matching import match_segments, questions
+
+    answers = ["Yes.", "No.", "I don't know.", "Yes.", "Maybe."]
+    old: list[str] = []
+    codable: list[bool] = []
+    origin: list[int] = []
+    signatures: list[tuple] = []
+    for pair in range(pairs):
+        question = f"Question {pair}?" if distinct_questions else f"Question {data.draw(st.integers(0, 2))}?"
+        old += [question, data.draw(st.sampled_from(answers))]
+        codable += [False, True]
+        origin += [2 * pair, 2 * pair + 1]
+        signatures += [(), data.draw(st.sampled_from([(), ("ann", "a", "accepted"), ("ann", "a", "rejected")]))]
+    deleted = data.draw(st.sets(st.integers(0, pairs - 1), max_size=pairs - 1))
+    kept = [index for index in range(len(old)) if index // 2 not in deleted]
+    new = [old[index] for index in kept]
+    matching = match_segments(old, new, signatures, questions(old, codable), questions(new, [codable[index] for index in kept]))
+    for j, i in matching.reused.items():
+        true = kept[j]
+        assert old[i] == new[j] and (i == true or signatures[i] == signatures[true]), (old, new, j, i)
+    if distinct_questions:
+        assert matching.ambiguous == [] and len(matching.reused) == len(new), (old, new, matching)
+
+
+def test_deleting_the_second_of_two_same_answers_keeps_the_first_ones_decision(tmp_path):
+    """Class 8, end to end: the summary says one segment is gone, and the first answer keeps its acceptance."""
+    from conftest import call, open_store
+
+    from qualcode.project import Project
+    from qualcode.review.session import ReviewFilter, ReviewSession
+    from qualcode.run.coding import code
+
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: timescale\n    label: Timescale\n    keywords: [deadline]\n")
+    first = "Interviewer: Was it hard?\n\nRespondent: The deadline, yes.\n\n"
+    second = "Interviewer: And the partners?\n\nRespondent: The deadline, yes.\n\n"
+    last = "Interviewer: Anything else?\n\nRespondent: The deadline again.\n"
+    write(tmp_path / "transcripts" / "t1.txt", first + second + last)
+    call(code, tmp_path)
+    with Project.open(tmp_path) as opened:
+        session = ReviewSession(opened, coder="ann", filters=ReviewFilter())
+        session.accept_all()  # the first 'The deadline, yes.'
+        session.reject_all()  # the second
+        session.accept_all()
+    write(tmp_path / "transcripts" / "t1.txt", first + last)
+    out = " ".join(runner.invoke(app, ["code", "--project", str(tmp_path)], env={"COLUMNS": "200"}).output.split())
+    assert "could not be told apart" not in out, out
+    with open_store(tmp_path) as store:
+        standing = {row.text: state for row in store.codable_segments() for segment_id, state in store.coder_states("ann").items()
+                    if segment_id == row.id}
+    assert standing["The deadline, yes."].codes == {"timescale": "accepted"}, standing

@@ -80,11 +80,20 @@ def test_when_the_old_segment_cannot_be_told_both_decisions_are_kept_and_the_seg
 
 
 def test_segment_matching_keeps_order_and_trusts_only_what_it_can_tell():
+    from qualcode.store.matching import questions
+
     signatures = ["q1", "rejected", "q2", "accepted"]
     old = ["Q1", "A", "Q2", "A"]
-    assert match_segments(old, ["Q2", "A"], signatures).reused == {0: 2, 1: 3}
-    assert match_segments(old, ["Q1", "A"], signatures).reused == {0: 0, 1: 1}
-    assert match_segments(old, ["Q1", "A", "new", "Q2", "A"], signatures).reused == {0: 0, 1: 1, 3: 2, 4: 3}
+
+    def match(new: list[str]):  # as the store calls it: each answer knows the question it follows
+        return match_segments(old, new, signatures, questions(old, [not text.startswith("Q") for text in old]),
+                              questions(new, [not text.startswith("Q") for text in new]))
+
+    assert match(["Q2", "A"]).reused == {0: 2, 1: 3}
+    assert match(["Q1", "A"]).reused == {0: 0, 1: 1}
+    assert match(["Q1", "A", "new", "Q2", "A"]).reused == {0: 0, 1: 1, 3: 2, 4: 3}
+    # The sequence alone cannot tell which 'A' is left: deleting 'Q2 A' and deleting 'A Q2' read the same.
+    assert match_segments(old, ["Q1", "A"], signatures).ambiguous == [1]
     # Interchangeable segments (same decisions) are matched without fuss.
     assert match_segments(["A", "A"], ["A"], ["", ""]).reused == {0: 0}
     assert match_segments(["A", "A"], ["A"], ["x", "y"]).ambiguous == [0]

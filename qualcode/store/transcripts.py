@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from qualcode.ingest.transcripts import Transcript
 from qualcode.store.base import _IN_CHUNK, StoreBase, _json, _operation, now
-from qualcode.store.matching import match_segments
+from qualcode.store.matching import match_segments, questions
 from qualcode.store.records import ImportOutcome, SegmentRow, StoredTranscript
 from qualcode.suggestion import Suggestion
 
@@ -91,7 +91,7 @@ class TranscriptTables(StoreBase):
                 (transcript.id, path, transcript.format, transcript.content_hash, transcript.text, file_metadata, metadata, stamp, stamp),
             )
             rows = self._q(
-                "SELECT id, text FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position", (transcript.id,)
+                "SELECT id, text, codable FROM segments WHERE transcript_id = ? AND retired_at IS NULL ORDER BY position", (transcript.id,)
             ).fetchall()
             old_ids = [int(row[0]) for row in rows]
             history: dict[int, list[tuple]] = defaultdict(list)
@@ -100,8 +100,10 @@ class TranscriptTables(StoreBase):
                 "WHERE g.transcript_id = ? AND g.retired_at IS NULL ORDER BY d.id", (transcript.id,)
             ).fetchall():
                 history[int(segment_id)].append((coder, code, verdict, note))
-            matching = match_segments([row[1] for row in rows], [segment.text for segment in transcript.segments],
-                                      [tuple(history.get(segment_id, ())) for segment_id in old_ids])
+            old_texts, new_texts = [row[1] for row in rows], [segment.text for segment in transcript.segments]
+            matching = match_segments(old_texts, new_texts, [tuple(history.get(segment_id, ())) for segment_id in old_ids],
+                                      questions(old_texts, [bool(row[2]) for row in rows]),
+                                      questions(new_texts, [segment.codable for segment in transcript.segments]))
             ids: list[int] = []
             for index, segment in enumerate(transcript.segments):
                 reused = matching.reused.get(index)
