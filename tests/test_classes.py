@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO, write
@@ -279,3 +280,92 @@ def test_deleting_the_second_of_two_same_answers_keeps_the_first_ones_decision(t
         standing = {row.text: state for row in store.codable_segments() for segment_id, state in store.coder_states("ann").items()
                     if segment_id == row.id}
     assert standing["The deadline, yes."].codes == {"timescale": "accepted"}, standing
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "folder", "link", "device"])
+def test_agreement_output_replaces_only_an_ordinary_file_and_says_so(tmp_path, kind):
+    """Class 17: `agreement --output` silently replaced an existing file, or wrote into a FIFO."""
+    import os
+
+    from conftest import call
+
+    from qualcode.project import Project
+    from qualcode.review.session import ReviewFilter, ReviewSession
+    from qualcode.run.coding import code
+
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: timescale\n    label: Timescale\n    keywords: [deadline]\n")
+    write(tmp_path / "transcripts" / "t1.txt", "Q: ?\n\nA: The deadline.\n\nQ: ?\n\nA: The funding.\n")
+    call(code, tmp_path)
+    with Project.open(tmp_path) as opened:
+        ReviewSession(opened, coder="ann", filters=ReviewFilter(include_unsuggested=True)).accept_all()
+    target = tmp_path / "report.csv"
+    if kind == "file":
+        target.write_text("old\n")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "folder":
+        target.mkdir()
+    elif kind == "link":
+        (tmp_path / "elsewhere.csv").write_text("keep\n")
+        target.symlink_to(tmp_path / "elsewhere.csv")
+    else:
+        target = Path("/dev/null")
+    started = time.perf_counter()
+    result = runner.invoke(app, ["agreement", "machine", "coder:ann", "--output", str(target), "--project", str(tmp_path)],
+                           env={"COLUMNS": "200"})
+    out = " ".join(result.output.split())
+    assert time.perf_counter() - started < 30
+    if kind == "file":
+        assert result.exit_code == 0 and f"Replaced {target}" in out and "timescale" in target.read_text()
+    else:
+        assert result.exit_code == 1 and "qualcode writes only ordinary files" in out, out
+        assert kind != "link" or (tmp_path / "elsewhere.csv").read_text() == "keep\n"
+
+
+def test_what_killed_writers_left_is_removed_by_the_next_and_only_that(tmp_path):
+    """Class 17: kill -9 during export, backup or import-qdpx left `.tmp` files or `.importing-*` folders that nothing
+    removed. A real kill of an export mid-write, then leftovers of every kind, of gone and of running processes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from qualcode.leftovers import sweep, temporary_path
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                               "from qualcode.exchange.export import write_atomic\n"
+                               "def slow(out):\n    out.write(b'x' * 1000); out.flush(); print('writing', flush=True); time.sleep(60)\n"
+                               "write_atomic(Path(sys.argv[1]), slow)\n", str(folder / "codings.csv")], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    [left] = list(folder.iterdir())
+    assert left.name.startswith(".codings.csv.") and left.name.endswith(".tmp")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = os.getppid()
+    names = {f".study.{gone.pid}-0123abcd.importing": "dir", f".study.{alive}-0123abcd.importing": "dir",
+             f".backup.db.{gone.pid}-deadbeef.tmp": "file", f".backup.db.{alive}-deadbeef.tmp": "file", "notes.tmp": "file",
+             f".x.{gone.pid}-zz.tmp": "file"}
+    for name, what in names.items():
+        (folder / name).mkdir() if what == "dir" else (folder / name).write_text("")
+    removed = {path.name for path in sweep(folder)} | {path.name for path in sweep(folder, "importing")}
+    assert removed == {left.name, f".study.{gone.pid}-0123abcd.importing", f".backup.db.{gone.pid}-deadbeef.tmp"}
+    assert {path.name for path in folder.iterdir()} == set(names) - removed
+    assert temporary_path(folder / "a.csv").name.startswith(f".a.csv.{os.getpid()}-")
+
+
+def test_a_gold_file_whose_quotes_are_not_found_says_so(tmp_path):
+    """Class 17: a gold quote not found was reported as 'covers none of the project's transcripts'."""
+    from conftest import call
+
+    from qualcode.run.coding import code
+
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: timescale\n    label: Timescale\n    keywords: [deadline]\n")
+    write(tmp_path / "transcripts" / "t1.txt", "Q: ?\n\nA: The deadline.\n")
+    call(code, tmp_path)
+    write(tmp_path / "gold.csv", "transcript,text,code\nt1,A quote nobody said,timescale\nt1,Another one,timescale\n")
+    out = " ".join(runner.invoke(app, ["evaluate", str(tmp_path / "gold.csv"), "--project", str(tmp_path)], env={"COLUMNS": "300"}).output.split())
+    assert "none of the gold file's 2 quotes was found in the transcript it names" in out and "A quote nobody said" in out, out

@@ -112,6 +112,11 @@ def gold_source(store: Store, codebook: Codebook, path: str | Path) -> CodingSou
     if unplaced:
         warnings.append(f"{path}: {unplaced} gold ranges overlap no respondent segment")
     if not covered:
+        missing = [warning for warning in warnings if ": quote not found in " in warning]
+        if missing and not ranges:
+            raise EvaluationError(f"none of the gold file's {len(missing)} quotes was found in the transcript it names", path=path,
+                                  fix="copy each quote from the transcript as it is (spaces and line breaks may differ); the first: "
+                                      + missing[0].split(": ", 1)[1])
         raise EvaluationError("the gold file covers none of the project's transcripts", path=path, fix="check its transcript column holds ids such as lead-01")
     return CodingSource(f"gold:{path.name}", covered, applied, warnings=warnings)
 

@@ -66,8 +66,9 @@ def agreement_cli(
     if format == "csv" or output:  # a file asked for is written, whatever --format says: a table is for the screen
         data = csv_bytes(*(disagreement_rows(report) if disagreements else report_rows(report)), guard=guard)
         if output:
+            existed = output.exists()
             write_atomic(output, data)
-            console.print(f"Wrote {escape(str(output))}")
+            console.print(f"{'Replaced' if existed else 'Wrote'} {escape(str(output))}")
         else:
             typer.echo(data.decode("utf-8"), nl=False)
         return

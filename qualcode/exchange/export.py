@@ -6,7 +6,7 @@ import csv
 import io
 import os
 import re
-import tempfile
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
@@ -30,10 +30,11 @@ from qualcode.analysis.counts import (
     theme_frequency,
 )
 from qualcode.codebook import Codebook
-from qualcode.errors import AnalysisError, os_error
+from qualcode.errors import AnalysisError, ProjectError, os_error
 from qualcode.exchange.qdpx_export import codebook_qdc, decisions_json, project_qdpx
 from qualcode.exchange.quotes import quotes_markdown
 from qualcode.exchange.spreadsheet import workbook_bytes
+from qualcode.leftovers import sweep, temporary_path
 from qualcode.project import Project
 from qualcode.store import Store
 from qualcode.vocabulary import ExportFormat, Status, choices, locale_paper
@@ -55,9 +56,11 @@ def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
     one located message, the old file untouched and no temporary file left."""
     temporary = None
     try:
+        _replaceable(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; exports are ordinary files
+        sweep(path.parent)  # what a killed export left here
+        temporary = str(temporary_path(path))
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)  # umask applies
         with os.fdopen(handle, "wb") as out:
             if callable(data):
                 data(out)
@@ -73,10 +76,19 @@ def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
             os.unlink(temporary)
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+def _replaceable(path: Path) -> None:
+    """Refuse to write over what is not an ordinary file: a FIFO would hang or be swapped for a file, a link would be
+    replaced rather than written through, a folder or a device cannot be."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    if not stat.S_ISREG(mode):
+        kind = "a link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else "a pipe or device, not a file"
+        raise ProjectError(f"there is {kind} at this path, and qualcode writes only ordinary files", path=path,
+                           fix="name a new file, or remove what is there first")
 
 
 def codings_rows(store: Store, *, coder: str | None = None) -> tuple[list[str], Iterator[list[object]]]:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from qualcode.errors import QdpxError, QualcodeError
 from qualcode.exchange.export import GUIDS_META
 from qualcode.exchange.qdpx_export import DECISIONS_FORMAT
 from qualcode.ingest.refiqda import QdpxCode, QdpxDocument, guid, read_qdc, read_qdpx
+from qualcode.leftovers import sweep, temporary_path
 from qualcode.project import CODEBOOK_FILE, DATABASE, Project
 from qualcode.run.coding import code
 from qualcode.settings import SETTINGS_FILE, load_settings
@@ -166,7 +166,9 @@ def import_qdpx(*, path: str | Path, project_dir: str | Path, default_coder: str
     result.codes = len(code_ids)
     result.warnings.extend(document.warnings)
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=target.parent))
+    sweep(target.parent, "importing")  # what a killed import left here
+    building = temporary_path(target, "importing")
+    building.mkdir()
     try:
         codebook_text = yaml.safe_dump(
             {"name": document.name, "description": f"Imported from {path.name} ({result.origin or 'unknown tool'})", "codes": codes},

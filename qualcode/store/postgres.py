@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator
 
 from qualcode.database_url import without_password
 from qualcode.errors import ProjectError, os_error
+from qualcode.leftovers import sweep, temporary_path
 from qualcode.store.records import holder_text
 
 NAME = "postgresql"
@@ -144,9 +145,10 @@ class PostgresDialect:
         pg_dump = shutil.which("pg_dump")
         if pg_dump is None:
             raise ProjectError("pg_dump is not installed", fix="install PostgreSQL's client programs (Debian: apt-get install postgresql-client)")
-        temporary = target.with_name(f".{target.name}.tmp")
+        temporary = temporary_path(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            sweep(target.parent)  # what a killed backup left here
             # the password, if the URL has one, through the environment: a command line is readable by every local user
             dbname, password = without_password(self.url)
             environment = {**os.environ, "PGPASSWORD": password} if password is not None else None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from qualcode.errors import ProjectError, os_error
+from qualcode.leftovers import sweep, temporary_path
 from qualcode.store.records import holder_record, holder_text
 
 NAME = "sqlite"
@@ -126,9 +127,10 @@ class SqliteDialect:
         """A consistent copy through SQLite's online backup API, written to a temporary file and renamed.
 
         A full disk or an unwritable target is named as the target's problem, and no temporary copy is left behind."""
-        temporary = target.with_name(f".{target.name}.tmp")
+        temporary = temporary_path(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            sweep(target.parent)  # what a killed backup left here
             copy = sqlite3.connect(temporary)
             try:
                 connection.backup(copy)
