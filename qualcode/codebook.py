@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import yaml
 
 from qualcode.errors import CodebookError, CodebookProblems
+from qualcode.files import NotReadable, read_bounded, text_of
 
 CODE_KEYS = (
     "id",
@@ -149,10 +150,15 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+MAX_CODEBOOK_BYTES = 20_000_000  # a codebook of thousands of codes is a few MB
+
+
 def load_codebook(path: str | Path) -> Codebook:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = text_of(read_bounded(path, MAX_CODEBOOK_BYTES))
+    except NotReadable as exc:
+        raise CodebookError(f"cannot read the codebook: {exc}", path=path, fix="codebook.yaml must be an ordinary text file") from None
     except FileNotFoundError:
         raise CodebookError(
             "codebook not found",
@@ -423,7 +429,11 @@ class _CodebookBuilder:
                         token_where,
                         fix="see spaCy's Matcher token patterns",
                     )
-                token = self.loader.construct_object(token_node, deep=True)
+                try:
+                    token = self.loader.construct_object(token_node, deep=True)
+                except yaml.YAMLError as exc:  # a YAML tag the safe loader refuses (!!python/...), a bad timestamp, ...
+                    raise self.error(f"invalid value in a pattern token: {str(exc).splitlines()[0]}", token_node, token_where,
+                                     fix="write plain values: text, numbers, lists and mappings, no YAML tags") from None
                 self.check_regexes(token, token_node, token_where)
                 pattern.append(token)
             code.patterns.append(pattern)

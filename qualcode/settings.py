@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from qualcode.errors import SettingsError
+from qualcode.files import NotReadable, read_bounded, text_of
 from qualcode.ingest.segmenting import DEFAULT_INTERVIEWER_LABELS, DEFAULT_RESPONDENT_LABELS, SegmentOptions
 from qualcode.vocabulary import DEFAULT_VECTORS, ContextFeatures, Paper, VectorModel, choices
 
@@ -118,13 +119,22 @@ def has_password(url: str) -> bool:
     return carries(url)
 
 
+MAX_SETTINGS_BYTES = 1_000_000  # settings are a few lines
+
+
 def load_settings(project_dir: str | Path) -> Settings:
     path = Path(project_dir) / SETTINGS_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a link loop or a link to nothing is said, not read as no settings
         return Settings()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = text_of(read_bounded(path, MAX_SETTINGS_BYTES))
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except NotReadable as exc:
+        raise SettingsError(f"cannot read settings: {exc}", path=path, fix="qualcode.yaml must be an ordinary text file") from None
+    except FileNotFoundError:
+        raise SettingsError("cannot read settings: a link to nothing", path=path, fix="point it at the settings file, or remove it") from None
+    except RecursionError:
+        raise SettingsError("the settings nest too deeply to be read", path=path, fix="write 'key: value' lines") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise SettingsError(f"YAML syntax error: {exc.problem}", path=path, line=mark.line + 1 if mark else None) from None

@@ -102,7 +102,7 @@ def test_the_cycle_check_can_fail():
 # below the pipeline), suggested (suggest), run in batches (run), reviewed (review) and exchanged (exchange), with the
 # terminal (cli) above everything.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("shared nouns", ("qualcode", "qualcode.errors", "qualcode.vocabulary", "qualcode.suggestion", "qualcode.statistics", "qualcode.database_url", "qualcode.leftovers")),
+    ("shared nouns", ("qualcode", "qualcode.errors", "qualcode.vocabulary", "qualcode.suggestion", "qualcode.statistics", "qualcode.database_url", "qualcode.leftovers", "qualcode.files")),
     ("ingest", ("qualcode.ingest",)),
     ("definitions", ("qualcode.codebook", "qualcode.settings")),
     ("store", ("qualcode.store",)),

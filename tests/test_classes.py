@@ -369,3 +369,110 @@ def test_a_gold_file_whose_quotes_are_not_found_says_so(tmp_path):
     write(tmp_path / "gold.csv", "transcript,text,code\nt1,A quote nobody said,timescale\nt1,Another one,timescale\n")
     out = " ".join(runner.invoke(app, ["evaluate", str(tmp_path / "gold.csv"), "--project", str(tmp_path)], env={"COLUMNS": "300"}).output.split())
     assert "none of the gold file's 2 quotes was found in the transcript it names" in out and "A quote nobody said" in out, out
+
+
+@pytest.mark.parametrize("pattern, said", [
+    ("[{LOWER: !!python/name:os.system x}]", "invalid value in a pattern token"),
+    ("[{LOWER: !!binary aGVsbG8=}]", None),  # a tag the safe loader knows: bytes, refused as a pattern value by spaCy
+    ("[{POS: NOUN}]", "reads POS, which this pipeline does not set"),
+    ("[{TAG: NN}]", "reads TAG, which this pipeline does not set"),
+    ("[{DEP: nsubj}, {LOWER: deadline}]", "reads DEP, which this pipeline does not set"),
+    ("[{MORPH: {IS_SUPERSET: [Number=Sing]}}]", "reads MORPH, which this pipeline does not set"),
+    ("[{ENT_TYPE: ORG}]", "reads ENT_TYPE, which this pipeline does not set"),
+    ("[{IS_SENT_START: true}]", "reads IS_SENT_START, which this pipeline does not set"),
+])
+def test_a_pattern_that_code_would_fail_on_fails_the_check_instead(tmp_path, pattern, said):
+    """Class 10: a YAML tag in a pattern was a traceback; a POS (DEP, TAG, ...) pattern passed `codebook --check` on a
+    pipeline without a tagger, then every transcript was skipped. Now the check and `code` say the same, located."""
+    write(tmp_path / "codebook.yaml", f"codes:\n  - id: a\n    label: A\n    patterns:\n      - {pattern}\n")
+    write(tmp_path / "transcripts" / "t1.txt", "Q: ?\n\nA: The deadline.\n")
+    for command in (["codebook", "--check"], ["code"]):
+        result = runner.invoke(app, [*command, "--project", str(tmp_path)], env={"COLUMNS": "300"})
+        out = " ".join(result.output.split())
+        assert result.exit_code == 1 and "codebook.yaml:5" in out and (said is None or said in out), (command, out)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+
+
+def test_a_pipeline_that_sets_pos_may_match_on_it(tmp_path):
+    import spacy
+
+    from qualcode.codebook import parse_codebook
+    from qualcode.suggest.pipeline import build_pipeline, suggestions_from_doc
+
+    trained = spacy.blank("en")
+    trained.add_pipe("attribute_ruler").add([[{"LOWER": "deadline"}]], {"POS": "NOUN"})
+    trained.to_disk(tmp_path / "trained")
+    nlp = build_pipeline(parse_codebook("codes:\n  - id: a\n    label: A\n    patterns:\n      - [{POS: NOUN}]\n"), pipeline_name=str(tmp_path / "trained"))
+    assert [s.code for s in suggestions_from_doc(nlp("The deadline."))] == ["a"]
+
+
+@pytest.mark.parametrize("name, said", [
+    ("pip", "an installed Python package without spaCy's meta.json"), ("spacy", "without spaCy's meta.json"),
+    ("os", "without spaCy's meta.json"), ("./no-such-folder", "no config.cfg in that folder"), ("a b", "not a package name"),
+    ("en_core_web_nonexistent", "is not installed"),
+])
+def test_a_pipeline_setting_that_is_not_a_pipeline_is_refused_without_importing_it(tmp_path, name, said):
+    """Class 10: `pipeline: pip` imported pip and crashed; `pipeline: spacy` skipped every file."""
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    write(tmp_path / "qualcode.yaml", f"pipeline: '{name}'\n")
+    write(tmp_path / "transcripts" / "t1.txt", "Q: ?\n\nA: The deadline.\n")
+    result = runner.invoke(app, ["code", "--project", str(tmp_path)], env={"COLUMNS": "300"})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and "qualcode.yaml: pipeline:" in out and said in out, out
+
+
+@pytest.mark.parametrize("what", ["fifo", "dev-zero", "link-loop", "folder", "huge-nesting", "huge-cell", "utf16", "utf32", "binary"])
+def test_settings_codebook_and_metadata_that_are_not_plain_files_end_in_a_message(tmp_path, what):
+    """Classes 5, 6 and 10: a FIFO metadata.csv hung `code`; /dev/zero behind codebook.yaml, qualcode.yaml or
+    metadata.csv ran until MemoryError; 100,000 nested '[' in qualcode.yaml raised RecursionError; a metadata cell over
+    131,072 characters crashed `code`; a UTF-16 metadata.csv was misread. Every variant ends in time in a message,
+    or is read right."""
+    import os
+
+    write(tmp_path / "transcripts" / "t1.txt", "Q: ?\n\nA: The deadline.\n")
+    codebook = "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n"
+    metadata = "transcript,role\nt1,lead\n"
+    for name in ("codebook.yaml", "qualcode.yaml", "transcripts/metadata.csv"):
+        target = tmp_path / name
+        content = codebook if name == "codebook.yaml" else metadata if name.endswith(".csv") else "retrain_after: 10\n"
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        if what == "fifo":
+            os.mkfifo(target)
+        elif what == "dev-zero":
+            target.symlink_to("/dev/zero")
+        elif what == "link-loop":
+            target.symlink_to(target)
+        elif what == "folder":
+            target.mkdir()
+        elif what == "huge-nesting":
+            target.write_text("x: " + "[" * 100_000 + "\n")
+        elif what == "huge-cell":
+            target.write_text(content if not name.endswith(".csv") else "transcript,role,long\nt1,lead," + "y" * 200_000 + "\n")
+        elif what == "utf16":
+            target.write_bytes(content.encode("utf-16"))
+        elif what == "utf32":
+            target.write_bytes(content.encode("utf-32"))
+        else:
+            target.write_bytes(bytes(range(256)) * 40)
+        started = time.perf_counter()
+        result = runner.invoke(app, ["code", "--force", "--project", str(tmp_path)], env={"COLUMNS": "300"})
+        out = " ".join(result.output.split())
+        assert time.perf_counter() - started < 60, (what, name)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (what, name, result.exception)
+        assert "Traceback" not in out
+        if what in ("utf16", "utf32") or (what == "huge-cell" and not name.endswith(".csv")):
+            assert result.exit_code == 0, (what, name, out)
+            if name.endswith(".csv"):
+                stats = " ".join(runner.invoke(app, ["stats", "--by", "role", "--project", str(tmp_path)], env={"COLUMNS": "300"}).output.split())
+                assert "lead" in stats, stats
+        elif name.endswith(".csv"):
+            assert result.exit_code == 0 and (what == "huge-nesting" or "metadata.csv" in out and "metadata ignored" in out), (what, out)
+        else:
+            assert result.exit_code == 1 and name in out, (what, name, out)
+        if target.is_dir() and not target.is_symlink():
+            target.rmdir()
+        else:
+            target.unlink()
+        if name != "transcripts/metadata.csv":
+            write(target, content)

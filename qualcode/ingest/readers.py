@@ -40,10 +40,21 @@ def _lenient(path: Path, data: bytes, encoding: str, warnings: list[str]) -> str
 def decode(path: Path, data: bytes, warnings: list[str]) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         return _lenient(path, data[3:], "utf-8", warnings)
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):  # before UTF-16: its BOM begins the same
+        return _lenient(path, data, "utf-32", warnings)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return _lenient(path, data, "utf-16", warnings)
     head = data[:4096]
     if b"\x00" in head:
+        # UTF-32 without a BOM: three NULs beside every ASCII letter
+        for encoding, zeros in (("utf-32-le", head[1::4] + head[2::4] + head[3::4]), ("utf-32-be", head[0::4] + head[1::4] + head[2::4])):
+            if len(head) >= 8 and len(head) % 4 == 0 and zeros.count(0) > 0.9 * len(zeros):
+                try:
+                    text = data.decode(encoding)
+                except UnicodeDecodeError:
+                    break
+                warnings.append(f"{path}: UTF-32 without a byte-order mark; read as {encoding.upper()}")
+                return text
         # UTF-16 without a BOM puts a NUL beside every ASCII letter.
         for encoding, zeros in (("utf-16-le", head[1::2]), ("utf-16-be", head[0::2])):
             if zeros.count(0) > 0.8 * len(zeros):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from qualcode.errors import TranscriptError
+from qualcode.files import NotReadable, read_bounded
 from qualcode.ingest.readers import blank_controls, decode, docx_text, split_front_matter, srt_text, vtt_text
 from qualcode.ingest.segmenting import Segment, SegmentOptions, segment_text, speakers_warning, undeclared_speakers
 
@@ -107,19 +108,27 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, 
     return found, skipped
 
 
+MAX_METADATA_BYTES = 50_000_000  # a row per transcript: even 100,000 interviews are a few MB
+
+
 def load_metadata(csv_path: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
     """Attributes per transcript id from metadata.csv, and warnings about bad rows."""
-    if not csv_path.exists():
-        return {}, []
     warnings: list[str] = []
     try:
-        text = csv_path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = csv_path.read_bytes().decode("cp1252", errors="replace")
-        warnings.append(f"{csv_path}: not UTF-8; read as Windows-1252 (save it as UTF-8 to be sure)")
+        text = decode(csv_path, read_bounded(csv_path, MAX_METADATA_BYTES), warnings)  # UTF-8, UTF-16/32 by BOM, else cp1252
+    except FileNotFoundError:
+        return {}, []
+    except NotReadable as exc:
+        return {}, [f"{csv_path}: {exc}; metadata ignored"]
+    except TranscriptError:
+        return {}, [f"{csv_path}: binary, not text; metadata ignored. Fix: save it as CSV (UTF-8)"]
     except OSError as exc:
         return {}, [f"{csv_path}: cannot read ({exc.strerror}); metadata ignored"]
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        return {}, [f"{csv_path}:{reader.line_num}: {exc}; metadata ignored. Fix: check the quotes around that line's cells"]
     if not rows:
         return {}, [f"{csv_path}: empty; metadata ignored"]
     header = [cell.strip() for cell in rows[0]]

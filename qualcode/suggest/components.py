@@ -94,6 +94,11 @@ def bounded_regexes(pattern: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return changed
 
 
+# token attributes a Matcher pattern may read that only a trained component sets, and the annotation that shows it
+_ANNOTATIONS = {"POS": "POS", "TAG": "TAG", "MORPH": "MORPH", "DEP": "DEP", "ENT_TYPE": "ENT_IOB", "ENT_IOB": "ENT_IOB", "ENT_ID": "ENT_IOB",
+                "ENT_KB_ID": "ENT_IOB", "SENT_START": "SENT_START", "IS_SENT_START": "SENT_START"}
+
+
 class CodeSuggester:
     """Matches codebook rules in a Doc and writes suggestions to ``doc.spans``."""
 
@@ -114,6 +119,7 @@ class CodeSuggester:
         self._norms: dict[int, int] = {}
         self._lookup: Any = None
         self._negations = {nlp.vocab.strings.add(word) for word in NEGATIONS}
+        self._annotated: set[str] | None = None  # which of _ANNOTATIONS the pipeline sets (found when a pattern needs one)
 
     # -- set-up -------------------------------------------------------------------
 
@@ -138,6 +144,15 @@ class CodeSuggester:
                 key = self._rule_key(code.id, "pattern", _pattern_text(pattern))
                 line = code.pattern_lines[index] if index < len(code.pattern_lines) else code.line
                 where: dict[str, Any] = {"path": codebook.path, "line": line, "key_path": f"{code.key_path}.patterns[{index}]"}
+                missing = self._unannotated(pattern)
+                if missing:
+                    # spaCy's Matcher refuses such a pattern on every Doc: every transcript would be skipped
+                    problems.append(CodebookError(
+                        f"the token pattern for '{code.id}' reads {missing[0]}, which this pipeline does not set"
+                        + (" (the built-in one tokenises and lemmatises only)" if self._lookup is not None else ""),
+                        fix="match on LOWER, NORM (the lemma), LEMMA or TEXT, or name under 'pipeline' a trained spaCy pipeline that sets it",
+                        **where))
+                    continue
                 unknown = _unregistered_extensions(pattern)
                 if unknown:
                     # The Matcher takes these when added and fails only when it meets a token: refuse them here, where
@@ -162,6 +177,20 @@ class CodeSuggester:
         if problems:
             raise CodebookProblems(problems)
         self.codebook_fingerprint = codebook.fingerprint
+
+    def _unannotated(self, pattern: list[dict[str, Any]]) -> list[str]:
+        """The annotations a pattern reads (POS, TAG, DEP, MORPH, entities, sentence starts) that this pipeline's other
+        components do not set, found by running them on a sample sentence, as the Matcher itself checks a Doc."""
+        wanted = {str(key).upper() for token in pattern for key in token} & set(_ANNOTATIONS)
+        if not wanted:
+            return []
+        if self._annotated is None:
+            doc = self.nlp.make_doc("The team met the deadline in March. Funding ended, and London was quiet.")
+            for name, proc in self.nlp.pipeline:
+                if proc is not self and name != "qualcode_vectors":
+                    doc = proc(doc)
+            self._annotated = {attr for attr, check in _ANNOTATIONS.items() if doc.has_annotation(check)}
+        return sorted(wanted - self._annotated)
 
     def _requirements(self, pattern: list[dict[str, Any]]) -> list[tuple[str, frozenset[int]]]:
         """For each token the pattern cannot match without, the words (NORM or LOWER ids) it accepts.

@@ -7,6 +7,7 @@ without it. The component itself lives in ``components.py``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qualcode import __version__
@@ -71,6 +72,28 @@ class BoundedTokenizer:
         return getattr(self.tokenizer, name)
 
 
+def _not_a_pipeline(name: str) -> str | None:
+    """Why ``name`` is not a trained spaCy pipeline, checked without importing anything (``spacy.load`` imports any
+    package it is given, and calls its ``load``): None when it is a package shipping spaCy's meta.json, or a folder
+    holding a config.cfg."""
+    import importlib.util
+
+    if "/" in name or "\\" in name or name.startswith((".", "~")):
+        folder = Path(name).expanduser()
+        return None if (folder / "config.cfg").is_file() else "no config.cfg in that folder"
+    if not name.isidentifier():
+        return "not a package name"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return None  # not installed: spacy.load says so, with the install fix
+    if not any((Path(location) / "meta.json").is_file() for location in spec.submodule_search_locations or ()):
+        return "an installed Python package without spaCy's meta.json"
+    return None
+
+
 def build_pipeline(
     codebook: Codebook, *, pipeline_name: str | None = None, language: str = "en", vectors: VectorModel = VectorModel.NONE
 ) -> "Language":
@@ -82,8 +105,17 @@ def build_pipeline(
     import qualcode.suggest.components  # noqa: F401  (registers the qualcode_suggester factory)
 
     if pipeline_name:
+        problem = _not_a_pipeline(pipeline_name)
+        if problem is not None:
+            raise PipelineError(f"'{pipeline_name}' is not a spaCy pipeline ({problem})", path="qualcode.yaml", key_path="pipeline",
+                                fix="name a trained pipeline package such as en_core_web_sm (python -m spacy download en_core_web_sm), "
+                                    "or a folder saved with nlp.to_disk, or remove 'pipeline' to use the built-in lemmatizer")
         try:
             nlp = spacy.load(pipeline_name, exclude=["ner", "parser", "textcat", "entity_linker"])
+        except (ValueError, ImportError, KeyError, AttributeError, TypeError) as exc:  # a damaged or incompatible package
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PipelineError(f"spaCy cannot load pipeline '{pipeline_name}' ({first[:300]})", path="qualcode.yaml", key_path="pipeline",
+                                fix="reinstall it for this spaCy version (python -m spacy validate says which), or remove 'pipeline'") from None
         except OSError:
             raise PipelineError(
                 f"spaCy pipeline '{pipeline_name}' is not installed",
