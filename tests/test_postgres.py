@@ -340,3 +340,19 @@ def test_backup_hands_the_password_to_pg_dump_through_its_environment_never_its_
     arguments, environment = log.read_text().rsplit("PGPASSWORD=", 1)
     assert password not in arguments and "password=" not in arguments and f"dbname={pg_url.rsplit('/', 1)[1]}" in arguments
     assert environment.strip() == password
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_first_code_runs_started_together_on_an_empty_database_create_the_schema_once(tmp_path, pg_url, attempt):
+    """Issue 27, class 13: two first `code` runs at once on an empty PostgreSQL database ended in a DuplicateTable
+    traceback (2 of 4 tries): the one that waited for the schema lock read a stale catalog and created it again."""
+    project = sample_copy(tmp_path / "study")
+    env = {**os.environ, "QUALCODE_DATABASE_URL": pg_url, "COLUMNS": "200"}
+    runs = [subprocess.Popen([sys.executable, "-m", "qualcode", "code", "--project", str(project)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outputs = [(run.communicate(timeout=300)[0], run.returncode) for run in runs]
+    assert all("Traceback" not in out and (code == 0 or "another 'qualcode code' is writing to this project" in out)
+               for out, code in outputs), outputs
+    assert sum(1 for _out, code in outputs if code == 0) >= 1
+    with Store(pg_url) as store:
+        assert store.schema_version == SCHEMA_VERSION and store.problems() == []

@@ -107,7 +107,13 @@ class PostgresDialect:
 
     @staticmethod
     def read_version(connection: Any) -> int:
-        if connection.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        # pg_class read as a table, with this statement's snapshot: to_regclass reads the catalog cache, which waiting on
+        # an advisory lock does not refresh, so a process that waited while another created the schema saw none
+        exists = connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = 'meta' AND n.nspname = current_schema())"
+        ).fetchone()[0]
+        if not exists:
             return 0
         row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         try:
