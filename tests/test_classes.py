@@ -476,3 +476,31 @@ def test_settings_codebook_and_metadata_that_are_not_plain_files_end_in_a_messag
             target.unlink()
         if name != "transcripts/metadata.csv":
             write(target, content)
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--scheduler", "not a url", "is not a Dask scheduler's address"),
+    ("--scheduler", "tcp://[::1", "is not a Dask scheduler's address"),
+    ("--scheduler", "tcp://127.0.0.1:99999", "is not a Dask scheduler's address"),
+    ("--scheduler", "tcp://", "is not a Dask scheduler's address"),
+    ("--scheduler", "tcp://127.0.0.1:1", "cannot reach the Dask scheduler"),
+    ("--output", "parquet:", "no folder after 'parquet:'"),
+    ("--output", "parquet:s3://bucket/run", "needs a package that is not installed"),
+    ("--output", "parquet:nosuch://x", "fsspec knows no 'nosuch://' filesystem"),
+    ("--output", "parquet:/proc/qualcode-cannot-write-here", "cannot write"),
+    ("--output", "csv:somewhere", "write it as parquet:DIR"),
+])
+def test_dask_options_that_cannot_work_are_said_before_anything_runs(tmp_path, option, value, said):
+    """Class 16: `--scheduler 'not a url'` and `tcp://[::1` were tracebacks, `parquet:s3://` without s3fs an ImportError
+    traceback from the workers, `--output parquet:` wrote into the current folder, an unwritable output dumped worker
+    tracebacks. Each is one message, before any worker starts, and nothing is written."""
+    pytest.importorskip("distributed")
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    write(tmp_path / "transcripts" / "t1.txt", "Q: ?\n\nA: The deadline.\n")
+    started = time.perf_counter()
+    result = runner.invoke(app, ["code", "--engine", "dask", option, value, "--project", str(tmp_path)], env={"COLUMNS": "300"})
+    out = " ".join(result.output.split())
+    assert time.perf_counter() - started < 60
+    assert result.exit_code in (1, 2) and said in out and "Traceback" not in out, out
+    assert not (tmp_path / ".qualcode" / "project.db").exists() or option == "--scheduler"
+    assert not list(Path.cwd().glob("shard-*.parquet"))

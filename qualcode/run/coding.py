@@ -247,6 +247,7 @@ def code_to_shards(project: Project, location: str, *, paths: Iterable[str | Pat
     """Code every transcript file on a Dask cluster into Parquet shards at ``location``, without touching the
     project database (a cluster that cannot reach it); 'qualcode import-results' merges them later."""
     dask_engine.check_installed()
+    shards.check_location(location)
     settings, codebook = project.settings, project.codebook
     given = given_paths(project, paths)
     _require_transcripts(project, given, paths)

@@ -97,11 +97,11 @@ def check_scheduler(address: str) -> None:
     """A scheduler's address as Dask takes it, checked before anything connects."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(address) if address.startswith(SCHEDULER_SCHEMES) else None
     try:
+        parts = urlsplit(address) if address.startswith(SCHEDULER_SCHEMES) else None
         port = parts.port if parts is not None else None
-    except ValueError:
-        port = None
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        parts, port = None, None
     if parts is None or not parts.hostname or (port is None and not address.startswith("inproc://")):
         raise ProjectError(f"'{address}' is not a Dask scheduler's address", fix="give it as tcp://HOST:PORT, as 'dask scheduler' prints it "
                            "(tcp://10.0.0.5:8786)")

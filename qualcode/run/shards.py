@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from qualcode.errors import ProjectError
+from qualcode.errors import ProjectError, os_error
 from qualcode.ingest.segmenting import Segment
 from qualcode.ingest.transcripts import Transcript
 from qualcode.suggestion import Evidence, Suggestion
@@ -64,6 +64,33 @@ def shard_name(keys: Sequence[tuple[str, str]], pipeline_version: str) -> str:
 def _filesystem(location: str) -> tuple[Any, str]:
     fsspec = require("fsspec")
     return fsspec.core.url_to_fs(location)
+
+
+def check_location(location: str) -> None:
+    """A shard folder as given, checked on this machine before any worker starts: named, its filesystem installed
+    (s3:// needs s3fs, gs:// gcsfs, ...), and, when local, a folder this user can write to. A probe file is written and
+    removed, so a read-only folder is said once here rather than by every worker."""
+    if not location.strip():
+        raise ProjectError("no folder after 'parquet:'", fix="name a folder: --output parquet:shards (or parquet:s3://bucket/run-1 with s3fs)")
+    fsspec = require("fsspec")
+    protocol = location.split("://", 1)[0] if "://" in location else "file"
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as exc:
+        raise ProjectError(f"'{protocol}://' needs a package that is not installed ({str(exc).splitlines()[0]})",
+                           fix="install it beside qualcode (for s3://: pip install s3fs), or write to a local or NFS folder") from None
+    except ValueError:
+        raise ProjectError(f"fsspec knows no '{protocol}://' filesystem", fix="write to a local or NFS folder, or s3:// with s3fs") from None
+    if protocol != "file":
+        return
+    root = Path(location.removeprefix("file://")).expanduser()
+    probe = root / f".qualcode-probe-{uuid.uuid4().hex}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise os_error(exc, root) from None
 
 
 def exists(location: str, name: str) -> bool:
