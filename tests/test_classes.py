@@ -504,3 +504,112 @@ def test_dask_options_that_cannot_work_are_said_before_anything_runs(tmp_path, o
     assert result.exit_code in (1, 2) and said in out and "Traceback" not in out, out
     assert not (tmp_path / ".qualcode" / "project.db").exists() or option == "--scheduler"
     assert not list(Path.cwd().glob("shard-*.parquet"))
+
+
+def _shard_variants():
+    """(name, how to spoil a good shard's table): each is refused by import-results with nothing merged."""
+    import json as _json
+
+    def column(name, values):
+        return lambda table: table.set_column(table.column_names.index(name), name, __import__("pyarrow").array(values(table)))
+
+    def suggestions(change):
+        def spoil(table):
+            rows = table.column("suggestions").to_pylist()
+            change(rows)
+            return table.set_column(table.column_names.index("suggestions"), "suggestions", __import__("pyarrow").array(rows))
+        return spoil
+
+    def segments(change):
+        def spoil(table):
+            rows = table.column("segments").to_pylist()
+            change(rows)
+            return table.set_column(table.column_names.index("segments"), "segments", __import__("pyarrow").array(rows))
+        return spoil
+
+    def first_suggestion(key, value):
+        def change(rows):
+            for items in rows[0]:
+                if items:
+                    items[0][key] = value
+                    return
+        return change
+
+    return [
+        ("missing column", lambda table: table.drop_columns(["segments"]), "no column 'segments'"),
+        ("empty transcript id", column("transcript_id", lambda t: [""] * t.num_rows), "'transcript_id' is not text"),
+        ("transcript id with a slash", column("transcript_id", lambda t: ["../../x"] * t.num_rows), "not one a file name gives"),
+        ("metadata not JSON", column("metadata", lambda t: ["{not json"] * t.num_rows), "a damaged value"),
+        ("metadata a list", column("metadata", lambda t: [_json.dumps([1, 2])] * t.num_rows), "not a mapping of text to text"),
+        ("unknown format", column("format", lambda t: ["exe"] * t.num_rows), "unknown format"),
+        ("NaN confidence", suggestions(first_suggestion("confidence", float("nan"))), "is not a number between 0 and 1"),
+        ("confidence 7", suggestions(first_suggestion("confidence", 7.0)), "is not a number between 0 and 1"),
+        ("unknown code", suggestions(first_suggestion("code", "someone_elses_code")), "not in this project's codebook"),
+        ("bad evidence JSON", suggestions(first_suggestion("evidence", "[{")), "a damaged value"),
+        ("evidence outside", suggestions(first_suggestion("evidence", _json.dumps([{"term": "x", "kind": "keyword", "start": 0, "end": 10**6}]))),
+         "evidence outside its segment"),
+        ("a list too many", suggestions(lambda rows: rows[0].append([])), "lists of suggestions for"),
+        ("offsets past the text", segments(lambda rows: rows[0][-1].update(end=10**7)), "outside the text"),
+        ("offsets backwards", segments(lambda rows: rows[0][-1].update(start=5, end=2)), "outside the text"),
+        ("a huge segment", lambda table: __import__("pyarrow").table(
+            {**{name: table.column(name) for name in table.column_names},
+             "text": __import__("pyarrow").array(["x" * 300_000] * table.num_rows),
+             "segments": __import__("pyarrow").array([[{"position": 0, "speaker": "A", "start": 0, "end": 300_000, "codable": False}]] * table.num_rows),
+             "suggestions": __import__("pyarrow").array([[]] * table.num_rows, type=table.schema.field("suggestions").type)},
+            metadata=table.schema.metadata), "longer than segmenting makes one"),
+        ("another format's metadata", lambda table: table.replace_schema_metadata({b"format": b"other-1"}), "unknown format"),
+    ]
+
+
+@pytest.mark.parametrize("name, spoil, said", _shard_variants(), ids=[variant[0] for variant in _shard_variants()])
+def test_import_results_checks_every_shard_before_writing_anything(tmp_path, name, spoil, said):
+    """Class 15: import-results trusted its input: wrong schema, bad JSON, NaN confidences, impossible offsets, unknown
+    codes, an empty id, another project's shards were tracebacks or accepted; a 14 MB shard imported a 300 MB segment.
+    A good shard is written as a worker writes it, then spoiled one way; beside it a good one: nothing of either merges."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from conftest import REPO
+
+    from qualcode.codebook import load_codebook
+    from qualcode.ingest.transcripts import read_transcript
+    from qualcode.run import shards
+    from qualcode.suggest.model import suggest
+    from qualcode.suggest.pipeline import build_pipeline
+
+    write(tmp_path / "codebook.yaml", (REPO / "codebook.yaml").read_text())
+    folder = tmp_path / "shards"
+    nlp = build_pipeline(load_codebook(tmp_path / "codebook.yaml"))
+    rows = []
+    for source in sorted((REPO / "transcripts").glob("*.txt"))[:2]:
+        transcript = read_transcript(source)
+        found = suggest(nlp, [segment.text for segment in transcript.segments if segment.codable])
+        rows.append(shards.ShardRow(str(source), transcript.id, transcript.content_hash, "v", transcript, found))
+    good = shards.write(str(folder), "shard-a.parquet", rows[:1])
+    bad = shards.write(str(folder), "shard-b.parquet", rows[1:])
+    table = pq.read_table(bad)
+    pq.write_table(spoil(table), bad)
+    result = runner.invoke(app, ["import-results", str(folder), "--project", str(tmp_path)], env={"COLUMNS": "300"})
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and "shard-b.parquet" in out and said in out and "Traceback" not in out, out
+    assert isinstance(result.exception, SystemExit)
+    from qualcode.store import Store
+
+    database = tmp_path / ".qualcode" / "project.db"
+    if database.exists():
+        with Store(database) as store:
+            assert store.transcripts() == {}
+    assert Path(good).exists()
+    assert pa is not None
+
+
+def test_a_fifo_among_the_shards_is_refused_not_waited_for(tmp_path):
+    import os
+
+    pytest.importorskip("pyarrow")
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    (tmp_path / "shards").mkdir()
+    os.mkfifo(tmp_path / "shards" / "shard-1.parquet")
+    started = time.perf_counter()
+    result = runner.invoke(app, ["import-results", str(tmp_path / "shards"), "--project", str(tmp_path)], env={"COLUMNS": "300"})
+    assert time.perf_counter() - started < 30
+    assert result.exit_code == 1 and "not an ordinary file" in " ".join(result.output.split()), result.output

@@ -278,6 +278,9 @@ def import_results(project: Project, location: str, *, on_progress: ProgressCall
     paths = shards.shard_paths(location)
     if not paths:
         raise ProjectError("no shards in this folder", path=location, fix="give the --output folder of a 'qualcode code --engine dask' run")
+    for path in paths:  # every shard checked before anything is written: one bad shard merges nothing
+        for _row in shards.read(path, codebook.codes):
+            pass
     result = CodeResult(pipeline_version=pipeline_version(codebook, settings.pipeline))
     store = project.create_store()
     spec, scored_version = worker_spec(project, store)

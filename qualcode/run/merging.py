@@ -83,8 +83,10 @@ def save_result(project: Project, store: Store, job: Job, outcome: FileResult, c
 
 
 def merge_shard(project: Project, store: Store, shard: str, result: CodeResult, *, remove: bool = False, force: bool = False) -> None:
-    """Merge one shard (``merge_rows``), then, with ``remove``, delete it."""
-    merge_rows(project, store, list(shards.read(shard)), result, force=force)  # one shard: at most a batch of files
+    """Merge one shard (``merge_rows``; every row checked first, against this project's codes), then, with ``remove``,
+    delete it."""
+    rows = list(shards.read(shard, project.codebook.codes))  # one shard: at most a batch of files
+    merge_rows(project, store, rows, result, force=force)
     if remove:
         shards.remove(shard)
 

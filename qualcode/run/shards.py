@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 from qualcode.errors import ProjectError, os_error
-from qualcode.ingest.segmenting import Segment
+from qualcode.ingest.segmenting import MAX_SEGMENT_CHARS, Segment
 from qualcode.ingest.transcripts import Transcript
 from qualcode.suggestion import Evidence, Suggestion
+from qualcode.vocabulary import Source
 
 SHARD_SUFFIX = ".parquet"
 FORMAT = "qualcode-shard-1"
@@ -149,36 +151,116 @@ def shard_paths(location: str) -> list[str]:
     return sorted(path for path in fs.ls(root, detail=False) if Path(path).name.startswith("shard-") and path.endswith(SHARD_SUFFIX))
 
 
-def read(path: str) -> Iterator[ShardRow]:
-    """The rows of one shard, rebuilt as transcripts with their segments and suggestions."""
+MAX_SHARD_BYTES = 4_000_000_000  # uncompressed, as its row groups declare it: a batch of files, never more
+_COLUMNS = ("path", "transcript_id", "content_hash", "pipeline_version", "format", "text", "file_metadata", "metadata", "warnings", "segments",
+            "suggestions", "error")
+_TEXT_FORMATS = ("txt", "md", "docx", "vtt", "srt")
+
+
+class _Bad(Exception):
+    """A shard row that cannot be what a qualcode worker wrote."""
+
+
+def read(path: str, codes: Collection[str] | None = None) -> Iterator[ShardRow]:
+    """The rows of one shard, rebuilt as transcripts with their segments and suggestions, each checked against what a
+    worker writes before it is handed on: the columns and their types, ids, offsets inside the text, segments no longer
+    than segmenting makes them, known codes (with ``codes``), finite confidences between 0 and 1, evidence inside its
+    segment. The first row that fails stops the shard with a message naming it; nothing of it is merged."""
     pq = require("pyarrow.parquet")
     fs, resolved = _filesystem(path)
+    info = fs.info(resolved)
+    if info.get("type") != "file" or (getattr(fs, "protocol", None) in ("file", ("file", "local")) and not Path(resolved).is_file()):
+        raise ProjectError("not an ordinary file (a pipe, a device or a folder)", path=path, fix="remove it from the shard folder")
     with fs.open(resolved, "rb") as handle:
         try:
-            table = pq.read_table(handle)
+            parquet = pq.ParquetFile(handle)
+            declared = sum(parquet.metadata.row_group(index).total_byte_size for index in range(parquet.metadata.num_row_groups))
+            if declared > MAX_SHARD_BYTES:
+                raise ProjectError(f"the shard holds {declared / 1e9:.1f} GB once uncompressed, more than a batch of files", path=path,
+                                   fix="delete it and run the coding again; a worker never writes that much")
+            table = parquet.read()
+        except ProjectError:
+            raise
         except Exception as exc:  # pyarrow raises several kinds for damaged files
             raise ProjectError(f"not a readable shard ({str(exc).splitlines()[0][:120]})", path=path,
                                fix="delete it and run the coding again; its files are coded again") from None
     if (table.schema.metadata or {}).get(b"format") != FORMAT.encode():
         raise ProjectError("not a qualcode shard (unknown format)", path=path, fix="give the folder a 'qualcode code --engine dask --output' run wrote")
-    for record in table.to_pylist():
-        row = ShardRow(record["path"], record["transcript_id"], record["content_hash"], record["pipeline_version"],
-                       metadata=json.loads(record["metadata"] or "{}"), error=record["error"])
-        if record["text"] is not None:
-            text = record["text"]
-            transcript = Transcript(
-                id=record["transcript_id"], path=Path(record["path"]), format=record["format"], text=text, content_hash=record["content_hash"],
-                file_metadata=json.loads(record["file_metadata"] or "{}"), warnings=list(record["warnings"] or []), metadata=row.metadata,
-            )
-            transcript.segments = [
-                Segment(item["position"], item["speaker"], item["start"], item["end"], text[item["start"] : item["end"]], bool(item["codable"]))
-                for item in record["segments"]
-            ]
-            row.transcript = transcript
-            row.suggestions = [
-                [Suggestion(item["code"], float(item["confidence"]), [Evidence.from_json(e) for e in json.loads(item["evidence"])], item["source"],
-                            None if item.get("applies") is None else bool(item["applies"]))
-                 for item in items]
-                for items in record["suggestions"]
-            ]
-        yield row
+    missing = [name for name in _COLUMNS if name not in table.column_names]
+    if missing:
+        raise ProjectError(f"not a qualcode shard (no column '{missing[0]}')", path=path, fix="give the folder a 'qualcode code --engine dask --output' run wrote")
+    for number, record in enumerate(table.to_pylist(), start=1):
+        try:
+            yield _row(record, codes)
+        except (_Bad, KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = str(exc) if isinstance(exc, _Bad) else f"a damaged value ({type(exc).__name__}: {str(exc)[:80]})"
+            raise ProjectError(f"row {number} ({str(record.get('transcript_id'))[:60]!r}) is not what a worker writes: {what}", path=path,
+                               fix="delete this shard (or the folder) and code those files again; nothing of it was merged") from None
+
+
+def _row(record: dict[str, Any], codes: Collection[str] | None) -> ShardRow:
+    def text_field(name: str, *, empty: bool = False, optional: bool = False) -> Any:
+        value = record[name]
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or (not empty and not value):
+            raise _Bad(f"'{name}' is not text")
+        return value
+
+    transcript_id = text_field("transcript_id")
+    if len(transcript_id) > 255 or any(ord(character) < 32 for character in transcript_id) or "/" in transcript_id:
+        raise _Bad("the transcript id is not one a file name gives")
+    metadata = json.loads(text_field("metadata", empty=True) or "{}")
+    if not isinstance(metadata, dict) or not all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()):
+        raise _Bad("'metadata' is not a mapping of text to text")
+    row = ShardRow(text_field("path"), transcript_id, text_field("content_hash"), text_field("pipeline_version"), metadata=metadata,
+                   error=text_field("error", empty=True, optional=True))
+    text = text_field("text", empty=True, optional=True)
+    if text is None:
+        return row
+    if record["format"] not in _TEXT_FORMATS:
+        raise _Bad(f"unknown format {str(record['format'])[:20]!r}")
+    file_metadata = json.loads(text_field("file_metadata", empty=True) or "{}")
+    if not isinstance(file_metadata, dict):
+        raise _Bad("'file_metadata' is not a mapping")
+    warnings = record["warnings"] or []
+    if not isinstance(warnings, list) or not all(isinstance(item, str) for item in warnings):
+        raise _Bad("'warnings' is not a list of text")
+    transcript = Transcript(id=transcript_id, path=Path(row.path), format=record["format"], text=text, content_hash=row.content_hash,
+                            file_metadata={str(key): str(value) for key, value in file_metadata.items()}, warnings=list(warnings),
+                            metadata=metadata)
+    segments = []
+    end_before = 0
+    for item in record["segments"]:
+        start, end, position = item["start"], item["end"], item["position"]
+        if not all(isinstance(value, int) and not isinstance(value, bool) for value in (start, end, position)):
+            raise _Bad("a segment's offsets are not whole numbers")
+        if not 0 <= start <= end <= len(text) or start < end_before:
+            raise _Bad(f"a segment's offsets {start}-{end} are outside the text or out of order")
+        if end - start > MAX_SEGMENT_CHARS:
+            raise _Bad(f"a segment of {end - start:,} characters, longer than segmenting makes one ({MAX_SEGMENT_CHARS:,})")
+        end_before = end
+        segments.append(Segment(position, item["speaker"] if isinstance(item["speaker"], str) else None, start, end, text[start:end],
+                                bool(item["codable"])))
+    transcript.segments = segments
+    suggestions: list[list[Suggestion]] = []
+    coded = [segment for segment in segments if segment.codable]
+    if len(record["suggestions"]) != len(coded):
+        raise _Bad(f"{len(record['suggestions'])} lists of suggestions for {len(coded)} respondent segments")
+    for segment, items in zip(coded, record["suggestions"]):
+        found = []
+        for item in items:
+            code, confidence = item["code"], item["confidence"]
+            if not isinstance(code, str) or (codes is not None and code not in codes):
+                raise _Bad(f"code {str(code)[:40]!r} is not in this project's codebook (a shard of another project?)")
+            if not isinstance(confidence, (int, float)) or not math.isfinite(confidence) or not 0.0 <= confidence <= 1.0:
+                raise _Bad(f"confidence {confidence!r} is not a number between 0 and 1")
+            evidence = [Evidence.from_json(entry) for entry in json.loads(item["evidence"] or "[]")]
+            if any(not 0 <= entry.start <= entry.end <= len(segment.text) for entry in evidence):
+                raise _Bad("evidence outside its segment")
+            found.append(Suggestion(code, float(confidence), evidence, Source(item["source"]),
+                                    None if item.get("applies") is None else bool(item["applies"])))
+        suggestions.append(found)
+    row.transcript = transcript
+    row.suggestions = suggestions
+    return row
