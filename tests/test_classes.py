@@ -613,3 +613,78 @@ def test_a_fifo_among_the_shards_is_refused_not_waited_for(tmp_path):
     result = runner.invoke(app, ["import-results", str(tmp_path / "shards"), "--project", str(tmp_path)], env={"COLUMNS": "300"})
     assert time.perf_counter() - started < 30
     assert result.exit_code == 1 and "not an ordinary file" in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_names_that_are_not_utf8_and_link_loops_are_skipped_one_by_one(tmp_path, engine):
+    """Classes 5 and 6: a file name with invalid UTF-8 stopped the whole batch (local and Dask) with a traceback;
+    symlink loops raised RuntimeError and imported nothing. Each is skipped with its reason; the rest is imported."""
+    import os
+    import subprocess
+    import sys
+
+    if engine == "dask":
+        pytest.importorskip("distributed")
+    folder = tmp_path / "transcripts"
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    write(folder / "good.txt", "Q: ?\n\nA: The deadline.\n")
+    raw = os.fsencode(folder)
+    for number, bad in enumerate([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xfe\xfe", b"\x80abc"]):
+        with open(raw + b"/bad-" + str(number).encode() + bad + b".txt", "wb") as handle:
+            handle.write(b"Q: ?\n\nA: The deadline again.\n")
+    (folder / "loop1.txt").symlink_to("loop2.txt")
+    (folder / "loop2.txt").symlink_to("loop1.txt")
+    (folder / "self.txt").symlink_to("self.txt")
+    (folder / "a.txt").symlink_to("b.txt")
+    (folder / "b.txt").symlink_to("c.txt")
+    (folder / "c.txt").symlink_to("a.txt")
+    command = [sys.executable, "-m", "qualcode", "code", "--project", str(tmp_path)] + (["--engine", "dask", "--workers", "1"] if engine == "dask" else [])
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=300, env={**os.environ, "COLUMNS": "300"})
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 3 and "Traceback" not in out, out  # 3: some files were skipped, as for any skipped file
+    assert out.count("its name is not valid UTF-8 text") == 5 and out.count("a symbolic link loop") == 6, out
+    assert "1 imported" in out and "11 skipped" in out, out
+
+
+@pytest.mark.parametrize("coder", [b"ann\xff", b"\xc3\x28", b"x\xed\xa0\x80"])
+@pytest.mark.parametrize("command", [["review", "--plain", "--coder"], ["export", "--format", "csv", "--coder"], ["agreement", "machine"]])
+def test_a_coder_name_with_invalid_bytes_is_one_message(tmp_path, coder, command):
+    """Class 5: `--coder` with invalid bytes gave tracebacks."""
+    import os
+    import subprocess
+    import sys
+
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    write(tmp_path / "transcripts" / "t1.txt", "Q: ?\n\nA: The deadline.\n")
+    subprocess.run([sys.executable, "-m", "qualcode", "code", "--project", str(tmp_path)], check=True, capture_output=True)
+    name = os.fsdecode(coder)
+    argv = [*command, ("coder:" + name) if command[0] == "agreement" else name]
+    done = subprocess.run([sys.executable, "-m", "qualcode", *argv, "--project", str(tmp_path)], input="aq", capture_output=True,
+                          text=True, errors="replace", timeout=120)
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "Traceback" not in out and ("not valid Unicode" in out or "no decisions by coder" in out), out
+
+
+def test_closed_stdin_an_ascii_terminal_and_control_characters_in_a_note(tmp_path):
+    """Class 5: review with a closed stdin or on an ASCII-only terminal gave tracebacks; a NUL cut a note short."""
+    import os
+    import subprocess
+    import sys
+
+    write(tmp_path / "codebook.yaml", "codes:\n  - id: a\n    label: Ärger “quoted”\n    keywords: [deadline]\n")
+    write(tmp_path / "transcripts" / "t1.txt", "---\nrole: Zoë’s team\n---\nQ: ?\n\nA: The deadline … “again”.\n")
+    base = [sys.executable, "-m", "qualcode"]
+    subprocess.run([*base, "code", "--project", str(tmp_path)], check=True, capture_output=True)
+    closed = subprocess.run([*base, "review", "--plain", "--coder", "ann", "--project", str(tmp_path)], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.close(0))
+    assert closed.returncode == 1 and "standard input is closed" in closed.stderr and "Traceback" not in closed.stderr, closed.stderr
+    ascii_env = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C", "LANG": "C", "COLUMNS": "200"}
+    for command in (["review", "--plain", "--coder", "ann"], ["status"], ["stats", "--by", "role"], ["codebook"]):
+        done = subprocess.run([*base, *command, "--project", str(tmp_path)], input=b"nnote\x00with\x07bell\x7f[31m\naq", capture_output=True,
+                              timeout=60, env=ascii_env)
+        assert done.returncode == 0 and b"Traceback" not in done.stderr, (command, done.stderr.decode(errors="replace"))
+    from conftest import open_store
+
+    with open_store(tmp_path) as store:
+        [note] = [note.text for note in store.notes()]
+    assert note == "note\ufffdwith\ufffdbell\ufffd[31m", note

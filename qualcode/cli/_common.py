@@ -88,6 +88,9 @@ def _no_colour() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+for _stream in (sys.stdout, sys.stderr):  # a terminal or pipe that takes only ASCII: '≈' and '…' become '?', not a traceback
+    if hasattr(_stream, "reconfigure"):
+        _stream.reconfigure(errors="replace")
 console = Console(highlight=False, no_color=_no_colour(), soft_wrap=False)
 err_console = Console(stderr=True, highlight=False, no_color=_no_colour(), soft_wrap=True)
 

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, Iterable, Protocol
 
+from qualcode.errors import ProjectError
+
 RESIZED = "resize"  # not a key: the terminal changed size while the loop waited
 ESCAPE = "escape"
 CANCEL_KEYS = ("\x1b", "\x03")  # Escape, Ctrl-C
@@ -211,6 +213,9 @@ class ScriptedKeys:
 
 def keys_for(stream: Any = None) -> TerminalKeys | StreamKeys:
     stream = stream or sys.stdin
+    if stream is None or getattr(stream, "closed", False):
+        raise ProjectError("standard input is closed, so review has no keys to read",
+                           fix="run review in a terminal, or pipe keys into it: printf 'aaq' | qualcode review --plain")
     if hasattr(stream, "reconfigure"):
         stream.reconfigure(errors="replace")  # bytes that are not UTF-8 in piped keys are unknown keys, not a traceback
     return TerminalKeys(stream) if stream.isatty() else StreamKeys(stream)

@@ -155,9 +155,13 @@ class Project:
 
     def relative(self, path: Path) -> str:
         try:
-            return str(path.resolve().relative_to(self.root))
+            resolved = path.resolve()
+        except (RuntimeError, OSError):  # a symbolic link loop: named as given
+            resolved = Path(os.path.abspath(path))
+        try:
+            return str(resolved.relative_to(self.root))
         except ValueError:
-            return str(path.resolve())
+            return str(resolved)
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"

@@ -8,6 +8,7 @@ The CLI maps keys to these actions; tests drive them with scripted keys.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from qualcode.project import Project
 from qualcode.store import Entry, SegmentState, Store
 from qualcode.suggestion import Suggestion
 from qualcode.vocabulary import Mark, Method, ReviewOrder, Speaker, Verdict, choices
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 (but tab and line breaks), DEL, C1
 
 
 @dataclass(frozen=True)
@@ -336,8 +339,9 @@ class ReviewSession:
         item = self.current
         if item is None or not text.strip():
             return ActionResult("No note written.")
-        self._write([Entry(item.segment_id, None, Mark.NOTE, note=text.strip())])
-        return ActionResult("Note saved.")
+        cleaned = _CONTROLS.sub("\ufffd", text.strip())  # a NUL cut notes short in some readers; no control code reaches a file
+        self._write([Entry(item.segment_id, None, Mark.NOTE, note=cleaned)])
+        return ActionResult("Note saved." if cleaned == text.strip() else "Note saved (control characters shown as \ufffd).")
 
     def skip(self) -> ActionResult:
         if not self.items:

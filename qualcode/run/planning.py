@@ -4,6 +4,7 @@ chunk at a time, so planning a run over a huge folder never holds the folder in 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
@@ -112,11 +113,19 @@ def plan(project: Project, store: Store | None, given: list[Path], csv_metadata:
 def _examine(project: Project, path: Path, relative: str, result: CodeResult) -> tuple[int, str] | None:
     """The file's size and content hash, or None (with the reason in ``result``) when it must not be read."""
     limit = project.settings.max_transcript_mb * 1024 * 1024
+    if any(0xDC80 <= ord(character) <= 0xDCFF for character in str(path)):  # bytes that are not UTF-8, kept by Python as surrogates
+        result.skipped.append(Skipped(relative.encode("utf-8", "replace").decode("utf-8"),
+                                      "its name is not valid UTF-8 text, so it cannot be a transcript id. Fix: rename the file"))
+        return None
     try:
         if path.is_symlink():
             # Following a link to another folder of interviews is legitimate; its text goes into the project and its
             # exports, so say where it leads when that is outside the project.
-            target = path.resolve()
+            try:
+                target = path.resolve()
+            except RuntimeError:  # Python 3.11 raises this for a symbolic link loop
+                result.skipped.append(Skipped(relative, "a symbolic link loop; there is no file behind it"))
+                return None
             if not target.is_relative_to(project.root.resolve()):
                 result.warnings.append(f"{relative}: a link to {target}, outside the project; imported, and its text will be in the exports")
         status = os.stat(path)
@@ -132,7 +141,8 @@ def _examine(project: Project, path: Path, relative: str, result: CodeResult) ->
             return None
         return status.st_size, file_hash(path)
     except OSError as exc:
-        result.skipped.append(Skipped(relative, f"cannot read ({exc.strerror})"))
+        reason = "a symbolic link loop; there is no file behind it" if exc.errno == errno.ELOOP else f"cannot read ({exc.strerror})"
+        result.skipped.append(Skipped(relative, reason))
         return None
 
 

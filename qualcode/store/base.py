@@ -78,6 +78,9 @@ def _operation(method: F) -> F:
                 return method(self, *args, **kwargs)
             except (ProjectError, SegmentGone):
                 raise
+            except UnicodeEncodeError:  # a name or an argument with bytes that are not UTF-8 (kept by Python as surrogates)
+                raise ProjectError("text that is not valid Unicode was given (a name or an argument with bytes that are not UTF-8)",
+                                   path=self.dialect.describe(), fix="give names as UTF-8 text; rename files whose names are not") from None
             except Exception as exc:
                 # A lost connection (server restart, network drop) is retried as a whole operation,
                 # never from inside an outer transaction, which the server has already rolled back.
