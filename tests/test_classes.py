@@ -688,3 +688,18 @@ def test_closed_stdin_an_ascii_terminal_and_control_characters_in_a_note(tmp_pat
     with open_store(tmp_path) as store:
         [note] = [note.text for note in store.notes()]
     assert note == "note\ufffdwith\ufffdbell\ufffd[31m", note
+
+
+@pytest.mark.parametrize("where, outside", [("../elsewhere", True), ("ABSOLUTE", True), ("linked", True), ("interviews", False),
+                                            ("./interviews/../interviews", False)])
+def test_a_transcripts_setting_outside_the_project_is_said(tmp_path, where, outside):
+    """Class 6: `transcripts:` in qualcode.yaml pointing outside the project imported with no warning."""
+    project, elsewhere = tmp_path / "study", tmp_path / "elsewhere"
+    for folder in (elsewhere, project / "interviews"):
+        write(folder / "t1.txt", "Q: ?\n\nA: The deadline.\n")
+    write(project / "codebook.yaml", "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    if where == "linked":
+        (project / "linked").symlink_to(elsewhere)
+    write(project / "qualcode.yaml", f"transcripts: {elsewhere if where == 'ABSOLUTE' else where}\n")
+    out = " ".join(runner.invoke(app, ["code", "--project", str(project)], env={"COLUMNS": "300"}).output.split())
+    assert ("points outside the project" in out) == outside and "1 imported" in out, out

@@ -65,9 +65,18 @@ def given_paths(project: Project, paths: Iterable[str | Path] | None) -> list[Pa
     return [Path(p) if Path(p).is_absolute() else project.root / p for p in (paths or [project.transcripts_dir])]
 
 
+def paths_inside(project: Project, paths: Iterable[Path]) -> bool:
+    """Whether every path lies inside the project folder (links followed)."""
+    root = os.path.realpath(project.root)
+    return all(os.path.realpath(path) == root or os.path.realpath(path).startswith(root + os.sep) for path in paths)
+
+
 def read_metadata(project: Project, given: list[Path], result: CodeResult) -> dict[str, dict[str, str]]:
     """Attributes from the metadata.csv of the transcripts folder and of every folder given."""
     csv_metadata: dict[str, dict[str, str]] = {}
+    if not paths_inside(project, [project.transcripts_dir]):  # a setting, unlike a path typed for this run: say where it leads
+        result.warnings.append(f"transcripts: in qualcode.yaml points outside the project ({project.transcripts_dir}); imported as set, "
+                               "and its text will be in the exports")
     metadata_files = {project.transcripts_dir / METADATA_FILE}
     metadata_files.update((path if path.is_dir() else path.parent) / METADATA_FILE for path in given)
     for metadata_file in sorted(metadata_files):
