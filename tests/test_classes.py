@@ -703,3 +703,66 @@ def test_a_transcripts_setting_outside_the_project_is_said(tmp_path, where, outs
     write(project / "qualcode.yaml", f"transcripts: {elsewhere if where == 'ABSOLUTE' else where}\n")
     out = " ".join(runner.invoke(app, ["code", "--project", str(project)], env={"COLUMNS": "300"}).output.split())
     assert ("points outside the project" in out) == outside and "1 imported" in out, out
+
+
+DAMAGE = [
+    ("verdict bogus", "UPDATE decisions SET verdict = 'bogus' WHERE id = (SELECT MIN(id) FROM decisions)", "decisions"),
+    ("verdict NULL", "UPDATE decisions SET verdict = 7 WHERE id = (SELECT MAX(id) FROM decisions)", "decisions"),
+    ("confidence text", "UPDATE suggestions SET confidence = 'abc' WHERE rowid = (SELECT MIN(rowid) FROM suggestions)", "suggestions"),
+    ("confidence 9", "UPDATE suggestions SET confidence = 9 WHERE rowid = (SELECT MIN(rowid) FROM suggestions)", "suggestions"),
+    ("source bogus", "UPDATE suggestions SET source = 'bogus' WHERE rowid = (SELECT MIN(rowid) FROM suggestions)", "suggestions"),
+    ("evidence an object", "UPDATE suggestions SET evidence = '{\"a\": 1}' WHERE rowid = (SELECT MIN(rowid) FROM suggestions)", "suggestions"),
+    ("metadata an array", "UPDATE transcripts SET metadata = '[1, 2]' WHERE id = (SELECT MIN(id) FROM transcripts)", "transcripts"),
+    ("file_metadata a number", "UPDATE transcripts SET file_metadata = '3'", "transcripts"),
+    ("segment start text", "UPDATE segments SET start = 'x' WHERE id = (SELECT MIN(id) FROM segments WHERE codable = 1)", "segments"),
+    ("segment text a number", "UPDATE segments SET text = 12 WHERE id = (SELECT MIN(id) FROM segments WHERE codable = 1)", "segments"),
+    ("codable 7", "UPDATE segments SET codable = 7 WHERE id = (SELECT MIN(id) FROM segments WHERE codable = 1)", "segments"),
+    ("decision segment text", "UPDATE decisions SET segment_id = 'zz' WHERE id = (SELECT MIN(id) FROM decisions)", "decisions"),
+    ("model run damaged", "UPDATE model_runs SET parameters = X'00112233'", "model run"),
+]
+
+
+@pytest.fixture(scope="module")
+def reviewed_project(tmp_path_factory):
+    from conftest import REPO, call
+
+    from qualcode.project import Project
+    from qualcode.review.session import ReviewFilter, ReviewSession
+    from qualcode.run.coding import code
+    from qualcode.suggest.training import train
+
+    folder = tmp_path_factory.mktemp("damage") / "study"
+    write(folder / "codebook.yaml", (REPO / "codebook.yaml").read_text())
+    write(folder / "qualcode.yaml", "learn_min_examples: 2\nretrain_after: 1000\n" + (REPO / "qualcode.yaml").read_text())
+    for source in (REPO / "transcripts").iterdir():
+        write(folder / "transcripts" / source.name, source.read_bytes().decode("utf-8", "replace")) if source.suffix != ".docx" else None
+    call(code, folder)
+    with Project.open(folder) as opened:
+        session = ReviewSession(opened, coder="ann", filters=ReviewFilter(include_unsuggested=True))
+        for number in range(30):
+            (session.accept_all if number % 3 else session.reject_all)()
+        session.note("a memo")
+        train(opened, seed=1)
+    return folder
+
+
+@pytest.mark.parametrize("name, sql, table", DAMAGE, ids=[entry[0] for entry in DAMAGE])
+def test_a_damaged_row_is_found_by_check_and_named_by_every_command(tmp_path, reviewed_project, name, sql, table):
+    """Class 4: a wrong type in a column, an unknown verdict, a JSON array where an object belongs crashed status, stats,
+    export or review with a traceback while check said 'database intact'; an unreadable model run stuck every `code`."""
+    import shutil
+    import sqlite3
+
+    project = tmp_path / "study"
+    shutil.copytree(reviewed_project, project)
+    with sqlite3.connect(project / ".qualcode" / "project.db") as connection:
+        connection.execute(sql)
+    checked = runner.invoke(app, ["check", "--project", str(project)], env={"COLUMNS": "300"})
+    out = " ".join(checked.output.split())
+    assert checked.exit_code == 1 and "Problems" in out and (f"table '{table}'" in out or table in out), out
+    for command in (["status"], ["stats"], ["export", "--format", "csv"], ["review", "--coder", "ann", "--plain"], ["code"],
+                    ["agreement", "machine", "coder:ann"], ["train"]):
+        result = runner.invoke(app, [*command, "--project", str(project)], input="q", env={"COLUMNS": "300"})
+        said = " ".join(result.output.split())
+        assert result.exception is None or isinstance(result.exception, SystemExit), (command, repr(result.exception))
+        assert result.exit_code in (0, 3) or "damaged" in said or "cannot be read" in said, (command, said)

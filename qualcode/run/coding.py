@@ -105,7 +105,7 @@ def code(project: Project, *, paths: Iterable[str | Path] | None = None, on_prog
     result = CodeResult(pipeline_version=pipeline_version(codebook, settings.pipeline))
     store = project.create_store()
     result.retrained = maybe_retrain(project)
-    spec, scored_version = worker_spec(project, store)
+    spec, scored_version = worker_spec(project, store, result.warnings)
     csv_metadata = read_metadata(project, given, result)
     segmenting = json.dumps(settings.segmenting_state(), sort_keys=True)
     stored_segmenting = store.get_meta("segmenting")
@@ -258,7 +258,7 @@ def code_to_shards(project: Project, location: str, *, paths: Iterable[str | Pat
             store = project.store
         except ProjectError as exc:
             result.warnings.append(f"the project database cannot be reached ({exc.message}); suggestions come from the codebook's rules only")
-    spec, scored_version = worker_spec(project, store)
+    spec, scored_version = worker_spec(project, store, result.warnings)
     csv_metadata = read_metadata(project, given, result)
     for report in _on_dask(project, None, given, csv_metadata, result, spec, engine, location, scored_version, on_progress):
         if report.shard is not None:
@@ -283,7 +283,7 @@ def import_results(project: Project, location: str, *, on_progress: ProgressCall
             pass
     result = CodeResult(pipeline_version=pipeline_version(codebook, settings.pipeline))
     store = project.create_store()
-    spec, scored_version = worker_spec(project, store)
+    spec, scored_version = worker_spec(project, store, result.warnings)
     with store.code_lock(default_coder(settings)):
         if on_progress:
             on_progress("merge", 0, len(paths))

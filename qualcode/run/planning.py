@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from qualcode.analysis.counts import SuggestionSummary
+from qualcode.errors import ProjectError
 from qualcode.ingest.transcripts import METADATA_FILE, file_hash, load_metadata, merge_metadata, metadata_conflicts, walk
 from qualcode.project import Project
 from qualcode.store import Store
@@ -172,13 +173,20 @@ def _decide(project: Project, store: Store | None, pending: list[tuple[Path, str
         yield Job(path, size, digest, previous is not None)
 
 
-def worker_spec(project: Project, store: Store | None) -> tuple[WorkerSpec, str]:
-    """What every worker needs, with the latest readable models, and the version their suggestions carry."""
+def worker_spec(project: Project, store: Store | None, warnings: list[str] | None = None) -> tuple[WorkerSpec, str]:
+    """What every worker needs, with the latest readable models, and the version their suggestions carry. A model run
+    that cannot be read (a damaged row) leaves the rules to suggest, said in ``warnings``: a project is never stuck on
+    it, even while too few examples keep 'train' from fitting a new one."""
     settings, codebook = project.settings, project.codebook
     version = pipeline_version(codebook, settings.pipeline)
     run = store.latest_model_run(parameters=True) if store is not None else None
     if run is None or not run.readable or run.parameters is None:
         return WorkerSpec.build(codebook, settings), version
     spec = WorkerSpec.build(codebook, settings, model_run=run.id, model_parameters=run.parameters)
-    spec.models()  # read (and so check) the stored models here, before any worker does
+    try:
+        spec.models()  # read (and so check) the stored models here, before any worker does
+    except ProjectError as exc:
+        if warnings is not None:
+            warnings.append(f"{exc.message}; suggestions come from the codebook's rules until 'qualcode train' fits the models again")
+        return WorkerSpec.build(codebook, settings), version
     return spec, f"{version}+model-{run.id}"

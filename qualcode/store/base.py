@@ -19,6 +19,7 @@ from qualcode.database_url import is_server
 from qualcode.errors import ProjectError, SegmentGone
 from qualcode.store.schema import SCHEMA_VERSION, statements
 from qualcode.store.sqlite import SqliteDialect
+from qualcode.vocabulary import Mark, Source, Verdict
 
 _IN_CHUNK = 500  # values in one IN (...) list: under SQLite's and psycopg's parameter limits
 # Every table a project holds, in an order that satisfies its foreign keys, with the column that orders its rows.
@@ -42,14 +43,25 @@ KEY_COLUMNS = {"transcripts": ("id",), "segments": ("id",), "suggestions": ("seg
 
 # The JSON a command parses, per table and column, with the parse it gets: `check` parses each the same way.
 JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
-    "transcripts": {"file_metadata": lambda store, raw, table, key: _json(raw, table, key),
-                    "metadata": lambda store, raw, table, key: _json(raw, table, key)},
-    "suggestions": {"evidence": lambda store, raw, table, key: store._evidence(raw, *key.split("/", 1))},
-    "model_runs": {"summary": lambda store, raw, table, key: _json(raw, table, key)},
+    "transcripts": {"file_metadata": lambda store, raw, table, key: json_object(raw, table, key),
+                    "metadata": lambda store, raw, table, key: json_object(raw, table, key)},
+    "suggestions": {"evidence": lambda store, raw, table, key: store._evidence(raw, *key.split("/", 1)),
+                    "confidence": lambda store, raw, table, key: confidence(raw, table, key),
+                    "source": lambda store, raw, table, key: source(raw, table, key)},
+    "segments": {"position": lambda store, raw, table, key: integer(raw, table, key, "position"),
+                 "start": lambda store, raw, table, key: integer(raw, table, key, "start"),
+                 '"end"': lambda store, raw, table, key: integer(raw, table, key, "end"),
+                 "text": lambda store, raw, table, key: text(raw, table, key, "text"),
+                 "codable": lambda store, raw, table, key: flag(raw, table, key, "codable")},
+    "decisions": {"segment_id": lambda store, raw, table, key: integer(raw, table, key, "segment_id"),
+                  "verdict": lambda store, raw, table, key: verdict(raw, table, key)},
+    "model_runs": {"summary": lambda store, raw, table, key: json_object(raw, table, key)},
     "llm_replies": {"reply": lambda store, raw, table, key: _json(raw, table, key)},
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+SOURCES = frozenset(item.value for item in Source)
+VERDICTS = frozenset(item.value for item in (*Verdict, *Mark))
 
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -57,6 +69,58 @@ RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def damaged(table: str, key: object, what: str) -> ProjectError:
+    """The message for a row a command cannot read: which table and row, and what is wrong with it."""
+    fix = ("run 'qualcode code --force': it computes every suggestion again" if table == "suggestions" else
+           "restore the project from a backup ('qualcode backup' made them)")
+    return ProjectError(f"damaged row in table '{table}', row {key}: {what}", fix=f"{fix}; 'qualcode check' lists every damaged row")
+
+
+def integer(value: Any, table: str, key: object, column: str) -> int:
+    """A whole number as stored, or the located message (a text where a number belongs, a NULL)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise damaged(table, key, f"{column} is {str(value)[:40]!r}, not a whole number")
+    return value
+
+
+def text(value: Any, table: str, key: object, column: str) -> str:
+    if not isinstance(value, str):
+        raise damaged(table, key, f"{column} is {str(value)[:40]!r}, not text")
+    return value
+
+
+def json_object(raw: Any, table: str, key: object) -> dict[str, Any]:
+    """A JSON column that holds a mapping (metadata, a summary): parsed, and refused when it is a list or a number."""
+    value = _json(raw, table, key)
+    if not isinstance(value, dict):
+        raise damaged(table, key, f"a JSON {type(value).__name__} where a mapping belongs")
+    return value
+
+
+def flag(value: Any, table: str, key: object, column: str) -> bool:
+    if value not in (0, 1) or isinstance(value, float):
+        raise damaged(table, key, f"{column} is {str(value)[:40]!r}, not 0 or 1")
+    return bool(value)
+
+
+def confidence(value: Any, table: str, key: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise damaged(table, key, f"confidence is {str(value)[:40]!r}, not a number between 0 and 1")
+    return float(value)
+
+
+def source(value: Any, table: str, key: object) -> str:
+    if value not in SOURCES:
+        raise damaged(table, key, f"source is {str(value)[:40]!r}, not one of {', '.join(sorted(SOURCES))}")
+    return str(value)
+
+
+def verdict(value: Any, table: str, key: object) -> str:
+    if value not in VERDICTS:
+        raise damaged(table, key, f"verdict is {str(value)[:40]!r}, not one of {', '.join(sorted(VERDICTS))}")
+    return str(value)
 
 
 def _json(text: str, table: str, key: object) -> Any:
@@ -281,7 +345,7 @@ class StoreBase:
         """Integrity and consistency problems in the database, as sentences: each check runs even when another
         fails, so a damaged page, a damaged JSON value and an orphan row are all reported in one reading."""
         found: list[str] = []
-        for check in (self._integrity, self._orphans, self._damaged_rows):
+        for check in (self._integrity, self._orphans, self._damaged_rows, getattr(self, "unreadable_model_runs", list)):
             try:
                 found.extend(check())
             except ProjectError as exc:

@@ -9,7 +9,9 @@ import uuid
 from typing import Any, Iterable, Sequence
 
 from qualcode.errors import ProjectError, SegmentGone
-from qualcode.store.base import _json, _operation, now
+from qualcode.store.base import _json, _operation, integer, now, verdict
+from qualcode.store.base import confidence as _confidence
+from qualcode.store.base import source as _source
 from qualcode.store.records import DecisionRow, Entry, Note, SegmentState, StoredSuggestion
 from qualcode.store.transcripts import TranscriptTables
 from qualcode.suggestion import SUGGEST_THRESHOLD, Evidence, Suggestion
@@ -25,7 +27,9 @@ _LEARNED_FROM = (Verdict.ACCEPTED.value, Verdict.REJECTED.value, Verdict.ADDED.v
 
 
 def _decision(row: Sequence[Any]) -> DecisionRow:
-    return DecisionRow(int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], int(row[8]), row[9])
+    key = row[0]
+    return DecisionRow(integer(row[0], "decisions", key, "id"), integer(row[1], "decisions", key, "segment_id"), row[2],
+                       verdict(row[3], "decisions", key), row[4], row[5], row[6], row[7], integer(row[8], "decisions", key, "batch"), row[9])
 
 
 class CodingTables(TranscriptTables):
@@ -65,8 +69,10 @@ class CodingTables(TranscriptTables):
         found = []
         for segment_id, code, confidence, raw, source, transcript_id, version, applies in rows:
             parsed = self._evidence(raw, segment_id, code) if evidence else []
-            suggestion = Suggestion(code, float(confidence), parsed, source, None if applies is None else bool(applies))
-            found.append(StoredSuggestion(int(segment_id), transcript_id, suggestion, version))
+            key = f"{segment_id}/{code}"
+            suggestion = Suggestion(code, _confidence(confidence, "suggestions", key), parsed, _source(source, "suggestions", key),
+                                    None if applies is None else bool(applies))
+            found.append(StoredSuggestion(integer(segment_id, "suggestions", key, "segment_id"), transcript_id, suggestion, version))
         return found
 
     @_operation
@@ -77,14 +83,17 @@ class CodingTables(TranscriptTables):
         rows = self._q("SELECT s.segment_id, s.code, s.confidence, s.source, s.applies FROM suggestions s "
                        "JOIN segments g ON g.id = s.segment_id WHERE g.retired_at IS NULL AND s.confidence >= ?", (min_confidence,)).fetchall()
         for segment_id, code, confidence, source, applies in rows:
-            found.setdefault(int(segment_id), []).append(Suggestion(code, float(confidence), [], source, None if applies is None else bool(applies)))
+            key = f"{segment_id}/{code}"
+            found.setdefault(integer(segment_id, "suggestions", key, "segment_id"), []).append(
+                Suggestion(code, _confidence(confidence, "suggestions", key), [], _source(source, "suggestions", key),
+                           None if applies is None else bool(applies)))
         return found
 
     @_operation
     def confidences(self, transcript_id: str) -> list[tuple[int, str, float]]:
         """(segment, code, confidence) of one transcript's current suggestions: what a table of codings needs, and no more."""
         return [
-            (int(row[0]), row[1], float(row[2]))
+            (integer(row[0], "suggestions", f"{row[0]}/{row[1]}", "segment_id"), row[1], _confidence(row[2], "suggestions", f"{row[0]}/{row[1]}"))
             for row in self._q(
                 "SELECT s.segment_id, s.code, s.confidence FROM suggestions s JOIN segments g ON g.id = s.segment_id "
                 "WHERE g.transcript_id = ? AND g.retired_at IS NULL", (transcript_id,)

@@ -69,6 +69,26 @@ class LearningTables(StoreBase):
         blob = bytes(row[5]) if parameters and row[5] is not None else None
         return ModelRun(int(row[0]), row[1], int(row[2]), _json(row[3], "model_runs", row[0]), row[4], blob)
 
+    @_operation
+    def unreadable_model_runs(self) -> list[str]:
+        """Model runs whose parameters are not the archive a fit writes (checked as a zip archive, never unpickled)."""
+        import io
+        import zipfile
+
+        found = []
+        for run_id, blob, stored_format in self._q("SELECT id, parameters, format FROM model_runs ORDER BY id").fetchall():
+            if stored_format != "npz-1" or blob is None:
+                continue  # older formats are refused by name when read
+            try:
+                with zipfile.ZipFile(io.BytesIO(bytes(blob))) as archive:
+                    damaged = archive.testzip()
+            except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                damaged = str(exc)
+            if damaged is not None:
+                found.append(f"model run {run_id} cannot be read ({damaged}); 'qualcode code' suggests from the rules until "
+                             "'qualcode train' fits again")
+        return found
+
     # -- the language model's replies ---------------------------------------------------------
 
     @_operation

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
 from qualcode.ingest.transcripts import Transcript
-from qualcode.store.base import _IN_CHUNK, StoreBase, _json, _operation, now
+from qualcode.store.base import _IN_CHUNK, StoreBase, _operation, flag, integer, json_object, now, text
 from qualcode.store.matching import match_segments, questions
 from qualcode.store.records import ImportOutcome, SegmentRow, StoredTranscript
 from qualcode.suggestion import Suggestion
@@ -28,7 +28,10 @@ def _applies(item: Suggestion) -> int | None:
 
 
 def _segment(row: Sequence[Any]) -> SegmentRow:
-    return SegmentRow(int(row[0]), row[1], int(row[2]), row[3], int(row[4]), int(row[5]), row[6], bool(row[7]))
+    key = row[0]
+    return SegmentRow(integer(row[0], "segments", key, "id"), row[1], integer(row[2], "segments", key, "position"), row[3],
+                      integer(row[4], "segments", key, "start"), integer(row[5], "segments", key, "end"), text(row[6], "segments", key, "text"),
+                      flag(row[7], "segments", key, "codable"))
 
 
 class TranscriptTables(StoreBase):
@@ -38,7 +41,7 @@ class TranscriptTables(StoreBase):
     def transcripts(self) -> dict[str, StoredTranscript]:
         rows = self._q("SELECT id, path, format, content_hash, file_metadata, metadata FROM transcripts ORDER BY id").fetchall()
         return {
-            row[0]: StoredTranscript(row[0], row[1], row[2], row[3], _json(row[4], "transcripts", row[0]), _json(row[5], "transcripts", row[0]))
+            row[0]: StoredTranscript(row[0], row[1], row[2], row[3], json_object(row[4], "transcripts", row[0]), json_object(row[5], "transcripts", row[0]))
             for row in rows
         }
 
@@ -52,7 +55,7 @@ class TranscriptTables(StoreBase):
                 f"SELECT id, path, format, content_hash, file_metadata, metadata FROM transcripts WHERE id IN ({', '.join('?' * len(chunk))})", chunk
             ).fetchall()
             for row in rows:
-                found[row[0]] = StoredTranscript(row[0], row[1], row[2], row[3], _json(row[4], "transcripts", row[0]), _json(row[5], "transcripts", row[0]))
+                found[row[0]] = StoredTranscript(row[0], row[1], row[2], row[3], json_object(row[4], "transcripts", row[0]), json_object(row[5], "transcripts", row[0]))
         return found
 
     @_operation
@@ -263,7 +266,7 @@ class TranscriptTables(StoreBase):
         """Each transcript's values of the given attributes (None where it has none), without keeping whole metadata."""
         values: dict[str, tuple[str | None, ...]] = {}
         for transcript_id, metadata in self._q("SELECT id, metadata FROM transcripts ORDER BY id").fetchall():
-            parsed = _json(metadata, "transcripts", transcript_id)
+            parsed = json_object(metadata, "transcripts", transcript_id)
             values[transcript_id] = tuple(parsed.get(attribute) for attribute in attributes)
         return values
 
