@@ -766,3 +766,101 @@ def test_a_damaged_row_is_found_by_check_and_named_by_every_command(tmp_path, re
         said = " ".join(result.output.split())
         assert result.exception is None or isinstance(result.exception, SystemExit), (command, repr(result.exception))
         assert result.exit_code in (0, 3) or "damaged" in said or "cannot be read" in said, (command, said)
+
+
+QDE_HEAD = ('<?xml version="1.0"?><Project xmlns="urn:QDA-XML:project:1.0" name="x"><CodeBook><Codes>'
+            '<Code guid="c0000000-0000-0000-0000-000000000001" name="Timescale" isCodable="true"/></Codes></CodeBook><Sources>'
+            '<TextSource guid="a0000000-0000-0000-0000-000000000001" name="lead-01" plainTextPath="internal://lead-01.txt">'
+            '<PlainTextSelection guid="b0000000-0000-0000-0000-000000000001" startPosition="{start}" endPosition="{end}">'
+            '<Coding guid="d0000000-0000-0000-0000-000000000001"><CodeRef targetGUID="c0000000-0000-0000-0000-000000000001"/></Coding>'
+            '</PlainTextSelection></TextSource></Sources></Project>')
+SOURCE = "Interviewer: Was it hard?\n\nRespondent: The deadline was tight.\n"
+
+
+@pytest.mark.parametrize("name, data, said, selections", [
+    ("utf-8", SOURCE.encode(), None, 1),
+    ("a NUL", SOURCE.replace("was tight", "was\x00tight").encode(), "control characters replaced by spaces", 1),
+    ("utf-16", SOURCE.encode("utf-16"), "read as UTF-16", 1),
+    ("utf-32", SOURCE.encode("utf-32"), "read as UTF-32", 1),
+    ("utf-8 BOM", b"\xef\xbb\xbf" + SOURCE.encode(), None, 1),
+    ("binary", bytes(range(32)) * 20, "is binary, not text", 0),
+])
+def test_a_qdpx_source_in_any_encoding_is_imported_with_its_selections_or_said(tmp_path, name, data, said, selections):
+    """Class 9: a .qdpx source with one NUL byte (or UTF-16, or binary) was counted as imported but skipped, its
+    selections dropped with no reason."""
+    from qualcode.exchange.qdpx_import import import_qdpx
+
+    start = SOURCE.index("The deadline")
+    qde = QDE_HEAD.format(start=start, end=start + len("The deadline was tight."))
+    path = tmp_path / "x.qdpx"
+    buffer = __import__("io").BytesIO()
+    with __import__("zipfile").ZipFile(buffer, "w") as archive:
+        archive.writestr("project.qde", qde)
+        archive.writestr("sources/lead-01.txt", data)
+    path.write_bytes(buffer.getvalue())
+    result = import_qdpx(path=path, project_dir=tmp_path / "new")
+    assert said is None or any(said in warning for warning in result.warnings), result.warnings
+    assert result.selections == selections and result.sources == selections, (result.selections, result.sources, result.warnings)
+
+
+@pytest.mark.parametrize("depth, refused", [(50, False), (101, True), (3000, True)])
+def test_a_codebook_nested_deeply_is_refused_without_recursion(tmp_path, depth, refused):
+    """Class 9: a .qdc nested 3,000 deep raised RecursionError."""
+    from qualcode.errors import QdpxError
+    from qualcode.exchange.qdpx_import import import_codebook
+
+    body = "".join(f'<Code guid="c{level:07d}-0000-0000-0000-000000000000" name="level {level}" isCodable="true">' for level in range(depth))
+    body += "</Code>" * depth
+    (tmp_path / "deep.qdc").write_text(f'<?xml version="1.0"?><CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes>{body}</Codes></CodeBook>')
+    if refused:
+        with pytest.raises(QdpxError, match="codes nest more than 100 levels deep"):
+            import_codebook(path=tmp_path / "deep.qdc", project_dir=tmp_path / "project")
+    else:
+        _path, codes, _warnings = import_codebook(path=tmp_path / "deep.qdc", project_dir=tmp_path / "project")
+        assert codes == depth
+
+
+def test_a_huge_code_name_is_cut_and_said_in_bounded_time(tmp_path):
+    """Class 9: a 50 MB code name kept `codebook --import` busy for minutes."""
+    from qualcode.exchange.qdpx_import import import_codebook
+
+    name = "x" * 50_000_000
+    (tmp_path / "big.qdc").write_text(f'<?xml version="1.0"?><CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes>'
+                                      f'<Code guid="c0000000-0000-0000-0000-000000000001" name="{name}" isCodable="true"/></Codes></CodeBook>')
+    started = time.perf_counter()
+    _path, codes, warnings = import_codebook(path=tmp_path / "big.qdc", project_dir=tmp_path / "project")
+    assert time.perf_counter() - started < 20 and codes == 1
+    assert any("name of 50,000,000 characters was cut to 200" in warning for warning in warnings), warnings
+
+
+@pytest.mark.parametrize("body, expected", [
+    ('<w:p><w:moveFrom w:id="1" w:author="a"><w:r><w:t>Respondent: moved.</w:t></w:r></w:moveFrom></w:p>'
+     '<w:p><w:moveTo w:id="2" w:author="a"><w:r><w:t>Respondent: moved.</w:t></w:r></w:moveTo></w:p>', "Respondent: moved."),
+    ('<w:customXml w:element="answer"><w:p><w:r><w:t>Respondent: in custom XML.</w:t></w:r></w:p></w:customXml>', "Respondent: in custom XML."),
+    ('<w:p><w:r><w:t>Respondent: see </w:t></w:r><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:t>the box</w:t></mc:Choice>'
+     '<mc:Fallback><w:t>the box</w:t></mc:Fallback></mc:AlternateContent></w:r></w:p>', "Respondent: see the box"),
+    ('<w:p><w:del w:id="3" w:author="a"><w:r><w:t>gone</w:t></w:r></w:del><w:ins w:id="4" w:author="a"><w:r><w:t>Respondent: kept.</w:t></w:r></w:ins></w:p>',
+     "Respondent: kept."),
+])
+def test_word_moves_text_boxes_and_custom_xml_read_once(tmp_path, body, expected):
+    """Class 9: tracked moves (w:moveFrom) were kept, text boxes appeared twice and w:customXml paragraphs were dropped."""
+    import io
+    import zipfile
+
+    import docx
+
+    from qualcode.ingest.readers import docx_text
+
+    namespaces = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+                  'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"')
+    made = io.BytesIO()
+    docx.Document().save(made)
+    source, out = zipfile.ZipFile(io.BytesIO(made.getvalue())), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document {namespaces}><w:body>'
+                        f'<w:p><w:r><w:t>Interviewer: Why?</w:t></w:r></w:p>{body}</w:body></w:document>').encode()
+            archive.writestr(item, data)
+    assert docx_text(tmp_path / "x.docx", out.getvalue()) == f"Interviewer: Why?\n\n{expected}"

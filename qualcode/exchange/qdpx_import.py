@@ -126,7 +126,12 @@ def import_codebook(*, path: str | Path, project_dir: str | Path) -> tuple[Path,
     if not path.is_file():
         raise QdpxError("no such file", path=path)
     # A whole project's codebook serves as well: the codes of another tool's .qdpx, without its sources.
-    codes = read_qdpx(path).codes if path.suffix.lower() == ".qdpx" else read_qdc(path)
+    if path.suffix.lower() == ".qdpx":
+        document = read_qdpx(path)
+        codes = document.codes
+        warnings.extend(warning for warning in document.warnings if warning.startswith("a code's"))
+    else:
+        codes = read_qdc(path, warnings)
     entries, code_ids = codebook_entries(codes, warnings)
     if not entries:
         raise QdpxError("the codebook holds no codes", path=path)

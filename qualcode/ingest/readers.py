@@ -170,6 +170,7 @@ def _docx_lines(body: Any) -> Iterator[str]:
     from docx.oxml.ns import qn
 
     paragraph, table, row, cell, block, content = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc"), qn("w:sdt"), qn("w:sdtContent")
+    wrappers = {qn("w:customXml"), qn("w:ins"), qn("w:moveTo"), qn("w:smartTag")}  # their paragraphs are the document's own
     pending = list(reversed(list(body)))  # a stack, not recursion: content controls may nest deeply
     while pending:
         element = pending.pop()
@@ -187,16 +188,26 @@ def _docx_lines(body: Any) -> Iterator[str]:
             inner = element.find(content)
             if inner is not None:
                 pending.extend(reversed(list(inner)))
+        elif element.tag in wrappers:
+            pending.extend(reversed(list(element)))
 
 
 def _paragraph_text(element: Any) -> str:
     from docx.oxml.ns import qn
 
     text, tab = qn("w:t"), qn("w:tab")
+    # Left out: the old place of moved text (w:moveFrom: the text is at its new place, w:moveTo), and the legacy copy
+    # of a text box or shape that Word writes beside the modern one (mc:Fallback), which would say it twice.
+    skipped = {qn("w:moveFrom"), _FALLBACK, qn("w:del")}
     pieces = []
     for node in element.iter(text, tab, qn("w:br"), qn("w:cr")):
+        if any(ancestor.tag in skipped for ancestor in node.iterancestors()):
+            continue
         pieces.append(node.text or "" if node.tag == text else "\t" if node.tag == tab else "\n")
     return "".join(pieces).strip()
+
+
+_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 
 
 def _cue_pieces(raw_text: str, voice: str | None) -> list[tuple[str | None, str, bool]]:

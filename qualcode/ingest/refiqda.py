@@ -28,6 +28,9 @@ MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 MAX_ENTRY_BYTES = 256 * 1024 * 1024
 MAX_ENTRIES = 20_000
 MAX_RATIO = 200
+MAX_CODE_DEPTH = 100  # levels of codes within codes
+MAX_NAME_CHARS = 200  # of a code's name: longer ones are cut, and said
+MAX_DESCRIPTION_CHARS = 20_000
 _GUID_SPACE = uuid.UUID("6f1c7a52-3b8e-4c57-9a8e-2f0d0c4e7b11")
 _NS = {"q": PROJECT_NS}
 CODE_ID_PREFIX = "qualcode id: "  # the last line of a code's description in qualcode's exports
@@ -175,10 +178,11 @@ def read_qdpx(path: str | Path) -> QdpxDocument:
         name=root.get("name") or path.stem,
         origin=root.get("origin", ""),
         users={user.get("guid", ""): (user.get("name") or user.get("id") or "") for user in root.iterfind("q:Users/q:User", _NS)},
-        codes=[_code(element) for element in root.findall("q:CodeBook/q:Codes/q:Code", _NS)],
+        codes=[],
         sources=[],
         case_variables={},
     )
+    document.codes = _codes(root.findall("q:CodeBook/q:Codes/q:Code", _NS), path, _NS, document.warnings)
     variables = {variable.get("guid"): variable.get("name") or "variable" for variable in root.iterfind("q:Variables/q:Variable", _NS)}
     for case in root.iterfind("q:Cases/q:Case", _NS):
         values = _values(case, variables)
@@ -207,8 +211,27 @@ def read_qdpx(path: str | Path) -> QdpxDocument:
     return document
 
 
-def _code(element: ET.Element, ns: dict[str, str] = _NS) -> QdpxCode:
-    description = element.findtext("q:Description", default="", namespaces=ns).strip()
+def _codes(elements: list[ET.Element], path: Path, ns: dict[str, str] = _NS, warnings: list[str] | None = None) -> list[QdpxCode]:
+    """The code tree, after checking without recursion that it nests no deeper than ``MAX_CODE_DEPTH``."""
+    pending = [(element, 1) for element in elements]
+    while pending:
+        element, depth = pending.pop()
+        if depth > MAX_CODE_DEPTH:
+            raise QdpxError(f"refused: codes nest more than {MAX_CODE_DEPTH} levels deep", path=path,
+                            fix="a codebook's tree is a few levels deep; re-export it from its tool")
+        pending.extend((child, depth + 1) for child in element.findall("q:Code", ns))
+    return [_code(element, ns, warnings if warnings is not None else []) for element in elements]
+
+
+def _bounded(value: str, limit: int, what: str, warnings: list[str]) -> str:
+    if len(value) <= limit:
+        return value
+    warnings.append(f"a code's {what} of {len(value):,} characters was cut to {limit:,}: '{value[:40]}...'")
+    return value[:limit]
+
+
+def _code(element: ET.Element, ns: dict[str, str], warnings: list[str]) -> QdpxCode:
+    description = _bounded(element.findtext("q:Description", default="", namespaces=ns).strip(), MAX_DESCRIPTION_CHARS, "description", warnings)
     code_id = None
     lines = description.splitlines()
     if lines and lines[-1].startswith(CODE_ID_PREFIX):
@@ -216,14 +239,14 @@ def _code(element: ET.Element, ns: dict[str, str] = _NS) -> QdpxCode:
         description = "\n".join(lines[:-1]).strip()
     return QdpxCode(
         guid=element.get("guid", ""),
-        name=element.get("name") or "code",
+        name=_bounded(element.get("name") or "code", MAX_NAME_CHARS, "name", warnings),
         description=description,
-        children=[_code(child, ns) for child in element.findall("q:Code", ns)],
+        children=[_code(child, ns, warnings) for child in element.findall("q:Code", ns)],
         code_id=code_id,
     )
 
 
-def read_qdc(path: str | Path) -> list[QdpxCode]:
+def read_qdc(path: str | Path, warnings: list[str] | None = None) -> list[QdpxCode]:
     """The codes of a REFI-QDA codebook (.qdc): an XML file, read with the same care as a project."""
     path = Path(path)
     try:
@@ -237,7 +260,7 @@ def read_qdc(path: str | Path) -> list[QdpxCode]:
     if root.tag != f"{{{CODEBOOK_NS}}}CodeBook":
         raise QdpxError(f"not a REFI-QDA codebook: root element is '{root.tag}'", path=path,
                         fix="export the codebook from your QDA tool as REFI-QDA (.qdc)")
-    return [_code(element, {"q": CODEBOOK_NS}) for element in root.findall("q:Codes/q:Code", {"q": CODEBOOK_NS})]
+    return _codes(root.findall("q:Codes/q:Code", {"q": CODEBOOK_NS}), path, {"q": CODEBOOK_NS}, warnings)
 
 
 def _selection(element: ET.Element) -> QdpxSelection:
@@ -286,10 +309,34 @@ def _source_text(archive: SafeArchive, source: ET.Element, warnings: list[str]) 
     if data is None:
         warnings.append(f"source '{source.get('name') or location}': {member} is missing from the archive; skipped")
         return None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        warnings.append(f"{member} is not UTF-8; read as Windows-1252")
-        return data.decode("cp1252", errors="replace")
+    return _plain_text(data, member, warnings)
+
+
+def _plain_text(data: bytes, member: str, warnings: list[str]) -> str | None:
+    """A source's text as the standard stores it (UTF-8), or UTF-16/32 by its byte-order mark, else Windows-1252, said.
+    Control characters (a stray NUL) become spaces, one for one, so the selections' offsets still hold; a source that
+    is mostly control characters is binary and skipped, said."""
+    for bom, encoding in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            text = data.decode(encoding, errors="replace")
+            if encoding != "utf-8-sig":
+                warnings.append(f"{member} is {encoding.upper()}, not the UTF-8 the standard asks for; read as {encoding.upper()}")
+            break
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            warnings.append(f"{member} is not UTF-8; read as Windows-1252")
+            text = data.decode("cp1252", errors="replace")
+    controls = len(_CONTROL.findall(text))
+    if controls > 0.05 * max(1, len(text)):
+        warnings.append(f"{member} is binary, not text ({controls:,} control characters); skipped with its coded selections")
+        return None
+    if controls:
+        warnings.append(f"{member}: {controls} control characters replaced by spaces (offsets unchanged)")
+        text = _CONTROL.sub(" ", text)
+    return text
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
