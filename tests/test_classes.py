@@ -864,3 +864,39 @@ def test_word_moves_text_boxes_and_custom_xml_read_once(tmp_path, body, expected
                         f'<w:p><w:r><w:t>Interviewer: Why?</w:t></w:r></w:p>{body}</w:body></w:document>').encode()
             archive.writestr(item, data)
     assert docx_text(tmp_path / "x.docx", out.getvalue()) == f"Interviewer: Why?\n\n{expected}"
+
+
+def test_a_shared_database_belongs_to_one_study_and_refuses_another(tmp_path, backend):
+    """Class 14: a second project pointed at the same database silently re-suggested the first project's transcripts
+    with its own codebook. The database records the study's codebook name; a teammate's copy (same name, any folder)
+    works, another study is refused with the fix, on SQLite through 'database:' and on PostgreSQL alike."""
+    import os
+
+    shared = os.environ.get("QUALCODE_DATABASE_URL") or f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def project(folder: str, name: str | None) -> Path:
+        root = tmp_path / folder
+        write(root / "codebook.yaml", (f"name: {name}\n" if name else "") + "codes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+        write(root / "qualcode.yaml", f"database: {shared}\n")
+        write(root / "transcripts" / f"{folder}.txt", "Q: ?\n\nA: The deadline.\n")
+        return root
+
+    def run(root: Path, *command: str) -> tuple[int, str]:
+        result = runner.invoke(app, [*command, "--project", str(root)], env={"COLUMNS": "300"})
+        return result.exit_code, " ".join(result.output.split())
+
+    first = project("study-a", "Study A")
+    assert run(first, "code")[0] == 0
+    teammate = project("bobs-copy", "Study A")
+    assert run(teammate, "code")[0] == 0 and run(teammate, "status")[0] == 0
+    other = project("study-b", "Study B")
+    for command in (["code"], ["status"], ["export", "--format", "csv"], ["review", "--coder", "ann", "--plain"]):
+        code, out = run(other, *command)
+        assert code == 1 and "this database holds the study 'Study A', and this folder's codebook is named 'Study B'" in out, (command, out)
+        assert "set 'name: Study A' again in codebook.yaml" in out
+    unnamed = project("unnamed", None)
+    assert run(unnamed, "status")[0] == 0  # nothing to tell it by
+    write(first / "codebook.yaml", "name: Study A, renamed\ncodes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    assert run(first, "code")[0] == 1
+    write(first / "codebook.yaml", "name: Study A\ncodes:\n  - id: a\n    label: A\n    keywords: [deadline]\n")
+    assert run(first, "code")[0] == 0

@@ -17,12 +17,13 @@ from typing import Any, Callable, TypeVar
 
 from qualcode.codebook import Codebook, load_codebook
 from qualcode.database_url import is_server, redact, server_problem
-from qualcode.errors import ProjectError
+from qualcode.errors import ProjectError, QualcodeError
 from qualcode.settings import Settings, load_settings
 from qualcode.store import Store
 
 CODEBOOK_FILE = "codebook.yaml"
 DATABASE = Path(".qualcode") / "project.db"
+PROJECT_META = "project"  # the codebook name of the study a shared database belongs to
 DATABASE_URL_ENV = "QUALCODE_DATABASE_URL"  # wins over qualcode.yaml
 
 
@@ -131,8 +132,11 @@ class Project:
         if self._store is None:
             if not self.has_database:
                 raise ProjectError(missing, path=self.root, fix="run 'qualcode code' first")
-            self._store = Store(self.database_url, create=False, missing=missing, upgrade=upgrade, read_only=self.read_only and not upgrade,
-                                any_schema=any_schema)
+            store = Store(self.database_url, create=False, missing=missing, upgrade=upgrade, read_only=self.read_only and not upgrade,
+                          any_schema=any_schema)
+            if not any_schema:  # a backup copies whatever is there
+                self._check_owner(store)
+            self._store = store
         return self._store
 
     @property
@@ -144,8 +148,37 @@ class Project:
         if self.read_only:
             raise ProjectError("this command only reads the project, so it cannot create its database", path=self.root)
         if self._store is None:
-            self._store = Store(self.database_url)
+            store = Store(self.database_url)
+            self._check_owner(store)
+            self._store = store
         return self._store
+
+    def _check_owner(self, store: Store) -> None:
+        """A database shared through 'database' or QUALCODE_DATABASE_URL belongs to one study: the one whose codebook
+        name it recorded first. Another project pointed at it is refused (it would re-suggest that study's transcripts
+        with its own codebook); the project's own SQLite file, which travels with its folder, is not checked."""
+        if self.is_sqlite and Path(self.database_url) == self.database_path:
+            return
+        try:
+            codebook = self.codebook
+        except QualcodeError:  # a broken codebook is said by the command that reads it
+            return
+        name = codebook.name.strip()
+        if not name or name == Path(str(codebook.path)).stem:  # no 'name:' in the codebook (it defaults to the file's): nothing to tell by
+            return
+        recorded = store.get_meta(PROJECT_META)
+        if recorded is None:
+            if not self.read_only:
+                store.set_meta(PROJECT_META, name)
+            return
+        if recorded != name:
+            store.close()
+            raise ProjectError(
+                f"this database holds the study '{recorded}', and this folder's codebook is named '{name}'",
+                path=self.describe_database(),
+                fix=f"point 'database' (or QUALCODE_DATABASE_URL) at this study's own database; if it is the same study renamed, "
+                    f"set 'name: {recorded}' again in codebook.yaml",
+            )
 
     # -- messages -------------------------------------------------------------------------
 
