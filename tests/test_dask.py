@@ -97,6 +97,8 @@ def test_shards_written_elsewhere_merge_once_however_often_they_are_imported(tmp
     assert codings(project) == local_reference[0]
     cli = run("import-results", str(output), "--project", str(project))
     assert cli.exit_code == 3 and f"0 imported, 0 updated, {total} unchanged, 2 skipped" in " ".join(cli.output.split())
+    again = " ".join(run("code", "--engine", "dask", "--workers", "1", "--output", f"parquet:{tmp_path / 'more'}", "--project", str(project)).output.split())
+    assert f"{total} coded into shards, 2 skipped; the project database is unchanged" in again and "respondent segments in the project" not in again
 
 
 def test_shards_left_by_a_crashed_run_are_merged_not_recomputed(tmp_path, local_reference):

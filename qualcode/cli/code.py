@@ -70,15 +70,16 @@ def code_cli(
         else:
             result = code(opened, paths=paths, on_progress=progress, engine=options, llm_refresh=llm_refresh, force=force,
                           on_llm_plan=lambda plan: progress.pause(render_llm_plan(plan)))
-    render_result(result)
+    render_result(result, into_shards=output is not None)
     if result.shards:
         console.print(f"Wrote {len(result.shards)} shards to {escape(output[len('parquet:'):] if output else '')}. "
                       f"Merge them into the project with: qualcode import-results {escape(output[len('parquet:'):] if output else '')}")
-    if result.summary is not None and result.summary.transcripts == 0 and not result.skipped:
-        console.print("No transcripts in the project yet: put interview files (txt, md, docx, vtt, srt) in "
-                      f"{escape(str(paths[0]) if paths else 'the transcripts folder')} and run 'qualcode code' again.")
-    elif result.summary is not None:
-        console.print(render_summary(result.summary))
+    if output is None and result.summary is not None:  # shards leave the database as it was: no summary of it
+        if result.summary.transcripts == 0 and not result.skipped:
+            console.print("No transcripts in the project yet: put interview files (txt, md, docx, vtt, srt) in "
+                          f"{escape(str(paths[0]) if paths else 'the transcripts folder')} and run 'qualcode code' again.")
+        else:
+            console.print(render_summary(result.summary))
     if result.skipped:
         raise typer.Exit(EXIT_SKIPPED)
 
@@ -162,11 +163,14 @@ class _progress:
             self.bar.stop()
 
 
-def render_result(result: "CodeResult") -> None:
+def render_result(result: "CodeResult", *, into_shards: bool = False) -> None:
     for message in result.warnings:
         warn(message)
     for skipped in result.skipped:
         err_console.print(f"[red]Skipped[/] {escape(skipped.path)}: {escape(skipped.reason)}")
+    if into_shards:  # nothing went into the database: say what was coded, not what was imported
+        console.print(f"Transcripts: {len(result.imported)} coded into shards, {len(result.skipped)} skipped; the project database is unchanged.")
+        return
     parts = [
         f"{len(result.imported)} imported",
         f"{len(result.updated)} updated",
