@@ -11,7 +11,10 @@ coder (no duplicates), and no action may have failed. A third run restarts the P
 server half-way through (pg_ctlcluster) and counts what was lost.
 
 Needs a PostgreSQL server from libpq's environment, e.g.:
-    pg_virtualenv .venv/bin/python benchmarks/team.py [--coders 8] [--seconds 20] [--transcripts 200]
+    pg_virtualenv -t .venv/bin/python benchmarks/team.py [--coders 8] [--seconds 20] [--transcripts 200] [--think 1.5]
+
+With --think, each coder reads for about that many seconds between keys, as people do; without it keys come back to
+back, a stress test of two cores shared by eight coders, a batch import and a fit.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -43,7 +47,7 @@ from qualcode.store import Store  # noqa: E402
 ACTIONS = "aaxa1xau"  # mostly accept/reject (each writes several rows), some toggles and undos
 
 
-def coder_process(project_dir: str, coder: str, seconds: float, start_at: float, results: multiprocessing.Queue) -> None:
+def coder_process(project_dir: str, coder: str, seconds: float, start_at: float, results: multiprocessing.Queue, think: float = 0.0) -> None:
     import io
 
     from rich.console import Console
@@ -81,7 +85,10 @@ def coder_process(project_dir: str, coder: str, seconds: float, start_at: float,
         while time.time() < start_at:
             time.sleep(0.01)
         index = 0
+        pause = random.Random(coder)
         while time.time() < start_at + seconds:
+            if think:  # reading the screen before the next key: uniform between half and one and a half times --think
+                time.sleep(think * pause.uniform(0.5, 1.5))
             key = ACTIONS[index % len(ACTIONS)]
             index += 1
             began = time.perf_counter()
@@ -123,7 +130,7 @@ def server_control() -> list[str] | None:
     return None
 
 
-def run_team(workdir: Path, database: str | None, coders: int, seconds: float, transcripts: int, restart: bool) -> dict:
+def run_team(workdir: Path, database: str | None, coders: int, seconds: float, transcripts: int, restart: bool, think: float = 0.0) -> dict:
     project_dir = workdir / f"team-{uuid.uuid4().hex[:6]}"
     project_dir.mkdir()
     shutil.copy(REPO / "codebook.yaml", project_dir / "codebook.yaml")
@@ -137,7 +144,7 @@ def run_team(workdir: Path, database: str | None, coders: int, seconds: float, t
         code(project)
     results: multiprocessing.Queue = multiprocessing.Queue()
     start_at = time.time() + 6  # coders open review 2 s before the keys start
-    processes = [multiprocessing.Process(target=coder_process, args=(str(project_dir), f"coder-{n}", seconds, start_at, results)) for n in range(coders)]
+    processes = [multiprocessing.Process(target=coder_process, args=(str(project_dir), f"coder-{n}", seconds, start_at, results, think)) for n in range(coders)]
     for process in processes:
         process.start()
     while time.time() < start_at:
@@ -211,18 +218,22 @@ def main() -> None:
     parser.add_argument("--coders", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--transcripts", type=int, default=200)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds a coder reads between keys (uniform 0.5x-1.5x); 0: keys back to back, a stress test")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="qualcode-team-"))
     try:
         runs = [
-            run_team(workdir, None, args.coders, args.seconds, args.transcripts, restart=False),
-            run_team(workdir, fresh_database(), args.coders, args.seconds, args.transcripts, restart=False),
-            run_team(workdir, fresh_database(), args.coders, args.seconds, args.transcripts, restart=True),
+            run_team(workdir, None, args.coders, args.seconds, args.transcripts, restart=False, think=args.think),
+            run_team(workdir, fresh_database(), args.coders, args.seconds, args.transcripts, restart=False, think=args.think),
+            run_team(workdir, fresh_database(), args.coders, args.seconds, args.transcripts, restart=True, think=args.think),
         ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"{args.coders} coders opening review together and reviewing for {args.seconds:g} s, retraining on (retrain_after: 50), "
-          f"while `qualcode code` imports {args.transcripts} new transcripts. Key to next screen (80x24 drawn), in ms:")
+          f"while `qualcode code` imports {args.transcripts} new transcripts; "
+          + (f"each coder reads {args.think:g} s (0.5x-1.5x) between keys" if args.think else "keys back to back (no reading time)")
+          + ". Key to next screen (80x24 drawn), in ms:")
     print(f"{'backend':<22}{'actions':>9}{'decisions':>11}{'dec/s':>8}{'p50':>7}{'p95':>7}{'max':>7}{'1st screen':>12}{'lost':>6}{'dup':>5}"
           f"{'errors':>8}{'imported':>10}{'fits':>6}")
     for run in runs:
