@@ -11,6 +11,7 @@ from rich.text import Text
 
 from qualcode.cli._common import Opt, ProjectOpt, app, clean, console, err_console, escape, user_errors
 from qualcode.cli.keys import RESIZED, KeyReader, keys_for
+from qualcode.errors import ProjectError, QualcodeError
 from qualcode.vocabulary import ReviewOrder, Verdict, choices
 
 if TYPE_CHECKING:
@@ -402,8 +403,20 @@ def review_cli(
         interactive = console.is_terminal
         screen = Console(highlight=False, no_color=plain or console.no_color, force_terminal=None if interactive else False)
         # Models due a refit are refitted in a process of their own: the first screen does not wait for them.
-        ended = run_review(session, keys, screen, plain=plain, interactive=interactive, refitter=Refitter(opened),
-                           message=chosen.message if chosen is not None else "")
+        try:
+            ended = run_review(session, keys, screen, plain=plain, interactive=interactive, refitter=Refitter(opened),
+                               message=chosen.message if chosen is not None else "")
+        except ProjectError as exc:
+            if "cannot reach the database server" not in exc.message:
+                raise
+            # every retry failed: say what the last key became, not only that the server is gone
+            try:
+                saved = f"the {session.progress().session_decisions} decisions acknowledged before it are"
+            except QualcodeError:
+                saved = "every decision acknowledged before it is"
+            raise ProjectError(f"{exc.message}. Review stopped: the key being saved when the connection was lost was not saved; "
+                               f"{saved}", path=exc.path,
+                               fix=f"{exc.fix}; then run the same review again: it resumes where you were") from None
         progress = session.progress()
         console.print(
             f"Review {ended}: {progress.session_decisions} decisions this session as {escape(coder)}; "
