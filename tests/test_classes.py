@@ -483,7 +483,6 @@ def test_settings_codebook_and_metadata_that_are_not_plain_files_end_in_a_messag
     ("--scheduler", "tcp://[::1", "is not a Dask scheduler's address"),
     ("--scheduler", "tcp://127.0.0.1:99999", "is not a Dask scheduler's address"),
     ("--scheduler", "tcp://", "is not a Dask scheduler's address"),
-    ("--scheduler", "tcp://127.0.0.1:1", "cannot reach the Dask scheduler"),
     ("--output", "parquet:", "no folder after 'parquet:'"),
     ("--output", "parquet:s3://bucket/run", "needs a package that is not installed"),
     ("--output", "parquet:nosuch://x", "fsspec knows no 'nosuch://' filesystem"),

@@ -173,7 +173,7 @@ def test_copy_to_postgresql_and_back_keeps_every_row_and_id(tmp_path, pg_url):
     assert refused.exit_code == 1 and "the target database already holds a project" in refused.output
 
     # Work on the server from now on, then move back to a new SQLite file.
-    write(project / "qualcode.yaml", f"retrain_after: 0\nlearn_min_examples: 2\ndatabase: {pg_url}\n")
+    write(project / "qualcode.yaml", (project / "qualcode.yaml").read_text(encoding="utf-8") + f"database: {pg_url}\n")
     checked = run("check", "--project", str(project))
     assert checked.exit_code == 0 and f"OK: schema version {SCHEMA_VERSION}, 6 transcripts" in checked.output
     assert export_contents(project) == before
