@@ -356,3 +356,39 @@ def test_first_code_runs_started_together_on_an_empty_database_create_the_schema
     assert sum(1 for _out, code in outputs if code == 0) >= 1
     with Store(pg_url) as store:
         assert store.schema_version == SCHEMA_VERSION and store.problems() == []
+
+
+def test_a_project_in_a_schema_this_connection_does_not_use_is_said(tmp_path, pg_url):
+    """Issue 27, class 12: a search_path that hides the project's schema made `status` say "run qualcode code" (and
+    `code` start a second, empty project); a role without USAGE on its schemas made `code` crash."""
+    import psycopg
+
+    name = pg_url.rsplit("/", 1)[1]
+    role = f"coder_{os.urandom(3).hex()}"
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA study")
+        connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
+        connection.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+    try:
+        project = tmp_path / "study"
+        write(project / "codebook.yaml", SMALL_CODEBOOK)
+        write(project / "transcripts" / "t1.txt", "Q: ?\n\nA: We had to rush, the deadline.\n")
+        assert run("code", "--project", str(project), env={"QUALCODE_DATABASE_URL": f"{pg_url}?options=-csearch_path%3Dstudy"}).exit_code == 0
+        for command in ("status", "code"):
+            out = " ".join(run(command, "--project", str(project), env={"QUALCODE_DATABASE_URL": pg_url}).output.split())
+            assert "this database's qualcode project is in schema 'study', and this connection uses schema 'public'" in out, out
+            assert "options=-csearch_path%3Dstudy" in out
+        with psycopg.connect(pg_url) as connection:  # nothing was created beside it
+            assert connection.execute("SELECT to_regclass('public.meta')").fetchone()[0] is None
+        host, port = os.environ.get("PGHOST", "localhost"), os.environ.get("PGPORT", "5432")
+        host = "localhost" if host.startswith("/") else host
+        url = f"postgresql://{role}:pw@{host}:{port}/{name}?options=-csearch_path%3Dstudy"
+        for command in ("status", "code"):
+            result = run(command, "--project", str(project), env={"QUALCODE_DATABASE_URL": url})
+            out = " ".join(result.output.split())
+            assert result.exit_code == 1 and "this role may use no schema on its search_path (study)" in out and "Traceback" not in out, out
+            assert "pw@" not in out
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as connection:
+            connection.execute(f"DROP OWNED BY {role}")
+            connection.execute(f"DROP ROLE {role}")

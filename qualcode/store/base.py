@@ -202,6 +202,11 @@ class StoreBase:
             # Creating or migrating a database is done by one process at a time (SQLite: a lock file beside it).
             with self.dialect.opening():
                 self.db = self.dialect.connect()
+                if self.schema_version == 0:  # nothing here: perhaps the project is where this connection does not look
+                    problem = self.dialect.placement_problem(self.db)
+                    if problem is not None:
+                        self.db.close()
+                        raise problem
                 if not create and self.schema_version == 0 and self.dialect.is_empty(self.db):
                     self.db.close()
                     raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")

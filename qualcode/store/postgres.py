@@ -128,6 +128,28 @@ class PostgresDialect:
             (str(int(version)),),
         )
 
+    def placement_problem(self, connection: Any) -> ProjectError | None:
+        """Why a server database that shows no project here may hold one all the same: this role may use no schema on its
+        search_path (current_schema() is NULL: 'no schema has been selected to create in'), or qualcode's tables are in
+        another schema than the one this connection uses (read from pg_class, which every role may read)."""
+        current = connection.execute("SELECT current_schema()").fetchone()[0]
+        if current is None:
+            search_path = connection.execute("SHOW search_path").fetchone()[0]
+            return ProjectError(f"this role may use no schema on its search_path ({search_path})", path=self.describe(),
+                                fix="ask the database's owner to GRANT USAGE (and CREATE, for the first 'qualcode code') ON SCHEMA to you, "
+                                    "or name a schema you may use in the URL: ?options=-csearch_path%3DSCHEMA")
+        elsewhere = [row[0] for row in connection.execute(
+            "SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = 'meta' AND c.relkind = 'r' AND n.nspname <> current_schema() AND EXISTS (SELECT 1 FROM pg_catalog.pg_class d "
+            "WHERE d.relname = 'decisions' AND d.relnamespace = n.oid) ORDER BY n.nspname"
+        ).fetchall()]
+        if elsewhere:
+            return ProjectError(f"this database's qualcode project is in schema '{elsewhere[0]}', and this connection uses schema '{current}'",
+                                path=self.describe(),
+                                fix=f"add ?options=-csearch_path%3D{elsewhere[0]} to the database URL (or ask for USAGE on schema "
+                                    f"{elsewhere[0]}); a 'qualcode code' here would start a second, empty project")
+        return None
+
     @staticmethod
     def is_empty(connection: Any) -> bool:
         count = connection.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()").fetchone()[0]

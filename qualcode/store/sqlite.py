@@ -120,6 +120,10 @@ class SqliteDialect:
         connection.execute(f"PRAGMA user_version = {int(version)}")
 
     @staticmethod
+    def placement_problem(connection: sqlite3.Connection) -> None:
+        return None  # a file has one place
+
+    @staticmethod
     def is_empty(connection: sqlite3.Connection) -> bool:
         return connection.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
 
