@@ -15,7 +15,8 @@ import secrets
 import shutil
 from pathlib import Path
 
-_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(?P<kind>[a-z]+)$")
+# SQLite beside a temporary database (a backup being written) keeps its journal as NAME-journal (or -wal, -shm)
+_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(?P<kind>[a-z]+)(?:-journal|-wal|-shm)?$")
 
 
 def temporary_path(target: Path, kind: str = "tmp") -> Path:

@@ -348,11 +348,13 @@ def test_what_killed_writers_left_is_removed_by_the_next_and_only_that(tmp_path)
     alive = os.getppid()
     names = {f".study.{gone.pid}-0123abcd.importing": "dir", f".study.{alive}-0123abcd.importing": "dir",
              f".backup.db.{gone.pid}-deadbeef.tmp": "file", f".backup.db.{alive}-deadbeef.tmp": "file", "notes.tmp": "file",
+             f".backup.db.{gone.pid}-deadbeef.tmp-journal": "file", f".backup.db.{alive}-deadbeef.tmp-journal": "file",
              f".x.{gone.pid}-zz.tmp": "file"}
     for name, what in names.items():
         (folder / name).mkdir() if what == "dir" else (folder / name).write_text("")
     removed = {path.name for path in sweep(folder)} | {path.name for path in sweep(folder, "importing")}
-    assert removed == {left.name, f".study.{gone.pid}-0123abcd.importing", f".backup.db.{gone.pid}-deadbeef.tmp"}
+    assert removed == {left.name, f".study.{gone.pid}-0123abcd.importing", f".backup.db.{gone.pid}-deadbeef.tmp",
+                       f".backup.db.{gone.pid}-deadbeef.tmp-journal"}
     assert {path.name for path in folder.iterdir()} == set(names) - removed
     assert temporary_path(folder / "a.csv").name.startswith(f".a.csv.{os.getpid()}-")
 
