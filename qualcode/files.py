@@ -60,10 +60,13 @@ _BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\x
          (b"\xfe\xff", "utf-16"))
 
 
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``data`` declares (UTF-32 before UTF-16, whose mark begins the
+    same), or None when there is none."""
+    return next((encoding for bom, encoding in _BOMS if data.startswith(bom)), None)
+
+
 def text_of(data: bytes) -> str:
     """A settings or codebook file's text: UTF-8, or UTF-16/32 where a byte-order mark says so (Windows editors save
     'Unicode' that way). ``UnicodeDecodeError`` otherwise."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding)
-    return data.decode("utf-8")
+    return data.decode(bom_encoding(data) or "utf-8")

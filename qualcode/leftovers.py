@@ -24,7 +24,9 @@ def temporary_path(target: Path, kind: str = "tmp") -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.{kind}")
 
 
-def _gone(pid: int) -> bool:
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine no longer runs: it does not exist, or it ended and waits to be reaped (a
+    zombie holds nothing). False for this process, for a nonsense pid and for another user's running process."""
     if pid <= 0 or pid == os.getpid():
         return False
     try:
@@ -33,7 +35,11 @@ def _gone(pid: int) -> bool:
         return True
     except OSError:  # another user's process: it runs
         return False
-    return False
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return status.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def sweep(folder: Path, kind: str = "tmp") -> list[Path]:
@@ -46,7 +52,7 @@ def sweep(folder: Path, kind: str = "tmp") -> list[Path]:
         return removed
     for entry in entries:
         match = _NAME.match(entry.name)
-        if match is None or match.group("kind") != kind or not _gone(int(match.group("pid"))):
+        if match is None or match.group("kind") != kind or not process_gone(int(match.group("pid"))):
             continue
         path = Path(entry.path)
         try:

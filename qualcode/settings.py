@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from qualcode.database_url import has_password
 from qualcode.errors import SettingsError
 from qualcode.files import NotReadable, read_bounded, text_of
 from qualcode.ingest.segmenting import DEFAULT_INTERVIEWER_LABELS, DEFAULT_RESPONDENT_LABELS, SegmentOptions
@@ -109,14 +110,6 @@ _SETTING_TYPES: dict[str, Any] = {
     "paper": Paper,
 }
 _MINIMUM = {"segment_words": 10, "learn_min_examples": 2, "max_transcript_mb": 1}
-
-
-def has_password(url: str) -> bool:
-    """Whether a database URL or key/value string carries a password (user:password@host, password= in its query or
-    among its keywords)."""
-    from qualcode.database_url import has_password as carries
-
-    return carries(url)
 
 
 MAX_SETTINGS_BYTES = 1_000_000  # settings are a few lines

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape as escape_markup
 
+from qualcode.database_url import has_password
 from qualcode.errors import QualcodeError
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _options(
     Example: qualcode code --project my-study
     """
     url = os.environ.get("QUALCODE_DATABASE_URL", "")
-    if url and _url_has_password(url):
+    if url and has_password(url):
         warn("QUALCODE_DATABASE_URL holds a password, which other users of this machine may see in its process list; "
              "libpq reads it from ~/.pgpass or PGPASSWORD instead")
 
@@ -131,10 +132,6 @@ def fmt_number(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _url_has_password(url: str) -> bool:
-    from qualcode.settings import has_password
-
-    return has_password(url)
 
 
 def render_models(title: str, rows: "list[ModelRow]") -> "Table":

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 import yaml
 
 from qualcode.errors import TranscriptError
+from qualcode.files import bom_encoding
 from qualcode.ingest.segmenting import is_speaker_label
 
 _VOICE_PREFIX = re.compile(r"^\s*<v(?:\.[\w.]+)?\s+([^<>]+)>")
@@ -38,12 +39,11 @@ def _lenient(path: Path, data: bytes, encoding: str, warnings: list[str]) -> str
 
 
 def decode(path: Path, data: bytes, warnings: list[str]) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
+    declared = bom_encoding(data)
+    if declared == "utf-8-sig":
         return _lenient(path, data[3:], "utf-8", warnings)
-    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):  # before UTF-16: its BOM begins the same
-        return _lenient(path, data, "utf-32", warnings)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return _lenient(path, data, "utf-16", warnings)
+    if declared is not None:
+        return _lenient(path, data, declared, warnings)
     head = data[:4096]
     if b"\x00" in head:
         # UTF-32 without a BOM: three NULs beside every ASCII letter

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree as ET
 
 from qualcode.errors import QdpxError
+from qualcode.files import bom_encoding
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -316,13 +317,11 @@ def _plain_text(data: bytes, member: str, warnings: list[str]) -> str | None:
     """A source's text as the standard stores it (UTF-8), or UTF-16/32 by its byte-order mark, else Windows-1252, said.
     Control characters (a stray NUL) become spaces, one for one, so the selections' offsets still hold; a source that
     is mostly control characters is binary and skipped, said."""
-    for bom, encoding in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
-                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
-        if data.startswith(bom):
-            text = data.decode(encoding, errors="replace")
-            if encoding != "utf-8-sig":
-                warnings.append(f"{member} is {encoding.upper()}, not the UTF-8 the standard asks for; read as {encoding.upper()}")
-            break
+    encoding = bom_encoding(data)
+    if encoding is not None:
+        text = data.decode(encoding, errors="replace")
+        if encoding != "utf-8-sig":
+            warnings.append(f"{member} is {encoding.upper()}, not the UTF-8 the standard asks for; read as {encoding.upper()}")
     else:
         try:
             text = data.decode("utf-8")

@@ -186,6 +186,12 @@ class Project:
         """A message with this project's absolute paths made relative to it."""
         return message.replace(f"{self.root}/", "")
 
+    def holds(self, path: str | Path) -> bool:
+        """Whether ``path`` lies inside the project folder, links followed (a link loop is judged where it stands)."""
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        return real == root or real.startswith(root + os.sep)
+
     def relative(self, path: Path) -> str:
         try:
             resolved = path.resolve()

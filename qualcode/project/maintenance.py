@@ -60,12 +60,8 @@ def check(project: Project) -> CheckReport:
 
 def _inside(project: Project, stored: str) -> Path | None:
     """A stored transcript path as a file of this project; None when it would lead outside it."""
-    path = (project.root / stored).resolve()
-    try:
-        path.relative_to(project.root)
-    except ValueError:
-        return None
-    return path
+    path = project.root / stored
+    return path if project.holds(path) else None
 
 
 def _check(project: Project, store: Store) -> CheckReport:

@@ -66,16 +66,10 @@ def given_paths(project: Project, paths: Iterable[str | Path] | None) -> list[Pa
     return [Path(p) if Path(p).is_absolute() else project.root / p for p in (paths or [project.transcripts_dir])]
 
 
-def paths_inside(project: Project, paths: Iterable[Path]) -> bool:
-    """Whether every path lies inside the project folder (links followed)."""
-    root = os.path.realpath(project.root)
-    return all(os.path.realpath(path) == root or os.path.realpath(path).startswith(root + os.sep) for path in paths)
-
-
 def read_metadata(project: Project, given: list[Path], result: CodeResult) -> dict[str, dict[str, str]]:
     """Attributes from the metadata.csv of the transcripts folder and of every folder given."""
     csv_metadata: dict[str, dict[str, str]] = {}
-    if not paths_inside(project, [project.transcripts_dir]):  # a setting, unlike a path typed for this run: say where it leads
+    if not project.holds(project.transcripts_dir):  # a setting, unlike a path typed for this run: say where it leads
         result.warnings.append(f"transcripts: in qualcode.yaml points outside the project ({project.transcripts_dir}); imported as set, "
                                "and its text will be in the exports")
     metadata_files = {project.transcripts_dir / METADATA_FILE}
@@ -131,13 +125,9 @@ def _examine(project: Project, path: Path, relative: str, result: CodeResult) ->
         if path.is_symlink():
             # Following a link to another folder of interviews is legitimate; its text goes into the project and its
             # exports, so say where it leads when that is outside the project.
-            try:
-                target = path.resolve()
-            except RuntimeError:  # Python 3.11 raises this for a symbolic link loop
-                result.skipped.append(Skipped(relative, "a symbolic link loop; there is no file behind it"))
-                return None
-            if not target.is_relative_to(project.root.resolve()):
-                result.warnings.append(f"{relative}: a link to {target}, outside the project; imported, and its text will be in the exports")
+            if not project.holds(path):  # a link loop stays where it stands; os.stat below says what it is
+                result.warnings.append(f"{relative}: a link to {os.path.realpath(path)}, outside the project; imported, and its text will be "
+                                       "in the exports")
         status = os.stat(path)
         if not stat.S_ISREG(status.st_mode):
             # A FIFO would block forever and a device never ends (st_size says 0): only ordinary files are read.

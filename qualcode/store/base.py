@@ -41,8 +41,9 @@ NUMBERED_TABLES = ["segments", "batches", "decisions", "model_runs"]  # their id
 KEY_COLUMNS = {"transcripts": ("id",), "segments": ("id",), "suggestions": ("segment_id", "code"), "batches": ("id",), "decisions": ("id",),
                "model_runs": ("id",), "meta": ("key",), "llm_replies": ("model", "segment_key")}
 
-# The JSON a command parses, per table and column, with the parse it gets: `check` parses each the same way.
-JSON_COLUMNS: dict[str, dict[str, Callable[..., Any]]] = {
+# The values a command checks as it reads them (JSON parsed, numbers, flags, known words), per table and column, with
+# the check it gets: `check` runs each over every row the same way.
+COLUMN_CHECKS: dict[str, dict[str, Callable[..., Any]]] = {
     "transcripts": {"file_metadata": lambda store, raw, table, key: json_object(raw, table, key),
                     "metadata": lambda store, raw, table, key: json_object(raw, table, key)},
     "suggestions": {"evidence": lambda store, raw, table, key: store._evidence(raw, *key.split("/", 1)),
@@ -72,7 +73,10 @@ def now() -> str:
 
 
 def damaged(table: str, key: object, what: str) -> ProjectError:
-    """The message for a row a command cannot read: which table and row, and what is wrong with it."""
+    """The message for a row a command cannot read: which table and row (a key of several columns given as a tuple,
+    named only here, off the reading path), and what is wrong with it."""
+    if isinstance(key, tuple):
+        key = "/".join(str(part) for part in key)
     fix = ("run 'qualcode code --force': it computes every suggestion again" if table == "suggestions" else
            "restore the project from a backup ('qualcode backup' made them)")
     return ProjectError(f"damaged row in table '{table}', row {key}: {what}", fix=f"{fix}; 'qualcode check' lists every damaged row")
@@ -350,7 +354,7 @@ class StoreBase:
         """Integrity and consistency problems in the database, as sentences: each check runs even when another
         fails, so a damaged page, a damaged JSON value and an orphan row are all reported in one reading."""
         found: list[str] = []
-        for check in (self._integrity, self._orphans, self._damaged_rows, getattr(self, "unreadable_model_runs", list)):
+        for check in (self._integrity, self._orphans, self._damaged_rows, self.unreadable_model_runs):
             try:
                 found.extend(check())
             except ProjectError as exc:
@@ -380,12 +384,16 @@ class StoreBase:
                 found.append(f"{count} {label}")
         return found
 
+    def unreadable_model_runs(self) -> list[str]:
+        """Model runs whose parameters cannot be read (the model_runs table's own check, in ``LearningTables``)."""
+        return []
+
     @_operation
     def _damaged_rows(self) -> list[str]:
-        """Every row of every table read in full, and each JSON value parsed as the commands parse it."""
+        """Every row of every table read in full, and each checked value checked as the commands check it."""
         found: list[str] = []
         for table, (columns, _order) in TABLES.items():
-            wanted = JSON_COLUMNS.get(table, {})
+            wanted = COLUMN_CHECKS.get(table, {})
             key_at = [columns.index(column) for column in KEY_COLUMNS[table]]
             for row in self.table_rows(table):
                 for column, parse in wanted.items():

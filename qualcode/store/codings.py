@@ -69,7 +69,7 @@ class CodingTables(TranscriptTables):
         found = []
         for segment_id, code, confidence, raw, source, transcript_id, version, applies in rows:
             parsed = self._evidence(raw, segment_id, code) if evidence else []
-            key = f"{segment_id}/{code}"
+            key = (segment_id, code)
             suggestion = Suggestion(code, _confidence(confidence, "suggestions", key), parsed, _source(source, "suggestions", key),
                                     None if applies is None else bool(applies))
             found.append(StoredSuggestion(integer(segment_id, "suggestions", key, "segment_id"), transcript_id, suggestion, version))
@@ -83,7 +83,7 @@ class CodingTables(TranscriptTables):
         rows = self._q("SELECT s.segment_id, s.code, s.confidence, s.source, s.applies FROM suggestions s "
                        "JOIN segments g ON g.id = s.segment_id WHERE g.retired_at IS NULL AND s.confidence >= ?", (min_confidence,)).fetchall()
         for segment_id, code, confidence, source, applies in rows:
-            key = f"{segment_id}/{code}"
+            key = (segment_id, code)
             found.setdefault(integer(segment_id, "suggestions", key, "segment_id"), []).append(
                 Suggestion(code, _confidence(confidence, "suggestions", key), [], _source(source, "suggestions", key),
                            None if applies is None else bool(applies)))
@@ -93,7 +93,7 @@ class CodingTables(TranscriptTables):
     def confidences(self, transcript_id: str) -> list[tuple[int, str, float]]:
         """(segment, code, confidence) of one transcript's current suggestions: what a table of codings needs, and no more."""
         return [
-            (integer(row[0], "suggestions", f"{row[0]}/{row[1]}", "segment_id"), row[1], _confidence(row[2], "suggestions", f"{row[0]}/{row[1]}"))
+            (integer(row[0], "suggestions", (row[0], row[1]), "segment_id"), row[1], _confidence(row[2], "suggestions", (row[0], row[1])))
             for row in self._q(
                 "SELECT s.segment_id, s.code, s.confidence FROM suggestions s JOIN segments g ON g.id = s.segment_id "
                 "WHERE g.transcript_id = ? AND g.retired_at IS NULL", (transcript_id,)

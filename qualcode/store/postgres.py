@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from qualcode.database_url import without_password
+from qualcode.database_url import redact, without_password
 from qualcode.errors import ProjectError, os_error
 from qualcode.leftovers import sweep, temporary_path
 from qualcode.store.records import holder_text
@@ -37,13 +37,6 @@ def _psycopg() -> Any:
             fix="pip install 'qualcode[postgres]'",
         ) from None
     return psycopg
-
-
-def redact(url: str) -> str:
-    """The URL (or any text naming one) as it may be shown: every password replaced by ***."""
-    from qualcode.database_url import redact as masked
-
-    return masked(url)
 
 
 class PostgresDialect:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from qualcode.leftovers import process_gone
 from qualcode.suggestion import Suggestion
 from qualcode.vocabulary import Mark, Verdict
 
@@ -154,24 +155,7 @@ def holder_gone(raw: str | None) -> bool:
         host, boot, pid = data["host"], data["boot"], int(data["pid"])
     except (ValueError, KeyError, TypeError):
         return False
-    if not BOOT_ID or boot != BOOT_ID or host != socket.gethostname() or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it runs as another user
-        return False
-    return _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A process that ended but was not yet reaped by its parent holds nothing."""
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return status.rpartition(")")[2].split()[:1] == ["Z"]
+    return bool(BOOT_ID) and boot == BOOT_ID and host == socket.gethostname() and process_gone(pid)
 
 
 def holder_text(raw: str | None) -> str:
