@@ -86,12 +86,15 @@ def coder_process(project_dir: str, coder: str, seconds: float, start_at: float,
             time.sleep(0.01)
         index = 0
         pause = random.Random(coder)
+        drawn_at = time.perf_counter()
         while time.time() < start_at + seconds:
-            if think:  # reading the screen before the next key: uniform between half and one and a half times --think
-                time.sleep(think * pause.uniform(0.5, 1.5))
+            # The key is pressed once the coder has read the screen (uniform between half and one and a half times
+            # --think), counted from when the screen was drawn: what review does meanwhile (idle) delays it when longer.
+            began = drawn_at + (think * pause.uniform(0.5, 1.5) if think else 0.0)
+            if time.perf_counter() < began:
+                time.sleep(began - time.perf_counter())
             key = ACTIONS[index % len(ACTIONS)]
             index += 1
-            began = time.perf_counter()
             try:
                 if key == "a":
                     session.accept_all()
@@ -107,10 +110,13 @@ def coder_process(project_dir: str, coder: str, seconds: float, start_at: float,
                 if outcome is not None and outcome.error:
                     errors.append(f"refit: {outcome.error}")
                 draw(session)
+                drawn_at = time.perf_counter()
+                latencies.append(drawn_at - began)
+                session.idle()  # as review does once the screen is drawn, while the coder reads it
             except Exception as exc:  # counted, not hidden: the goal is none
                 errors.append(f"{type(exc).__name__}: {exc}")
+                drawn_at = time.perf_counter()
                 continue
-            latencies.append(time.perf_counter() - began)
             if session.finished:
                 session = ReviewSession(project, coder=coder, filters=ReviewFilter(include_unsuggested=True))
                 session.store.record = logged  # type: ignore[method-assign]

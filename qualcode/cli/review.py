@@ -127,7 +127,10 @@ def render_screen(session: "ReviewSession", *, widen: bool = False, message: str
     top, tail = _wrapped(fit, [header]), _wrapped(fit, codes)
     listed = _codes_that_fit(fit, code_lines, fit.height - 1 - len(top) - len(tail) - 1 - MIN_TEXT_LINES)
     earlier, rest, later = _fit(fit, earlier, rest, later, len(top) + 1 + len(listed) + len(tail), widen=widen)
-    return Group(*top, *earlier, *rest, *later, Text(""), *listed, *tail)
+    lines = [*top, *earlier, *rest, *later, Text(""), *listed, *tail]
+    for line in lines:  # each is one screen line already: printing it need not wrap it again (half the time of a key)
+        line.no_wrap = True
+    return Group(*lines)
 
 
 def _header(item: "ReviewItem") -> Text:
@@ -271,6 +274,7 @@ def run_review(session: "ReviewSession", keys: KeyReader, out: Console, *, plain
         if start_refit and refitter is not None:
             refitter.start()  # once the first screen is drawn: the fit's process does not compete with it
             start_refit = False
+        session.idle()
         try:
             key = keys.read_key()
         except KeyboardInterrupt:

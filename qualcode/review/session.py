@@ -119,6 +119,8 @@ class ReviewSession:
         if not coder or not coder.strip():
             raise ReviewError("no coder name", fix="pass --coder NAME or set 'coder' in qualcode.yaml")
         store = self.store = project.store
+        if not store.read_only:
+            store.defer_checkpoints()  # done in ``idle``, while the coder reads, not at the end of a key's commit
         self.project = project
         self.codebook = project.codebook
         self.coder = coder
@@ -132,6 +134,12 @@ class ReviewSession:
         self._count()
         first = self._next_unreviewed(0, wrap=True)
         self.index: int = first if first is not None else 0
+
+    def idle(self) -> None:
+        """Housekeeping for the moment after a screen is drawn and before the next key: the database's own (SQLite
+        copies its write-ahead log into the file here, rather than at the end of some coder's commit)."""
+        if not self.store.read_only:
+            self.store.idle()
 
     # -- state ------------------------------------------------------------------------
 

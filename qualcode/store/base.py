@@ -197,6 +197,7 @@ class StoreBase:
         self.dialect = dialect_for(location, timeout=timeout, read_only=read_only)
         self.path = getattr(self.dialect, "path", None)
         self._depth = 0
+        self._commits = 0  # write transactions since the last checkpoint ``idle`` made
         # Told the seconds before each new attempt when the server was lost, so a screen can say so.
         self.on_retry: Callable[[float], None] | None = None
         self.migrated_from: int | None = None  # the schema version found, when opening migrated it
@@ -226,6 +227,22 @@ class StoreBase:
 
     def close(self) -> None:
         self.db.close()
+
+    def defer_checkpoints(self) -> None:
+        """Leave the housekeeping that SQLite does at the end of some commits to ``idle``: for a process that waits
+        for people (review), so no key waits for it."""
+        self.dialect.defer_checkpoints(self.db)
+
+    def idle(self) -> None:
+        """Housekeeping deferred to a moment nobody waits for (after a screen is drawn, before the next key)."""
+        try:
+            if self.dialect.checkpoint_if_due(self.db, self._commits):
+                self._commits = 0
+        except Exception as exc:
+            translated = self.dialect.translate(exc)
+            if translated is None:
+                raise
+            raise translated from None
 
     def _reconnect(self, delay: float) -> None:
         time.sleep(delay)
@@ -270,6 +287,7 @@ class StoreBase:
         try:
             yield
             self.db.execute("COMMIT")
+            self._commits += 1
         except BaseException:
             self.dialect.rollback(self.db)
             raise

@@ -56,6 +56,15 @@ class LeaseTables(StoreBase):
         return current
 
     @_operation
+    def hand_over_lease(self, name: str, giver: str, taker: str, seconds: float = LEASE_SECONDS) -> bool:
+        """Pass the lease ``name`` from ``giver`` (who took it for ``taker``) to ``taker``; whether ``giver`` still held it."""
+        with self.transaction():
+            self._q("UPDATE locks SET holder = ?, since = ?, expires_at = ? WHERE name = ? AND holder = ?",
+                    (taker, _utc(), _utc(seconds), name, giver))
+            current = self._one("SELECT holder FROM locks WHERE name = ?", (name,))
+        return current == taker
+
+    @_operation
     def release_lease(self, name: str, holder: str) -> None:
         with self.transaction():
             self._q("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
@@ -68,8 +77,15 @@ class LeaseTables(StoreBase):
             return None
         return str(row[0])
 
-    def lease(self, name: str, who: str, *, seconds: float = LEASE_SECONDS, clock: Callable[[], float] = time.monotonic) -> "Lease":
-        return Lease(self, name, who, seconds=seconds, clock=clock)
+    def lease(self, name: str, who: str, *, seconds: float = LEASE_SECONDS, clock: Callable[[], float] = time.monotonic,
+              handed: str | None = None) -> "Lease":
+        return Lease(self, name, who, seconds=seconds, clock=clock, handed=handed)
+
+
+def new_holder(who: str) -> str:
+    """A lease holder as stored: who, this machine and process (``holder_record``) and a token of its own, so two
+    processes of one coder on one machine are two holders."""
+    return holder_record(who)[:-1] + f', "token": "{uuid.uuid4().hex}"}}'
 
 
 class LeaseTaken(ProjectError):
@@ -86,16 +102,21 @@ class LeaseLost(ProjectError):
 
 class Lease:
     """A lease this process holds while it works: ``with store.lease('fit', 'ann'):`` takes it (``LeaseTaken`` when
-    another holds it), ``renew()`` at checkpoints keeps it, and leaving the block releases it."""
+    another holds it), ``renew()`` at checkpoints keeps it, and leaving the block releases it.
+
+    ``handed``: the holder that took the lease for this process before starting it (a review starting a background
+    fit); the lease passes from it to this process, or is taken as usual when it has lapsed meanwhile."""
 
     def __init__(self, store: LeaseTables, name: str, who: str, *, seconds: float = LEASE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, handed: str | None = None) -> None:
         self.store, self.name, self.seconds, self.clock = store, name, seconds, clock
-        # a token of its own: two processes of one coder on one machine are two holders
-        self.holder = holder_record(who)[:-1] + f', "token": "{uuid.uuid4().hex}"}}'
+        self.holder, self.handed = new_holder(who), handed
         self.renewed = 0.0
 
     def __enter__(self) -> "Lease":
+        if self.handed is not None and self.store.hand_over_lease(self.name, self.handed, self.holder, self.seconds):
+            self.renewed = self.clock()
+            return self
         current = self.store.take_lease_over(self.name, self.holder, self.seconds)
         if current is not None:
             raise LeaseTaken(self.name, current)

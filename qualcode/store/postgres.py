@@ -157,6 +157,14 @@ class PostgresDialect:
             )
 
     @staticmethod
+    def defer_checkpoints(connection: Any) -> None:
+        pass  # the server checkpoints on its own, apart from any client
+
+    @staticmethod
+    def checkpoint_if_due(connection: Any, commits: int) -> bool:
+        return False
+
+    @staticmethod
     def lock_schema(connection: Any) -> None:
         # Released by the transaction's end; a second qualcode upgrading at once waits, then finds nothing to do.
         connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, SCHEMA_LOCK))

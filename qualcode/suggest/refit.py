@@ -19,7 +19,9 @@ from typing import Any
 
 from qualcode.errors import QualcodeError
 from qualcode.project import Project
-from qualcode.suggest.training import FitRunning, refit_due, train
+from qualcode.settings import default_coder
+from qualcode.store.leases import new_holder
+from qualcode.suggest.training import FIT_LEASE, FitRunning, refit_due, train
 
 # The fit runs at a lower priority: on a two-core laptop the coder's screen comes first.
 FIT_NICENESS = 10
@@ -37,15 +39,16 @@ class RefitOutcome:
 
 
 def child_main() -> None:
-    """The fitting process (``python -c`` of this, with the project folder as its argument): fit, and write the outcome
-    as one JSON line to the pipe it was given. Nothing it or a library prints reaches the coder's screen."""
+    """The fitting process (``python -c`` of this, with the project folder and the holder of the 'fit' lease taken for
+    it as its arguments): fit, and write the outcome as one JSON line to the pipe it was given. Nothing it or a library
+    prints reaches the coder's screen."""
     report = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     try:
         with Project.open(sys.argv[1]) as project:
-            result = train(project)
+            result = train(project, handed=sys.argv[2] if len(sys.argv) > 2 else None)
         outcome = RefitOutcome(result.run, result.examples, result.rescored)
     except FitRunning:
         outcome = RefitOutcome(busy=True)
@@ -61,27 +64,46 @@ def child_main() -> None:
 
 
 def _lower_priority() -> None:
+    """The fit takes the processor only when nothing else wants it (Linux's idle class): a coder's key wakes its review,
+    which runs at once instead of waiting for the fit's time slice, as it would behind a fit that is only 'nice'."""
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except OSError:
+            pass
     os.nice(FIT_NICENESS)
 
 
 class BackgroundRefit:
     """A fit running in a process of its own (a new session: Ctrl-C in the review does not stop it)."""
 
-    def __init__(self, process: Any) -> None:
-        self._process = process
+    def __init__(self, process: Any, project: Project | None = None, holder: str | None = None) -> None:
+        self._process, self._project, self._holder = process, project, holder
         self.outcome: RefitOutcome | None = None
 
     @classmethod
     def start(cls, project: Project) -> "BackgroundRefit | None":
-        """Start a fit when one is due and nobody else is fitting; None otherwise."""
+        """Start a fit when one is due and nobody else is fitting; None otherwise.
+
+        The 'fit' lease is taken here, before the process starts, and handed to it: a fitting process spends a second
+        or more loading before it could take the lease itself, and other coders' reviews asking meanwhile would each
+        start a fit of their own only to find the lease taken (eight coders keying fast started a dozen)."""
         if not refit_due(project):
             return None
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from qualcode.suggest.refit import child_main; child_main()", str(Path(project.root))],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=_lower_priority,  # noqa: PLW1509 - no threads run in the parent when review starts a fit
-        )
-        return cls(process)
+        holder = new_holder(default_coder(project.settings))
+        if project.store.take_lease_over(FIT_LEASE, holder) is not None:
+            return None  # another review took it first
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", "from qualcode.suggest.refit import child_main; child_main()", str(Path(project.root)), holder],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_lower_priority,  # noqa: PLW1509 - no threads run in the parent when review starts a fit
+            )
+        except BaseException:
+            project.store.release_lease(FIT_LEASE, holder)
+            raise
+        return cls(process, project, holder)
 
     @property
     def running(self) -> bool:
@@ -102,6 +124,11 @@ class BackgroundRefit:
         return self.poll()
 
     def _finish(self) -> RefitOutcome:
+        if self._project is not None and self._holder is not None:
+            try:  # a process that ended before taking its lease over leaves it to nobody (after a hand-over: nothing)
+                self._project.store.release_lease(FIT_LEASE, self._holder)
+            except QualcodeError:
+                pass  # the database is gone: the lease expires on its own
         raw = self._process.stdout.read() if self._process.stdout is not None else b""
         try:
             self.outcome = RefitOutcome(**json.loads(raw.decode("utf-8").strip().splitlines()[-1]))

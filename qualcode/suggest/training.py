@@ -41,16 +41,17 @@ class FitRunning(ProjectError):
     """Another process is fitting this project's models."""
 
 
-def train(project: Project, *, seed: int = 0, rescore: bool = True) -> TrainResult:
+def train(project: Project, *, seed: int = 0, rescore: bool = True, handed: str | None = None) -> TrainResult:
     """Fit a model per code on the project's review decisions, store it, and re-score undecided segments.
 
     One fit per project at a time, across machines: the fit holds the project's 'fit' lease (renewed as it goes, and
-    expiring if the process dies), and a second is refused naming the first.
+    expiring if the process dies), and a second is refused naming the first. ``handed``: the holder that took the lease
+    for this fit before starting its process (``Lease``).
     """
     started = time.perf_counter()
     settings, store = project.settings, project.store
     try:
-        with store.lease(FIT_LEASE, default_coder(settings)) as lease:
+        with store.lease(FIT_LEASE, default_coder(settings), handed=handed) as lease:
             result = _train(project, seed, rescore, lease.renew)
     except LeaseTaken as taken:
         raise FitRunning(f"the models are being refitted already ({holder_text(taken.holder)})", path=project.root,
