@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -86,6 +87,17 @@ def test_shards_written_elsewhere_merge_once_however_often_they_are_imported(tmp
     total = readable(project)
     assert total > 200 and len(written.imported) == total and len(written.skipped) == 2 and written.shards
     assert sorted(path.name for path in output.iterdir()) == sorted(Path(shard).name for shard in written.shards)
+    # What a worker killed while writing leaves: once its batch's shard is written (by another worker, or a later run) it
+    # is swept; one whose shard is not finished may be a live worker's, and is left.
+    finished = Path(written.shards[0]).name
+    leftovers = [output / f".{finished}.{'0' * 32}.tmp", output / f".shard-{'f' * 24}.parquet.{'1' * 32}.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"")
+    with Project.open(project) as opened:
+        rerun = code_to_shards(opened, str(output), engine=DaskOptions(workers=2))
+    assert sorted(rerun.shards) == sorted(written.shards)
+    assert not leftovers[0].exists() and leftovers[1].exists()
+    leftovers[1].unlink()
     first = call(import_results, project, str(output))
     assert (len(first.imported), len(first.unchanged), len(first.skipped)) == (total, 0, 2)
     with open_store(project) as store:
@@ -214,3 +226,31 @@ def test_a_scheduler_without_workers_or_a_wrong_address_is_said_plainly(tmp_path
     assert empty.exit_code == 1 and "has no workers (none joined within 2 s)" in out and "dask worker" in out and "Traceback" not in out, out
     unreachable = run("code", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", "--project", str(project))
     assert unreachable.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in " ".join(unreachable.output.split())
+
+
+def test_a_taken_port_8787_is_nobody_s_concern_without_dashboard_and_said_with_it(tmp_path):
+    """Issue 26, item 9: 'Port 8787 is already in use' reached the terminal of a run that asked for no dashboard (the
+    scheduler's own web server took Dask's default port); with --dashboard, where it is served is said."""
+    import socket
+
+    project = study(tmp_path / "study")
+    holder = socket.socket()
+    try:
+        try:
+            holder.bind(("127.0.0.1", 8787))
+            holder.listen()
+        except OSError:
+            pass  # something on this machine has it already: taken all the same
+        def command(*extra: str) -> subprocess.CompletedProcess:  # a process of its own: Python's warnings reach its stderr
+            return subprocess.run([sys.executable, "-m", "qualcode", "code", "--engine", "dask", "--workers", "1", *extra, "--project",
+                                   str(project)], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+
+        plain = command()
+        assert plain.returncode == 3 and "8787" not in plain.stderr + plain.stdout, plain.stderr
+        (project / "transcripts" / "late.txt").write_text("Q: And?\nA: We ran out of time.\n", encoding="utf-8")
+        asked = command("--dashboard")
+        assert asked.returncode == 3 and "already in use" not in asked.stderr, asked.stderr
+        link = [line for line in asked.stderr.splitlines() if line.startswith("Dask's dashboard: http://127.0.0.1:")]
+        assert link and ":8787/" not in link[0], asked.stderr
+    finally:
+        holder.close()

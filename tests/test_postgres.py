@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -315,6 +316,33 @@ def test_the_code_lock_holds_through_a_server_restart(small_project, pg_url, mon
             second = run("code", "--project", str(small_project))
             assert second.exit_code == 1 and "another 'qualcode code' is writing to this project (ann on" in " ".join(second.output.split())
     assert run("code", "--project", str(small_project)).exit_code == 0
+
+
+def test_a_code_started_while_the_server_restarts_waits_for_it(small_project, pg_url):
+    """Issue 26: a batch run started beside eight coders is slow to start, and met a server restart while opening its
+    database: 'cannot reach the database server' at once. Opening now waits for a server that refuses connections for
+    about 15 s, as a run waits for one lost later."""
+    control = server_control()
+    if control is None:
+        message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
+        pytest.skip(message)
+    write(small_project / "qualcode.yaml", f"database: {pg_url}\n")
+    env = {key: value for key, value in os.environ.items() if key.startswith("PG") or key in ("PATH", "HOME")}
+    subprocess.run([*control, "stop"], check=True, capture_output=True)
+    try:
+        batch = subprocess.Popen([sys.executable, "-m", "qualcode", "code", "--project", str(small_project)], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(2.0)
+        assert batch.poll() is None  # still waiting for the server, not given up
+    finally:
+        subprocess.run([*control, "start"], check=True, capture_output=True)
+    output, _ = batch.communicate(timeout=120)
+    assert batch.returncode == 0, output
+    assert "2 imported" in output
+    with pytest.raises(ProjectError, match="cannot reach the database server"):  # a reading command does not wait
+        Store("postgresql://127.0.0.1:9/study?connect_timeout=2")
 
 
 def test_backup_hands_the_password_to_pg_dump_through_its_environment_never_its_command_line(tmp_path, pg_url, monkeypatch):

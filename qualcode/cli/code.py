@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional
 
@@ -33,7 +34,7 @@ def code_cli(
     scheduler: Optional[str] = Opt(None, "--scheduler", help="With --engine dask: a running cluster's scheduler, tcp://HOST:8786.",
                                    show_default="a LocalCluster on this machine"),
     workers: int = Opt(2, "--workers", min=1, help="With --engine dask and no --scheduler: LocalCluster workers (one thread each)."),
-    dashboard: bool = Opt(False, "--dashboard", help="With --engine dask and no --scheduler: serve Dask's dashboard on port 8787."),
+    dashboard: bool = Opt(False, "--dashboard", help="With --engine dask and no --scheduler: serve Dask's dashboard on port 8787 (another when it is taken; its address is printed)."),
     output: Optional[str] = Opt(None, "--output", help="With --engine dask: parquet:DIR writes Parquet shards there and leaves the database "
                                                        "alone (merge them with 'qualcode import-results DIR')."),
     dry_run: bool = Opt(False, "--dry-run", help="Say what would be imported and, with a language model set up, how many requests and "
@@ -69,6 +70,8 @@ def code_cli(
         return
     _lower_priority()
     with Project.open(project) as opened, _progress() as progress:
+        if options is not None and dashboard:
+            options = replace(options, on_dashboard=lambda link: progress.pause(f"Dask's dashboard: {escape(link)}"))
         if output is not None and options is not None:
             result = code_to_shards(opened, output[len("parquet:") :], paths=paths, engine=options, on_progress=progress)
         else:

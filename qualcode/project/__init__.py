@@ -148,7 +148,7 @@ class Project:
         if self.read_only:
             raise ProjectError("this command only reads the project, so it cannot create its database", path=self.root)
         if self._store is None:
-            store = Store(self.database_url)
+            store = Store(self.database_url, wait_for_server=True)  # a batch started while the server restarts waits for it
             self._check_owner(store)
             self._store = store
         return self._store

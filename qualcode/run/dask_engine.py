@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -37,6 +38,7 @@ class DaskOptions:
     workers: int = 2  # LocalCluster workers, one thread each
     dashboard: bool = False
     files_per_batch: int = 0  # 0: about eight batches per worker, at most 64 files each
+    on_dashboard: Callable[[str], None] | None = None  # told where the dashboard is, once it is served (port 8787 or, when taken, another)
 
 
 def check_installed() -> None:
@@ -126,11 +128,19 @@ def client_for(options: DaskOptions) -> Iterator[Any]:
                                    fix=f"start workers where the transcripts can be read: dask worker {options.scheduler} --nthreads 1") from None
             yield client
         return
-    cluster = distributed.LocalCluster(
-        n_workers=options.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=":8787" if options.dashboard else None, scheduler_kwargs={"dashboard": options.dashboard}, silence_logs=40,
-    )
+    with warnings.catch_warnings():
+        # Dask warns "Port 8787 is already in use" on stderr when another cluster's dashboard has it; the dashboard asked
+        # for is served on another port, and said below. Without --dashboard the scheduler's own web server (health
+        # checks) takes any free port, so nobody else's 8787 is a concern.
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
+        cluster = distributed.LocalCluster(
+            n_workers=options.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:8787" if options.dashboard else "127.0.0.1:0", scheduler_kwargs={"dashboard": options.dashboard},
+            silence_logs=40,
+        )
     try:
+        if options.dashboard and options.on_dashboard is not None:
+            options.on_dashboard(str(cluster.dashboard_link))
         with distributed.Client(cluster) as client:
             yield client
     finally:
@@ -182,6 +192,17 @@ def run(jobs: Iterable[FileJob], spec: WorkerSpec, options: DaskOptions, locatio
                 fix="run the same 'qualcode code' again: it goes on with the files not yet in the project (check the workers' logs if it "
                     "stops again)",
             ) from None
+        finally:
+            if location is not None:
+                _sweep(location)
+
+
+def _sweep(location: str) -> None:
+    """What killed workers left in the shard folder, once their batches' shards are written by others."""
+    try:
+        shards.sweep_leftovers(location)
+    except (OSError, ProjectError):  # the folder cannot be listed now: the next run sweeps it
+        pass
 
 
 def _batches(jobs: Iterator[FileJob], size: int) -> Iterator[list[FileJob]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,33 @@ def write(location: str, name: str, rows: Sequence[ShardRow]) -> str:
         pq.write_table(table, handle, compression="zstd")
     fs.mv(temporary, target)
     return target
+
+
+_TEMPORARY = re.compile(r"\.(shard-[0-9a-f]{24}" + re.escape(SHARD_SUFFIX) + r")\.[0-9a-f]{32}\.tmp")
+
+
+def sweep_leftovers(location: str) -> list[str]:
+    """Remove the temporary files of shards that are finished; the names removed.
+
+    A worker killed while writing a shard leaves its temporary file, and its batch is written again by another worker:
+    once that shard is there, the leftover is nobody's. A temporary file whose shard is not finished may be one a worker
+    (on any machine) is writing now, so it is left; the run that finishes that shard removes it."""
+    fs, root = _filesystem(location)
+    try:
+        paths = fs.ls(root, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    present = {Path(path).name for path in paths}
+    removed = []
+    for path in paths:
+        found = _TEMPORARY.fullmatch(Path(path).name)
+        if found is not None and found.group(1) in present:
+            try:
+                fs.rm(path)
+            except (FileNotFoundError, OSError):  # another run swept it first, or it cannot be removed: left as it is
+                continue
+            removed.append(Path(path).name)
+    return removed
 
 
 def remove(path: str) -> None:

@@ -7,6 +7,7 @@ one database does differently sits in its dialect module (``sqlite.py``, ``postg
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
@@ -66,6 +67,7 @@ VERDICTS = frozenset(item.value for item in (*Verdict, *Mark))
 
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+OPEN_DELAYS = RECONNECT_DELAYS[:5]  # about 15 s: a server restarting, not one that is down
 
 
 def now() -> str:
@@ -184,13 +186,16 @@ class StoreBase:
     """A connection to the project's database, with what every part of the store needs."""
 
     def __init__(self, location: str | Path, *, timeout: float = 30.0, create: bool = True, upgrade: bool = False,
-                 missing: str = "no project database yet", read_only: bool = False, any_schema: bool = False) -> None:
+                 missing: str = "no project database yet", read_only: bool = False, any_schema: bool = False,
+                 wait_for_server: bool = False) -> None:
         """Open (with ``create``, create) the database at ``location``: a path, ``sqlite:///path`` or ``postgresql://...``.
 
         An older schema is migrated where the dialect allows it without being asked (SQLite,
         after a backup) or with ``upgrade``; otherwise the open is refused with the fix. ``read_only`` opens it
         for reading commands: nothing is written, not even a migration. ``any_schema`` opens it whatever its schema version,
         migrating nothing and checking nothing: what `backup` needs, which must work before an upgrade as after it.
+        ``wait_for_server``: a server that refuses the connection is tried again for about 15 s (a batch run started
+        while the server restarts), as a lost connection is later.
         """
         self.read_only = read_only
         self._location, self._timeout = location, timeout
@@ -203,27 +208,40 @@ class StoreBase:
         self.migrated_from: int | None = None  # the schema version found, when opening migrated it
         if not create and not self.dialect.exists():
             raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
-        try:
-            # Creating or migrating a database is done by one process at a time (SQLite: a lock file beside it).
-            with self.dialect.opening():
-                self.db = self.dialect.connect()
+        delays = iter(OPEN_DELAYS if wait_for_server else ())
+        while True:
+            try:
+                self._connect(create=create, upgrade=upgrade, missing=missing, any_schema=any_schema)
+                return
+            except ProjectError:
+                raise
+            except Exception as exc:
+                delay = next(delays, None) if self.dialect.connection_lost(exc) else None
+                if delay is not None:
+                    time.sleep(delay)
+                    continue
+                translated = self.dialect.translate(exc, opening=True)
+                if translated is None:
+                    raise
+                raise translated from None
+
+    def _connect(self, *, create: bool, upgrade: bool, missing: str, any_schema: bool) -> None:
+        # Creating or migrating a database is done by one process at a time (SQLite: a lock file beside it).
+        with self.dialect.opening():
+            self.db = self.dialect.connect()
+            try:
                 if self.schema_version == 0:  # nothing here: perhaps the project is where this connection does not look
                     problem = self.dialect.placement_problem(self.db)
                     if problem is not None:
-                        self.db.close()
                         raise problem
                 if not create and self.schema_version == 0 and self.dialect.is_empty(self.db):
-                    self.db.close()
                     raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
                 if not any_schema:
                     self._open(upgrade=upgrade)
-        except ProjectError:
-            raise
-        except Exception as exc:
-            translated = self.dialect.translate(exc, opening=True)
-            if translated is None:
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.db.close()
                 raise
-            raise translated from None
 
     def close(self) -> None:
         self.db.close()
