@@ -87,6 +87,7 @@ def coder_process(project_dir: str, coder: str, seconds: float, start_at: float,
         index = 0
         pause = random.Random(coder)
         drawn_at = time.perf_counter()
+        finished_early = False
         while time.time() < start_at + seconds:
             # The key is pressed once the coder has read the screen (uniform between half and one and a half times
             # --think), counted from when the screen was drawn: what review does meanwhile (idle) delays it when longer.
@@ -117,11 +118,16 @@ def coder_process(project_dir: str, coder: str, seconds: float, start_at: float,
                 errors.append(f"{type(exc).__name__}: {exc}")
                 drawn_at = time.perf_counter()
                 continue
-            if session.finished:
+            if session.finished:  # reviewed to the end: what was imported since is the next queue; none, and this coder is done
                 session = ReviewSession(project, coder=coder, filters=ReviewFilter(include_unsuggested=True))
                 session.store.record = logged  # type: ignore[method-assign]
+                if session.finished:
+                    finished_early = True
+                    break
         if refitter.current is not None:
             refitter.current.wait(120)  # a fit this coder started finishes before the counts are read
+    if finished_early:  # keys on a finished queue would each open a new session: not what a coder does, and not measured
+        errors.append("finished the queue before the time was up: give the project more transcripts")
     results.put((coder, latencies, acknowledged, errors, first_screen))
 
 
@@ -141,7 +147,8 @@ def run_team(workdir: Path, database: str | None, coders: int, seconds: float, t
     project_dir.mkdir()
     shutil.copy(REPO / "codebook.yaml", project_dir / "codebook.yaml")
     (project_dir / "qualcode.yaml").write_text("retrain_after: 50\nworkers: 1\n" + (f"database: {database}\n" if database else ""))
-    build_corpus(project_dir / "transcripts", target_words=60 * 830, seed=3)
+    # Enough segments (about 1,700) that no coder keying back to back for 20 s reaches the end of the queue.
+    build_corpus(project_dir / "transcripts", target_words=150 * 830, seed=3)
     incoming = workdir / f"incoming-{uuid.uuid4().hex[:6]}"
     build_corpus(incoming, target_words=transcripts * 830, seed=11)
     for index, path in enumerate(sorted(incoming.iterdir())):

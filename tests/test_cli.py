@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 from qualcode.cli import app
 
 runner = CliRunner()
-BEFORE_NICENESS = os.getpriority(os.PRIO_PROCESS, 0)  # the test run's own, before any `code`
 
 
 def run(*args: str):
@@ -84,14 +82,6 @@ def test_code_prints_summary_table(small_project):
 
     again = run("code", "--project", str(small_project))
     assert again.output.splitlines()[0] == "Transcripts: 0 imported, 0 updated, 2 unchanged, 0 skipped. 3 respondent segments in the project."
-
-
-def test_code_runs_at_a_lower_priority_than_what_people_wait_for(small_project):
-    """A batch run beside reviews on one machine yields the processor to them (issue 26, item 3); run twice in one process,
-    it stays at the same niceness rather than adding to it."""
-    for _ in range(2):
-        assert run("code", "--project", str(small_project)).exit_code == 0
-        assert os.getpriority(os.PRIO_PROCESS, 0) == max(10, BEFORE_NICENESS)
 
 
 def test_code_exits_3_when_files_were_skipped_and_names_them(small_project):

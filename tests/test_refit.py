@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 from conftest import call, open_store, write
@@ -130,8 +131,12 @@ def test_eight_fits_started_together_start_one_process(due):
         fits = [BackgroundRefit.start(opened) for _ in range(8)]
         assert fits[0] is not None and fits[1:] == [None] * 7
         assert opened.store.lease_holder("fit") is not None  # held for the process while it loads
+        pid = fits[0]._process.pid
         if fits[0]._process.poll() is None and hasattr(os, "SCHED_IDLE"):  # it takes the processor only when nobody else wants it
-            assert os.sched_getscheduler(fits[0]._process.pid) == os.SCHED_IDLE
+            assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+            group = Path(f"/proc/{pid}/autogroup")  # and so does the scheduling group of its session, where Linux has them
+            if group.exists() and Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+                assert group.read_text().split()[-1] == "19", group.read_text()
         outcome = fits[0].wait(180)
     assert outcome is not None and outcome.error is None and outcome.run == 1, outcome
     with open_store(due) as store:

@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 EXIT_SKIPPED = 3
 ENGINES = ("local", "dask")
-# A batch run yields the processor to what people wait for, reviews on the same machine (benchmarks/team.py measures
-# it); on an otherwise idle machine it runs as fast as before.
-BATCH_NICENESS = 10
 
 
 @app.command("code")
@@ -68,7 +65,6 @@ def code_cli(
         with Project.open(project, read_only=True) as opened:
             render_dry_run(plan_run(opened, paths=paths))
         return
-    _lower_priority()
     with Project.open(project) as opened, _progress() as progress:
         if options is not None and dashboard:
             options = replace(options, on_dashboard=lambda link: progress.pause(f"Dask's dashboard: {escape(link)}"))
@@ -89,17 +85,6 @@ def code_cli(
             console.print(render_summary(result.summary))
     if result.skipped:
         raise typer.Exit(EXIT_SKIPPED)
-
-
-def _lower_priority() -> None:
-    """This process and the workers it starts run 'nice': a review beside it answers first."""
-    import os
-
-    try:
-        if os.getpriority(os.PRIO_PROCESS, 0) < BATCH_NICENESS:  # set, not added: a second run in one process stays at it
-            os.setpriority(os.PRIO_PROCESS, 0, BATCH_NICENESS)
-    except (OSError, AttributeError):  # not allowed, or not a POSIX system: run as it is
-        pass
 
 
 @app.command("import-results")
