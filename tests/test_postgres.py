@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -320,8 +321,8 @@ def test_the_code_lock_holds_through_a_server_restart(small_project, pg_url, mon
 
 def test_a_code_started_while_the_server_restarts_waits_for_it(small_project, pg_url):
     """Issue 26: a batch run started beside eight coders is slow to start, and met a server restart while opening its
-    database: 'cannot reach the database server' at once. Opening now waits for a server that refuses connections for
-    about 15 s, as a run waits for one lost later."""
+    database: 'cannot reach the database server' at once. Opening for writing now waits for a server that refuses
+    connections for 5 s, as a run waits for one lost later."""
     control = server_control()
     if control is None:
         message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
@@ -334,7 +335,7 @@ def test_a_code_started_while_the_server_restarts_waits_for_it(small_project, pg
     try:
         batch = subprocess.Popen([sys.executable, "-m", "qualcode", "code", "--project", str(small_project)], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(2.0)
+        time.sleep(1.5)
         assert batch.poll() is None  # still waiting for the server, not given up
     finally:
         subprocess.run([*control, "start"], check=True, capture_output=True)
@@ -343,6 +344,39 @@ def test_a_code_started_while_the_server_restarts_waits_for_it(small_project, pg
     assert "2 imported" in output
     with pytest.raises(ProjectError, match="cannot reach the database server"):  # a reading command does not wait
         Store("postgresql://127.0.0.1:9/study?connect_timeout=2")
+
+
+def test_a_server_back_between_retries_is_used_within_a_second(pg_url):
+    """Issue 26, item 9: the retries come 0.5, 1, 2, 4, 8, 15 and 30 s apart, and a server back after 20 s kept a coder
+    waiting until the attempt due at 30 s. Within each delay the store now tries to connect every second."""
+    control = server_control()
+    if control is None:
+        message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
+        pytest.skip(message)
+    with Store(pg_url) as store:
+        assert store.coders() == []
+        subprocess.run([*control, "stop"], check=True, capture_output=True)
+        retries: list[float] = []
+        store.on_retry = retries.append
+        back_at: list[float] = []
+
+        def start_later() -> None:
+            time.sleep(8.0)  # after the attempts at 0.5, 1.5, 3.5 and 7.5 s; the next was due at 15.5 s
+            subprocess.run([*control, "start"], check=True, capture_output=True)
+            back_at.append(time.monotonic())
+
+        starter = threading.Thread(target=start_later)
+        began = time.monotonic()
+        starter.start()
+        try:
+            assert store.coders() == []
+        finally:
+            starter.join()
+        done = time.monotonic()
+    assert retries[:5] == [0.5, 1.0, 2.0, 4.0, 8.0][: len(retries)] and len(retries) == 5, retries
+    assert done - back_at[0] < 2.5 and done - began < 12, (done - began, done - back_at[0])
 
 
 def test_backup_hands_the_password_to_pg_dump_through_its_environment_never_its_command_line(tmp_path, pg_url, monkeypatch):

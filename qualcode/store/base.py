@@ -67,7 +67,8 @@ VERDICTS = frozenset(item.value for item in (*Verdict, *Mark))
 
 # Seconds to wait before each new attempt after losing the database server: about a minute in all.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-OPEN_DELAYS = RECONNECT_DELAYS[:5]  # about 15 s: a server restarting, not one that is down
+RECONNECT_POLL = 1.0  # seconds between attempts to connect within one of those delays
+OPEN_WAIT = 5.0  # seconds a batch run opening its database waits for a server that refuses it: one restarting (2-3 s here)
 
 
 def now() -> str:
@@ -194,8 +195,8 @@ class StoreBase:
         after a backup) or with ``upgrade``; otherwise the open is refused with the fix. ``read_only`` opens it
         for reading commands: nothing is written, not even a migration. ``any_schema`` opens it whatever its schema version,
         migrating nothing and checking nothing: what `backup` needs, which must work before an upgrade as after it.
-        ``wait_for_server``: a server that refuses the connection is tried again for about 15 s (a batch run started
-        while the server restarts), as a lost connection is later.
+        ``wait_for_server``: a server that refuses the connection is tried again every half second for ``OPEN_WAIT``
+        seconds (a batch run started while the server restarts); a wrong address costs that long before it is said.
         """
         self.read_only = read_only
         self._location, self._timeout = location, timeout
@@ -208,7 +209,7 @@ class StoreBase:
         self.migrated_from: int | None = None  # the schema version found, when opening migrated it
         if not create and not self.dialect.exists():
             raise ProjectError(missing, path=self.dialect.describe(), fix="run 'qualcode code' first")
-        delays = iter(OPEN_DELAYS if wait_for_server else ())
+        waiting_until = time.monotonic() + (OPEN_WAIT if wait_for_server else 0.0)
         while True:
             try:
                 self._connect(create=create, upgrade=upgrade, missing=missing, any_schema=any_schema)
@@ -216,9 +217,8 @@ class StoreBase:
             except ProjectError:
                 raise
             except Exception as exc:
-                delay = next(delays, None) if self.dialect.connection_lost(exc) else None
-                if delay is not None:
-                    time.sleep(delay)
+                if self.dialect.connection_lost(exc) and time.monotonic() < waiting_until:
+                    time.sleep(RECONNECT_POLL / 2)
                     continue
                 translated = self.dialect.translate(exc, opening=True)
                 if translated is None:
@@ -263,16 +263,24 @@ class StoreBase:
             raise translated from None
 
     def _reconnect(self, delay: float) -> None:
-        time.sleep(delay)
+        """Connect again within ``delay`` seconds, trying every second meanwhile: a server back after 20 s is used then,
+        not at the retry due at 30 s. When it is not back by then, the operation is tried again and fails again (the
+        next, longer delay)."""
         try:
             self.db.close()
         except Exception:  # the old connection is already broken; closing it may fail too
             pass
-        try:
-            self.db = self.dialect.connect()
-        except Exception as exc:
-            if not self.dialect.connection_lost(exc):
-                raise
+        deadline = time.monotonic() + delay
+        while True:
+            time.sleep(max(0.0, min(RECONNECT_POLL, deadline - time.monotonic())))
+            try:
+                self.db = self.dialect.connect()
+                return
+            except Exception as exc:
+                if not self.dialect.connection_lost(exc):
+                    raise
+            if time.monotonic() >= deadline:
+                return
 
     def __enter__(self) -> Self:
         return self
