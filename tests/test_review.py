@@ -441,3 +441,17 @@ def test_forty_suggestions_still_leave_the_header_and_the_answer_on_screen(tmp_p
     assert len(lines) <= 23 and lines[0].startswith("lead-01") and "Tell me everything?" in lines[1]
     assert any(line.startswith("Respondent: [word0]") for line in lines)
     assert any("more codes: a accepts and x rejects every one" in line for line in lines) and "q:quit" in lines[-1]
+
+
+@pytest.mark.sqlite_only
+def test_the_review_loop_takes_over_sqlite_s_checkpoints_and_a_batch_keeps_them(review_project):
+    """Issue 26, item 3: the loop checkpoints after each screen (``idle``), not inside a key's commit; a session that
+    never idles (accept-above, scripts) keeps SQLite's own checkpoints, or its log would only grow."""
+    batch = open_session(review_project)
+    assert batch.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    batch.project.close()
+    session = open_session(review_project)
+    ended, _out, _keys = drive(session, "a", "q")
+    assert ended == "quit"
+    assert session.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    session.project.close()

@@ -119,8 +119,7 @@ class ReviewSession:
         if not coder or not coder.strip():
             raise ReviewError("no coder name", fix="pass --coder NAME or set 'coder' in qualcode.yaml")
         store = self.store = project.store
-        if not store.read_only:
-            store.defer_checkpoints()  # done in ``idle``, while the coder reads, not at the end of a key's commit
+        self._idling = False  # whether ``idle`` has been called: from then on, housekeeping waits for it
         self.project = project
         self.codebook = project.codebook
         self.coder = coder
@@ -137,9 +136,15 @@ class ReviewSession:
 
     def idle(self) -> None:
         """Housekeeping for the moment after a screen is drawn and before the next key: the database's own (SQLite
-        copies its write-ahead log into the file here, rather than at the end of some coder's commit)."""
-        if not self.store.read_only:
-            self.store.idle()
+        copies its write-ahead log into the file here, rather than at the end of some coder's commit). A session
+        whose owner calls this (the review loop, after each screen) leaves that housekeeping to it from then on; one
+        that never does (a batch of decisions) keeps SQLite's own."""
+        if self.store.read_only:
+            return
+        if not self._idling:
+            self.store.defer_checkpoints()
+            self._idling = True
+        self.store.idle()
 
     # -- state ------------------------------------------------------------------------
 
