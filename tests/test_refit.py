@@ -170,3 +170,25 @@ def test_train_while_another_fit_holds_the_lease_says_so(due):
     with open_store(due) as store, store.lease("fit", "zed"):
         with pytest.raises(FitRunning, match="refitted already .zed on "):
             call(train, due)
+
+
+def test_a_fit_started_as_the_server_restarts_waits_for_it(due, backend):
+    """Issue 26: in the team benchmark's restart run a fit starting while the server was down ended at once with 'cannot
+    reach the database server'; the fitting process opens its database as `code` does, waiting 5 s for it."""
+    if backend != "postgresql":
+        pytest.skip("a server to restart")
+    import subprocess
+
+    from test_postgres import server_control
+
+    control = server_control()
+    if control is None:
+        pytest.skip("no pg_ctlcluster-managed cluster on PGPORT to restart")
+    with Project.open(due) as opened:
+        fit = BackgroundRefit.start(opened)  # the lease is taken here; the process loads for a second or more
+        assert fit is not None
+        subprocess.run([*control, "stop"], check=True, capture_output=True)
+        time.sleep(1.5)
+        subprocess.run([*control, "start"], check=True, capture_output=True)
+        outcome = fit.wait(180)
+    assert outcome is not None and outcome.error is None and outcome.run == 1, outcome

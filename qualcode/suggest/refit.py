@@ -49,6 +49,7 @@ def child_main() -> None:
     os.dup2(devnull, 2)
     try:
         with Project.open(sys.argv[1]) as project:
+            project.create_store()  # opened for writing: a server restarting as the fit starts is waited for, as by `code`
             result = train(project, handed=sys.argv[2] if len(sys.argv) > 2 else None)
         outcome = RefitOutcome(result.run, result.examples, result.rescored)
     except FitRunning:
