@@ -82,11 +82,14 @@ def backend(request, monkeypatch) -> str:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked sqlite_only (they look inside the SQLite file) do not run on PostgreSQL."""
+    """Tests marked sqlite_only (they look inside the SQLite file) do not run on PostgreSQL; tests marked postgres_only
+    (they restart the server) do not run on SQLite."""
     kept, dropped = [], []
     for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        (dropped if params.get("backend") == "postgresql" and item.get_closest_marker("sqlite_only") else kept).append(item)
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
+        unwanted = (backend == "postgresql" and item.get_closest_marker("sqlite_only")) or (
+            backend == "sqlite" and item.get_closest_marker("postgres_only"))
+        (dropped if unwanted else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

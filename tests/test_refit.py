@@ -172,18 +172,21 @@ def test_train_while_another_fit_holds_the_lease_says_so(due):
             call(train, due)
 
 
-def test_a_fit_started_as_the_server_restarts_waits_for_it(due, backend):
+@pytest.mark.postgres_only
+def test_a_fit_started_as_the_server_restarts_waits_for_it(due):
     """Issue 26: in the team benchmark's restart run a fit starting while the server was down ended at once with 'cannot
     reach the database server'; the fitting process opens its database as `code` does, waiting 5 s for it."""
-    if backend != "postgresql":
-        pytest.skip("a server to restart")
     import subprocess
 
+    from conftest import REQUIRE_POSTGRES
     from test_postgres import server_control
 
     control = server_control()
     if control is None:
-        pytest.skip("no pg_ctlcluster-managed cluster on PGPORT to restart")
+        message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
+        pytest.skip(message)
     with Project.open(due) as opened:
         fit = BackgroundRefit.start(opened)  # the lease is taken here; the process loads for a second or more
         assert fit is not None
