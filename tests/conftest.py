@@ -71,6 +71,25 @@ def pg_url(postgres_server: str) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def server_control(postgres_server: str) -> list[str]:
+    """The pg_ctlcluster command (Debian's postgresql-common) for the cluster the tests use, to stop, start or restart
+    it. Without one the test is skipped, and fails under QUALCODE_REQUIRE_POSTGRES=1 (issue 26: it must run in CI)."""
+    import subprocess
+
+    if shutil.which("pg_lsclusters") is not None and shutil.which("pg_ctlcluster") is not None:
+        port = os.environ.get("PGPORT", "5432")
+        listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False).stdout
+        for line in listing.splitlines():
+            fields = line.split()
+            if len(fields) >= 4 and fields[2] == port and fields[3] == "online":
+                return ["pg_ctlcluster", fields[0], fields[1]]
+    message = "no pg_ctlcluster-managed cluster on PGPORT to restart (pg_lsclusters did not list it online)"
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
+    pytest.skip(message)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request, monkeypatch) -> str:
     """Which database the project fixtures use: the same tests run on both. On PostgreSQL, every project

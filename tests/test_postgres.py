@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, REQUIRE_POSTGRES, SMALL_CODEBOOK, call, write
+from conftest import REPO, SMALL_CODEBOOK, call, write
 from typer.testing import CliRunner
 
 from qualcode.cli import app
@@ -244,27 +244,8 @@ def test_an_unreachable_server_is_one_clear_message(tmp_path):
 # -- a server restart in the middle of a review ------------------------------------------------
 
 
-def server_control() -> list[str] | None:
-    """The pg_ctlcluster command for the cluster the tests use (Debian's postgresql-common), when there is one."""
-    if shutil.which("pg_lsclusters") is None or shutil.which("pg_ctlcluster") is None:
-        return None
-    port = os.environ.get("PGPORT", "5432")
-    listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False).stdout
-    for line in listing.splitlines():
-        fields = line.split()
-        if len(fields) >= 4 and fields[2] == port and fields[3] == "online":
-            return ["pg_ctlcluster", fields[0], fields[1]]
-    return None
-
-
-def test_review_survives_a_server_restart_and_loses_nothing(tmp_path, pg_url):
+def test_review_survives_a_server_restart_and_loses_nothing(tmp_path, pg_url, server_control):
     pexpect = pytest.importorskip("pexpect")
-    control = server_control()
-    if control is None:
-        message = "no pg_ctlcluster-managed cluster on PGPORT to restart (pg_lsclusters did not list it online)"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")  # issue 26: it must run, or fail, in CI
-        pytest.skip(message)
     project = tmp_path / "study"
     write(project / "codebook.yaml", SMALL_CODEBOOK)
     write(project / "qualcode.yaml", f"database: {pg_url}\n")
@@ -279,7 +260,7 @@ def test_review_survives_a_server_restart_and_loses_nothing(tmp_path, pg_url):
         child.send("a")
         child.expect(f"segment {number}/12 of t1")
         acknowledged += 1
-    subprocess.run([*control, "restart"], check=True, capture_output=True)
+    subprocess.run([*server_control, "restart"], check=True, capture_output=True)
     child.send("a")
     child.expect("The connection to the database was lost; trying again")
     child.expect("segment 5/12 of t1")
@@ -300,45 +281,33 @@ def test_review_survives_a_server_restart_and_loses_nothing(tmp_path, pg_url):
     assert len({row.segment_id for row in reviewed}) == 7
 
 
-def test_the_code_lock_holds_through_a_server_restart(small_project, pg_url, monkeypatch):
+def test_the_code_lock_holds_through_a_server_restart(small_project, pg_url, monkeypatch, server_control):
     """Issue 26: the advisory lock died with its connection, and a second `code` ran beside the first after a restart."""
-    control = server_control()
-    if control is None:
-        message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
-        pytest.skip(message)
     monkeypatch.setenv("QUALCODE_DATABASE_URL", pg_url)
     call(code, small_project)
     with Project.open(small_project) as holder:
         with holder.store.code_lock("ann") as lock:
-            subprocess.run([*control, "restart"], check=True, capture_output=True)
+            subprocess.run([*server_control, "restart"], check=True, capture_output=True)
             lock.renew()  # reconnects, and the lease is still this run's
             second = run("code", "--project", str(small_project))
             assert second.exit_code == 1 and "another 'qualcode code' is writing to this project (ann on" in " ".join(second.output.split())
     assert run("code", "--project", str(small_project)).exit_code == 0
 
 
-def test_a_code_started_while_the_server_restarts_waits_for_it(small_project, pg_url):
+def test_a_code_started_while_the_server_restarts_waits_for_it(small_project, pg_url, server_control):
     """Issue 26: a batch run started beside eight coders is slow to start, and met a server restart while opening its
     database: 'cannot reach the database server' at once. Opening for writing now waits for a server that refuses
     connections for 5 s, as a run waits for one lost later."""
-    control = server_control()
-    if control is None:
-        message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
-        pytest.skip(message)
     write(small_project / "qualcode.yaml", f"database: {pg_url}\n")
     env = {key: value for key, value in os.environ.items() if key.startswith("PG") or key in ("PATH", "HOME")}
-    subprocess.run([*control, "stop"], check=True, capture_output=True)
+    subprocess.run([*server_control, "stop"], check=True, capture_output=True)
     try:
         batch = subprocess.Popen([sys.executable, "-m", "qualcode", "code", "--project", str(small_project)], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(1.5)
         assert batch.poll() is None  # still waiting for the server, not given up
     finally:
-        subprocess.run([*control, "start"], check=True, capture_output=True)
+        subprocess.run([*server_control, "start"], check=True, capture_output=True)
     output, _ = batch.communicate(timeout=120)
     assert batch.returncode == 0, output
     assert "2 imported" in output
@@ -346,25 +315,19 @@ def test_a_code_started_while_the_server_restarts_waits_for_it(small_project, pg
         Store("postgresql://127.0.0.1:9/study?connect_timeout=2")
 
 
-def test_a_server_back_between_retries_is_used_within_a_second(pg_url):
+def test_a_server_back_between_retries_is_used_within_a_second(pg_url, server_control):
     """Issue 26, item 9: the retries come 0.5, 1, 2, 4, 8, 15 and 30 s apart, and a server back after 20 s kept a coder
     waiting until the attempt due at 30 s. Within each delay the store now tries to connect every second."""
-    control = server_control()
-    if control is None:
-        message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
-        pytest.skip(message)
     with Store(pg_url) as store:
         assert store.coders() == []
-        subprocess.run([*control, "stop"], check=True, capture_output=True)
+        subprocess.run([*server_control, "stop"], check=True, capture_output=True)
         retries: list[float] = []
         store.on_retry = retries.append
         back_at: list[float] = []
 
         def start_later() -> None:
             time.sleep(8.0)  # after the attempts at 0.5, 1.5, 3.5 and 7.5 s; the next was due at 15.5 s
-            subprocess.run([*control, "start"], check=True, capture_output=True)
+            subprocess.run([*server_control, "start"], check=True, capture_output=True)
             back_at.append(time.monotonic())
 
         starter = threading.Thread(target=start_later)

@@ -4,6 +4,7 @@ survives a crash and expires; review never waits for a fit, and shows the refitt
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -75,9 +76,7 @@ def test_a_lease_held_by_a_killed_process_of_this_machine_is_taken_over_at_once(
     """A run killed with SIGKILL cannot release its lease: another on the same machine sees that its process is gone and
     takes the lease at once, rather than after five minutes. A live holder, or one on another machine, keeps it."""
     import json
-    import os
     import signal
-    import subprocess
     import sys
 
     write(tmp_path / "codebook.yaml", CODEBOOK)
@@ -173,25 +172,14 @@ def test_train_while_another_fit_holds_the_lease_says_so(due):
 
 
 @pytest.mark.postgres_only
-def test_a_fit_started_as_the_server_restarts_waits_for_it(due):
+def test_a_fit_started_as_the_server_restarts_waits_for_it(due, server_control):
     """Issue 26: in the team benchmark's restart run a fit starting while the server was down ended at once with 'cannot
     reach the database server'; the fitting process opens its database as `code` does, waiting 5 s for it."""
-    import subprocess
-
-    from conftest import REQUIRE_POSTGRES
-    from test_postgres import server_control
-
-    control = server_control()
-    if control is None:
-        message = "no pg_ctlcluster-managed cluster on PGPORT to restart"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"QUALCODE_REQUIRE_POSTGRES=1 but {message}")
-        pytest.skip(message)
     with Project.open(due) as opened:
         fit = BackgroundRefit.start(opened)  # the lease is taken here; the process loads for a second or more
         assert fit is not None
-        subprocess.run([*control, "stop"], check=True, capture_output=True)
+        subprocess.run([*server_control, "stop"], check=True, capture_output=True)
         time.sleep(1.5)
-        subprocess.run([*control, "start"], check=True, capture_output=True)
+        subprocess.run([*server_control, "start"], check=True, capture_output=True)
         outcome = fit.wait(180)
     assert outcome is not None and outcome.error is None and outcome.run == 1, outcome

@@ -251,16 +251,11 @@ class StoreBase:
         for people (review), so no key waits for it."""
         self.dialect.defer_checkpoints(self.db)
 
+    @_operation
     def idle(self) -> None:
         """Housekeeping deferred to a moment nobody waits for (after a screen is drawn, before the next key)."""
-        try:
-            if self.dialect.checkpoint_if_due(self.db, self._commits):
-                self._commits = 0
-        except Exception as exc:
-            translated = self.dialect.translate(exc)
-            if translated is None:
-                raise
-            raise translated from None
+        if self.dialect.checkpoint_if_due(self.db, self._commits):
+            self._commits = 0
 
     def _reconnect(self, delay: float) -> None:
         """Connect again within ``delay`` seconds, trying every second meanwhile: a server back after 20 s is used then,

@@ -88,7 +88,7 @@ def _lower_priority() -> None:
 class BackgroundRefit:
     """A fit running in a process of its own (a new session: Ctrl-C in the review does not stop it)."""
 
-    def __init__(self, process: Any, project: Project | None = None, holder: str | None = None) -> None:
+    def __init__(self, process: Any, project: Project, holder: str) -> None:
         self._process, self._project, self._holder = process, project, holder
         self.outcome: RefitOutcome | None = None
 
@@ -134,11 +134,10 @@ class BackgroundRefit:
         return self.poll()
 
     def _finish(self) -> RefitOutcome:
-        if self._project is not None and self._holder is not None:
-            try:  # a process that ended before taking its lease over leaves it to nobody (after a hand-over: nothing)
-                self._project.store.release_lease(FIT_LEASE, self._holder)
-            except QualcodeError:
-                pass  # the database is gone: the lease expires on its own
+        try:  # a process that ended before taking its lease over leaves it to nobody (after a hand-over: nothing)
+            self._project.store.release_lease(FIT_LEASE, self._holder)
+        except QualcodeError:
+            pass  # the database is gone: the lease expires on its own
         raw = self._process.stdout.read() if self._process.stdout is not None else b""
         try:
             self.outcome = RefitOutcome(**json.loads(raw.decode("utf-8").strip().splitlines()[-1]))
