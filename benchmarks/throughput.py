@@ -3,16 +3,23 @@
 Builds a synthetic corpus of about one million words from the sample transcripts (their
 questions, and answers recombined from their sentences with a long tail of words found in no
 other interview, so that no answer repeats more than by chance: a cache keyed by a text gains
-what it would on real interviews, and the run says how much a per-word cache can), then:
+what it would on real interviews, and the run says how much a per-word cache can), then times,
+each in a process of its own (nothing warm from an earlier run: no pipeline, vocabulary or
+tokenizer cache inherited), ``--rounds`` times in turn:
 
 1. the bare tokenizer of spacy.blank("en") over the same texts: the practical ceiling;
-2. the tokenizer plus the lookup lemmatizer, for reference;
-3. `qualcode code` end to end (read, segment, suggest, write SQLite), in one process;
-4. the same with the default worker setting (both cores when the batch is large);
-5. the same again with `vectors: none` (no sentence-vector component), the cost of the vectors;
-6. a second run over the unchanged folder.
+2. `qualcode code` end to end (read, segment, suggest, write SQLite), in one process (`workers: 1`);
+3. the same with the default worker setting (both cores when the batch is large);
+4. the same with `vectors: none` (no sentence-vector component);
+5. the same into a project whose learned models speak (fitted on another corpus's decisions): the
+   models read every segment's sentence vector, so here the vectors are computed (a project
+   without models leaves the vector component out).
 
-Run: .venv/bin/python benchmarks/throughput.py [--words 1000000]
+Each configuration's ratio to the tokenizer is taken within a round (the two measured minutes apart
+at most), and the median over the rounds is reported. Then a second run over the unchanged
+folder, the tokenizer on two processes at once, and where one process spends its time.
+
+Run: .venv/bin/python benchmarks/throughput.py [--words 1000000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -149,16 +156,6 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed(label: str, words: int, func) -> float:
-    """Words per second of wall time; the CPU-seconds are kept too, since a shared machine's wall time wanders."""
-    start, cpu = time.perf_counter(), _cpu()
-    func()
-    seconds, used = time.perf_counter() - start, _cpu() - cpu
-    CPU[label] = used
-    print(f"  {label:<44} {seconds:8.2f} s {words / seconds:12,.0f} words/s   ({used:.2f} CPU-s)")
-    return words / seconds
-
-
 def breakdown(folder: Path, codebook_path: Path, words: int) -> None:
     """Where one process spends its time: each stage of `qualcode code` timed alone over the same files."""
     from qualcode.codebook import load_codebook
@@ -184,74 +181,174 @@ def breakdown(folder: Path, codebook_path: Path, words: int) -> None:
     texts = [segment.text for transcript in transcripts for segment in transcript.segments if segment.codable]
     stage("tokenizer (respondent segments)", lambda: [None for _ in nlp.tokenizer.pipe(texts)])
     docs = [nlp.make_doc(text) for text in texts]
-    stage("lemmas by lookup (suggester)", lambda: [suggester._set_norms(doc) for doc in docs])
+    stage("norms read, LEMMA written (suggester)", lambda: [suggester._set_norms(doc) for doc in docs])
     stage("matching and scoring (suggester)", lambda: [suggester(doc) for doc in docs])
     stage("sentence vectors (qualcode_vectors)", lambda: list(vectors.pipe(iter(docs), batch_size=256)))  # as nlp.pipe runs it
-    suggestions = stage("whole pipeline, suggestions out", lambda: [suggest(nlp, [s.text for s in t.segments if s.codable]) for t in transcripts])
+    suggestions = stage("whole pipeline, no models (so no vectors)", lambda: [suggest(nlp, [s.text for s in t.segments if s.codable]) for t in transcripts])
     with Store(folder.parent / "breakdown.db") as store:
         stage("SQLite writes", lambda: [store.save_transcript(t, s, pipeline_version="v", path=str(t.path)) for t, s in zip(transcripts, suggestions)])
-    total = sum(seconds for label, seconds in stages if label != "whole pipeline, suggestions out" and "suggester" not in label and "vectors" not in label) + \
-        sum(seconds for label, seconds in stages if label == "whole pipeline, suggestions out")
+    whole = "whole pipeline, no models (so no vectors)"
+    total = sum(seconds for label, seconds in stages if label != whole and "suggester" not in label and "vectors" not in label and "tokenizer" not in label) + \
+        sum(seconds for label, seconds in stages if label == whole)
     print(f"\nWhere one process spends its time ({len(files)} files, {words:,} words):")
     for label, seconds in stages:
         print(f"  {label:<44} {seconds:8.2f} s {100 * seconds / total:6.1f} %")
     print(f"  {'sum of the stages (pipeline counted once)':<44} {total:8.2f} s")
 
 
+def _child_tokenizer(corpus: Path) -> dict[str, float]:
+    import spacy
+
+    texts = [_body(path) for path in sorted(corpus.iterdir())]
+    nlp = spacy.blank("en")
+    start, cpu = time.perf_counter(), time.process_time()
+    for _doc in nlp.tokenizer.pipe(texts):
+        pass
+    return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu}
+
+
+def _child_code(project: Path, corpus: Path) -> dict[str, float]:
+    start, cpu = time.perf_counter(), _cpu()
+    result = run_code(project, paths=[corpus])
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "cpu": _cpu() - cpu, "imported": len(result.imported)}
+
+
+def _body(path: Path) -> str:
+    """A corpus file's interview text, as ``build_corpus`` returned it (front matter left out)."""
+    return path.read_text(encoding="utf-8").split("---\n", 2)[2]
+
+
+def measure(*args: str) -> dict[str, float]:
+    """One measurement in a new Python process: what a researcher's `qualcode code` meets, nothing warm."""
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measurement {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def project_copy(source: Path, target: Path, settings: str = "") -> Path:
+    shutil.rmtree(target, ignore_errors=True)
+    if (source / "qualcode.db").exists():
+        shutil.copytree(source, target)
+    else:
+        target.mkdir()
+        shutil.copy(source / "codebook.yaml", target / "codebook.yaml")
+    if settings:
+        (target / "qualcode.yaml").write_text(settings)
+    return target
+
+
+def trained_project(workdir: Path) -> tuple[Path, str]:
+    """A project whose learned models speak for some codes: another corpus (200,000 words, other sentences drawn)
+    imported, a coder's decisions on 240 of its segments (the four most suggested codes, accepted where the segment
+    says "they", a word the rules do not name, so that the models have something to learn beyond the rules), and a fit."""
+    from collections import Counter
+
+    from qualcode.store import Entry
+    from qualcode.suggest.training import train
+
+    trained = workdir / "trained"
+    trained.mkdir()
+    shutil.copy(REPO / "codebook.yaml", trained / "codebook.yaml")
+    (trained / "qualcode.yaml").write_text("workers: 1\n")
+    build_corpus(trained / "transcripts", 200_000, seed=11)
+    run_code(trained)
+    with Project.open(trained) as project:
+        store = project.store
+        rows = store.suggestions(evidence=False)
+        texts = {row.id: row.text.lower() for transcript in store.transcripts() for row in store.segments(transcript)}
+        entries = []
+        for code, _count in Counter(row.code for row in rows).most_common(4):
+            for row in [row for row in rows if row.code == code][:60]:
+                says = " they " in f" {texts.get(row.segment_id, '')} "
+                entries.append(Entry(row.segment_id, code, "accepted" if says else "rejected"))
+        store.record(entries, coder="bench")
+        result = train(project, rescore=False)
+    if not result.models:
+        raise SystemExit(f"no learned model speaks for any code (held back: {sorted(result.held_back)}, too few: {result.too_few}, {len(entries)} decisions); "
+                         "the models row would measure nothing")
+    return trained, f"{len(entries)} decisions, fit in {result.seconds:.1f} s, models speak for {', '.join(sorted(result.models))}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--words", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        import json
 
-    import spacy
+        kind, *paths = args.child
+        print(json.dumps(_child_tokenizer(Path(paths[0])) if kind == "tokenizer" else _child_code(Path(paths[0]), Path(paths[1]))))
+        return
+
+    import statistics
 
     workdir = Path(tempfile.mkdtemp(prefix="qualcode-bench-"))
     try:
         shutil.copy(REPO / "codebook.yaml", workdir / "codebook.yaml")
-        texts, words = build_corpus(workdir / "transcripts", args.words)
+        corpus = workdir / "transcripts"
+        texts, words = build_corpus(corpus, args.words)
         print(f"Corpus: {len(texts)} transcripts, {words:,} words, {sum(map(len, texts)) / 1e6:.1f} MB (in {workdir})")
-        print(f"  {corpus_repetition(workdir / 'transcripts')}")
+        print(f"  {corpus_repetition(corpus)}")
+        trained, how = trained_project(workdir)
+        print(f"  a project with learned models: {how}")
 
-        nlp = spacy.blank("en")
-        tokenizer_wps = timed("bare spaCy tokenizer (nlp.tokenizer.pipe)", words, lambda: [None for _ in nlp.tokenizer.pipe(texts)])
-        both = tokenizer_on_both_cores(texts)
-        print(f"  {'bare tokenizer, 2 processes at once':<44} {both:8.2f} s {words / both:12,.0f} words/s")
-        lemma_nlp = spacy.blank("en")
-        lemma_nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
-        lemma_nlp.initialize()
-        lemma_wps = timed("tokenizer + lookup lemmatizer (nlp.pipe)", words, lambda: [None for _ in lemma_nlp.pipe(texts)])
-
-        serial = workdir / "serial"
-        serial.mkdir()
-        shutil.copy(workdir / "codebook.yaml", serial / "codebook.yaml")
-        (serial / "qualcode.yaml").write_text("workers: 1\n")
-        results = {}
-        serial_wps = timed(
-            "qualcode code, 1 process", words,
-            lambda: results.setdefault("serial", run_code(serial, paths=[workdir / "transcripts"])),
-        )
-        parallel_wps = timed("qualcode code, default workers", words, lambda: results.setdefault("parallel", run_code(workdir)))
-        plain = workdir / "no-vectors"
-        plain.mkdir()
-        shutil.copy(workdir / "codebook.yaml", plain / "codebook.yaml")
-        (plain / "qualcode.yaml").write_text("vectors: none\n")
-        plain_wps = timed("qualcode code, default workers, vectors: none", words, lambda: run_code(plain, paths=[workdir / "transcripts"]))
+        configurations = {
+            "qualcode code, 1 process": (workdir, "workers: 1\n"),
+            "qualcode code, default workers": (workdir, ""),
+            "default workers, vectors: none": (workdir, "vectors: none\n"),
+            "1 process, learned models (vectors read)": (trained, "workers: 1\n"),
+            "default workers, learned models": (trained, ""),
+        }
+        seconds: dict[str, list[float]] = {"tokenizer": []}
+        ratios: dict[str, list[float]] = {}
+        print(f"\nEach in a new process, {args.rounds} rounds (seconds; words/s of the median):")
+        for _round in range(args.rounds):
+            tokenizer = measure("tokenizer", str(corpus))
+            seconds["tokenizer"].append(tokenizer["seconds"])
+            CPU.setdefault("tokenizer", 0.0)
+            CPU["tokenizer"] += tokenizer["cpu"]
+            for label, (source, settings) in configurations.items():
+                project = project_copy(source, workdir / "run", settings)
+                measured = measure("code", str(project), str(corpus))
+                if measured["imported"] != len(texts):
+                    raise SystemExit(f"{label}: imported {measured['imported']} of {len(texts)}")
+                seconds.setdefault(label, []).append(measured["seconds"])
+                CPU[label] = CPU.get(label, 0.0) + measured["cpu"]
+                ratios.setdefault(label, []).append(tokenizer["seconds"] / measured["seconds"])
+        for label, values in seconds.items():
+            median = statistics.median(values)
+            print(f"  {label:<44} {' '.join(f'{value:6.2f}' for value in values)}   {words / median:10,.0f} words/s   "
+                  f"({CPU[label] / len(values):.2f} CPU-s a run)")
+        final = project_copy(workdir, workdir / "final")
+        run_code(final, paths=[corpus])
         start = time.perf_counter()
-        again = run_code(workdir)
+        again = run_code(final, paths=[corpus])
         rerun = time.perf_counter() - start
-        print(f"  {'second run, unchanged folder':<44} {rerun:8.2f} s ({len(again.unchanged)} unchanged)")
-        assert len(results["parallel"].imported) == len(texts) == len(again.unchanged)
+        print(f"  {'second run, unchanged folder':<44} {rerun:6.2f} s ({len(again.unchanged)} unchanged)")
+        both = tokenizer_on_both_cores(texts)
+        print(f"  {'bare tokenizer, 2 processes at once':<44} {both:6.2f} s {words / both:12,.0f} words/s")
 
-        breakdown(workdir / "transcripts", workdir / "codebook.yaml", words)
+        breakdown(corpus, workdir / "codebook.yaml", words)
+        tokenizer_median = statistics.median(seconds["tokenizer"])
+
+        def ratio(label: str) -> str:
+            values = ratios[label]
+            return f"{statistics.median(values):.2f}  (rounds: {', '.join(f'{value:.2f}' for value in values)})"
+
         print()
-        print(f"lookup lemmatizer alone / tokenizer:  {lemma_wps / tokenizer_wps:.2f}")
-        print(f"qualcode (1 process) / tokenizer:     {serial_wps / tokenizer_wps:.2f}   (goal: >= 0.45)   by CPU-seconds: "
-              f"{CPU['bare spaCy tokenizer (nlp.tokenizer.pipe)'] / CPU['qualcode code, 1 process']:.2f}")
-        print(f"qualcode (default) / tokenizer:       {parallel_wps / tokenizer_wps:.2f}   (goal: >= 0.8, both cores)")
-        print(f"default / 1 process:                  {parallel_wps / serial_wps:.2f}x")
-        print(f"tokenizer, 2 processes / 1 process:   {words / both / tokenizer_wps:.2f}x   (what this machine's two cores give at best)")
-        print(f"qualcode (default) / tokenizer on 2:  {parallel_wps / (words / both):.2f}")
-        print(f"sentence vectors on / off:            {parallel_wps / plain_wps:.2f}   (default workers; goal: on / tokenizer >= 0.33)")
+        print(f"qualcode (1 process) / tokenizer:          {ratio('qualcode code, 1 process')}   goal >= 0.45")
+        print(f"qualcode (default) / tokenizer:            {ratio('qualcode code, default workers')}   goal >= 0.8 (both cores)")
+        print(f"vectors: none (default) / tokenizer:       {ratio('default workers, vectors: none')}")
+        print(f"learned models (1 process) / tokenizer:    {ratio('1 process, learned models (vectors read)')}")
+        print(f"learned models (default) / tokenizer:      {ratio('default workers, learned models')}")
+        print(f"tokenizer, 2 processes / 1 process:        {tokenizer_median / both:.2f}x   (what this machine's two cores give at best)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -256,3 +256,26 @@ def test_each_model_has_a_learning_curve_and_says_how_many_more_decisions_it_wan
     runner = CliRunner()
     out = runner.invoke(app, ["status", "--project", str(synthetic)], env={"COLUMNS": "120"}).output
     assert "not enough examples to say" in out and "model κ" in out and "rules κ" in out
+
+
+def test_without_models_the_vector_component_is_left_out_and_with_them_every_segment_gets_its_vector():
+    """Issue 28: only the learned models read sentence vectors, so a run without them does not compute any (a third of
+    the pipeline's time); with them every segment has its vector, and the suggestions are the same either way where
+    the models do not speak."""
+    from qualcode.codebook import parse_codebook
+    from qualcode.suggest.model import suggest
+    from qualcode.suggest.pipeline import build_pipeline, suggestions_from_doc
+    from qualcode.suggest.vectors import EXTENSION
+    from qualcode.vocabulary import DEFAULT_VECTORS
+
+    nlp = build_pipeline(parse_codebook(CODEBOOK), vectors=DEFAULT_VECTORS)
+    texts = ["The budget was printed on Tuesday.", "Another cash shortfall.", "Our staff left."]
+    plain = [nlp.make_doc(text) for text in texts]
+    rules = suggest(nlp, plain)
+    assert all(doc._.get(EXTENSION) is None for doc in plain)
+    assert rules == [suggestions_from_doc(nlp(text)) for text in texts]  # nlp() runs every component: the same rules
+    models = fit_models(list(nlp.pipe(MONEY + OTHER + MISLEADING)), {"money": [1] * len(MONEY) + [0] * (len(OTHER) + len(MISLEADING))},
+                        rule_codes=["money", "people"], seed=0)
+    read = [nlp.make_doc(text) for text in texts]
+    suggest(nlp, read, models=models)
+    assert all(doc._.get(EXTENSION) is not None and doc._.get(EXTENSION).shape == (256,) for doc in read)

@@ -141,7 +141,55 @@ def test_gated_patterns_find_exactly_what_the_full_matcher_finds(text, matched):
     suggester = nlp.get_pipe("qualcode_suggester")
     doc = nlp(text)
     full = sorted(suggester.matcher(doc))
-    gated = sorted(suggester.pattern_matches(doc, *suggester._set_norms(doc)))
+    suggester._set_norms(doc)
+    gated = sorted(suggester.pattern_matches(doc, suggester.phrase_matches(doc)[1]))
     assert gated == full
     assert bool(full) is matched
     assert bool(doc.spans["qualcode"]) is matched
+
+
+@pytest.mark.parametrize("text", [
+    "Don't you think we're gonna miss the deadlines? I can't; we couldn't've. 'Cause it's Dec. and Calif. isn't done.",
+    "THE Funding ENDED, doesn't it? Ain't nobody paying; y'all know what's what.",
+])
+def test_every_token_norm_is_its_lower_cased_forms_looked_up_lemma(nlp, text):
+    """Issue 28: the lemmas are a word's attribute (looked up once per word, when the vocabulary first meets it), so the
+    tokenizer's exceptions must not keep norms of their own ("n't" -> "not", "Dec." -> "December"): every token's NORM
+    and LEMMA are the lookup table's lemma of its lower-cased form, as when they were written token by token."""
+    from spacy.attrs import NORM
+
+    from qualcode.suggest.pipeline import lemma_table
+
+    table = lemma_table("en")
+    doc = nlp(text)
+    assert len(doc) >= 20
+    assert [token.norm_ for token in doc] == [table.get(token.lower_, token.lower_) for token in doc]
+    assert [token.lemma_ for token in doc] == [token.norm_ for token in doc]
+    tokenizer = nlp.tokenizer.tokenizer
+    assert not any(NORM in token or "NORM" in token for tokens in tokenizer.rules.values() for token in tokens)
+
+
+def test_a_language_without_lookup_lemmas_is_a_located_error():
+    with pytest.raises(PipelineError) as raised:
+        build_pipeline(parse_codebook(SMALL_CODEBOOK), language="xx")
+    assert "no lookup lemmatizer data for 'xx'" in raised.value.message
+    assert raised.value.key_path == "language"
+
+
+def test_a_coding_run_gives_back_the_garbage_collector_as_it_found_it(small_project):
+    """Issue 28: `code` sets Python's collector aside while it reads files (``_few_collections``); a program calling the
+    library gets its own settings back."""
+    import gc
+
+    from qualcode.project import Project
+    from qualcode.run.coding import code
+
+    before = gc.get_threshold()
+    gc.set_threshold(1234, 11, 12)
+    try:
+        with Project.open(small_project) as project:
+            assert code(project).imported
+        assert gc.get_threshold() == (1234, 11, 12)
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*before)

@@ -4,10 +4,12 @@ database, and re-suggest what the codebook or the models changed."""
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -44,6 +46,7 @@ def _init_pool_worker(spec: WorkerSpec) -> None:
     _die_with_parent()
     _spec = spec
     warm(spec)
+    _few_collections().__enter__()  # this process only codes files until the pool ends: no need to restore
 
 
 def _pool_task(path: Path) -> FileResult:
@@ -63,6 +66,24 @@ def _die_with_parent() -> None:
         pass
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector, tuned for a batch of files: everything alive now (spaCy, the pipeline, the
+    tables: hundreds of thousands of objects that live as long as the process) is set aside (``gc.freeze``), so that a
+    full collection no longer walks it, and collections run every 50,000 allocations rather than every 700. Parsing a
+    transcript and suggesting its codes makes many short-lived objects and almost no cycles (about 1,500 cyclic objects
+    over a million words), so this costs no memory worth counting; without it the collector took 5-10% of a run.
+    The previous settings are restored on leaving."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def worker_count(settings: Settings, total_bytes: int) -> int:
     if settings.workers:
         return settings.workers
@@ -75,11 +96,17 @@ def run_local(jobs: list[Job], spec: WorkerSpec) -> Iterator[FileResult]:
     """Each job's result, in order: in this process for small batches, else in a pool of worker processes."""
     workers = worker_count(spec.settings, sum(job.size for job in jobs))
     if workers <= 1 or len(jobs) < 2:
-        for job in jobs:
-            yield process_file(spec, job.path)
+        warm(spec)  # built before the collector is tuned, so that the pipeline is set aside with the rest
+        with _few_collections():
+            for job in jobs:
+                yield process_file(spec, job.path)
         return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_pool_worker, initargs=(spec,)) as pool:
+    forking = "fork" in multiprocessing.get_all_start_methods()
+    if forking:
+        warm(spec)  # built once, here, and inherited by every worker, rather than built again in each
+    context = multiprocessing.get_context("fork" if forking else "spawn")
+    # This process unpickles every file's result (thousands of small objects a file): the collector is tuned here too.
+    with _few_collections(), ProcessPoolExecutor(workers, mp_context=context, initializer=_init_pool_worker, initargs=(spec,)) as pool:
         yield from pool.map(_pool_task, [job.path for job in jobs], chunksize=4)
 
 
@@ -172,11 +199,11 @@ def dry_run(project: Project, *, paths: Iterable[str | Path] | None = None) -> D
     report = DryRun()
     pairs: list[tuple[str, str | None]] = []
     for job in plan(project, store, given, {}, result):
-        (report.changed if job.existed else report.new).append(project.relative(job.path))
+        (report.changed if job.existed else report.new).append(job.relative)
         try:
             transcript = read_transcript(job.path, settings.segment_options)
         except TranscriptError as exc:
-            report.skipped.append(Skipped(project.relative(job.path), exc.message))
+            report.skipped.append(Skipped(job.relative, exc.message))
             continue
         around = neighbours(transcript.segments)
         for segment, (question, _previous) in zip(transcript.segments, around):
@@ -224,7 +251,7 @@ def _on_dask(project: Project, store: Store | None, given: list[Path], csv_metad
         progress["unchanged"] += 1
 
     jobs = (
-        FileJob(str(job.path), project.relative(job.path), job.path.stem, job.content_hash, csv_metadata.get(job.path.stem, {}))
+        FileJob(str(job.path), job.relative, job.path.stem, job.content_hash, csv_metadata.get(job.path.stem, {}))
         for job in plan(project, store, given, csv_metadata, result, on_unchanged=unchanged, force=force)
     )
 

@@ -60,6 +60,7 @@ class Job:
     size: int
     content_hash: str
     existed: bool = False  # an earlier version is in the database (its decisions are kept)
+    relative: str = ""  # the path as the project names it (Project.relative), found once while planning
 
 
 def given_paths(project: Project, paths: Iterable[str | Path] | None) -> list[Path]:
@@ -93,7 +94,7 @@ def plan(project: Project, store: Store | None, given: list[Path], csv_metadata:
     segments changed, or the researcher asked). Unchanged files only get their metadata refreshed; skipped ones are
     added to ``result`` with the reason."""
     seen: dict[str, str] = {}
-    pending: list[tuple[Path, str, int, str]] = []
+    pending: list[tuple[Path, str, int, str, str]] = []
     for path, reason in walk(given):
         relative = project.relative(path)
         if reason is not None:
@@ -107,7 +108,7 @@ def plan(project: Project, store: Store | None, given: list[Path], csv_metadata:
         examined = _examine(project, path, relative, result)
         if examined is None:
             continue
-        pending.append((path, transcript_id, *examined))
+        pending.append((path, transcript_id, *examined, relative))
         if len(pending) >= CHUNK:
             yield from _decide(project, store, pending, csv_metadata, result, on_unchanged, force)
             pending = []
@@ -146,13 +147,13 @@ def _examine(project: Project, path: Path, relative: str, result: CodeResult) ->
         return None
 
 
-def _decide(project: Project, store: Store | None, pending: list[tuple[Path, str, int, str]], csv_metadata: dict[str, dict[str, str]],
+def _decide(project: Project, store: Store | None, pending: list[tuple[Path, str, int, str, str]], csv_metadata: dict[str, dict[str, str]],
             result: CodeResult, on_unchanged: Callable[[], None] | None, force: bool) -> Iterator[Job]:
-    stored = store.transcript_states([transcript_id for _path, transcript_id, _size, _digest in pending]) if store is not None and pending else {}
-    for path, transcript_id, size, digest in pending:
+    stored = store.transcript_states([item[1] for item in pending]) if store is not None and pending else {}
+    for path, transcript_id, size, digest, relative in pending:
         previous = stored.get(transcript_id)
         if previous is not None and previous.content_hash == digest and not force:
-            result.warnings.extend(metadata_conflicts(project.relative(path), previous.file_metadata, csv_metadata.get(transcript_id)))
+            result.warnings.extend(metadata_conflicts(relative, previous.file_metadata, csv_metadata.get(transcript_id)))
             merged = merge_metadata(previous.file_metadata, csv_metadata.get(transcript_id))
             if merged != previous.metadata and store is not None:
                 store.set_metadata(transcript_id, merged)
@@ -160,7 +161,7 @@ def _decide(project: Project, store: Store | None, pending: list[tuple[Path, str
             if on_unchanged:
                 on_unchanged()
             continue
-        yield Job(path, size, digest, previous is not None)
+        yield Job(path, size, digest, previous is not None, relative)
 
 
 def worker_spec(project: Project, store: Store | None, warnings: list[str] | None = None) -> tuple[WorkerSpec, str]:

@@ -13,18 +13,29 @@ patterns with spaCy's Matcher, then writes:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy
-from spacy.attrs import IDX, LEMMA, LENGTH, LOWER, NORM
+from spacy.attrs import LEMMA, LOWER, NORM
 from spacy.errors import MatchPatternError
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span, SpanGroup, Token
+from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex, registry
 
 from qualcode.codebook import Codebook
 from qualcode.errors import CodebookError, CodebookProblems
-from qualcode.suggest.rules import EVIDENCE_KEY, KIND_WEIGHTS, NEGATION_WINDOW, NEGATIONS, SPANS_KEY, rule_confidence
+from qualcode.suggest.rules import (
+    EVIDENCE_KEY,
+    KIND_WEIGHTS,
+    NEGATION_WINDOW,
+    NEGATIONS,
+    NORM_FREE_TOKENIZER,
+    SPANS_KEY,
+    VECTORS_COMPONENT,
+    rule_confidence,
+)
 from qualcode.suggestion import Evidence
 from qualcode.vocabulary import Source
 
@@ -32,6 +43,7 @@ PATTERN_FIX = "use spaCy Matcher keys such as LOWER, LEMMA, NORM, IS_DIGIT, OP"
 REGEX_SECONDS = 0.05  # the most one REGEX may take on one word
 REGEX_GIVE_UP = 20  # words it took that long on, after which a REGEX is no longer tried in this process
 _REGEX_TIMEOUTS: dict[str, int] = {}
+_NORM_KEYS = {NORM, "NORM", "norm"}
 
 
 class BoundedRegex:
@@ -113,19 +125,23 @@ class CodeSuggester:
         self.matcher = Matcher(nlp.vocab, validate=True)
         # One matcher per token pattern, run only on docs holding all of its required words, and (for patterns of a
         # bounded length) only on the stretches around them.
-        self.gated_patterns: list[tuple[list[tuple[str, frozenset[int]]], Any, int | None]] = []
+        self.gated_patterns: list[tuple[list[frozenset[int]], Any, int | None]] = []
         self.rules: dict[int, tuple[str, str, str]] = {}
         self.codebook_fingerprint = ""
-        self._norms: dict[int, int] = {}
+        # the words token patterns require, as entries of the phrase matchers (NORM ones in the first, LOWER in the
+        # exact one), so the matchers' one pass also says where they are: their match ids
+        self._gate_ids: set[int] = set()
         self._lookup: Any = None
         self._negations = {nlp.vocab.strings.add(word) for word in NEGATIONS}
         self._annotated: set[str] | None = None  # which of _ANNOTATIONS the pipeline sets (found when a pattern needs one)
 
     # -- set-up -------------------------------------------------------------------
 
-    def set_codebook(self, codebook: Codebook, *, lemmas: Any = None) -> None:
+    def set_codebook(self, codebook: Codebook, *, lemmas: Mapping[str, str] | None = None) -> None:
         """Build the matchers. ``lemmas``: a lookup table of lemmas to use; None reads a trained pipeline's lemmas."""
         self._lookup = lemmas
+        if lemmas is not None:
+            self._install_norms(lemmas)
         problems: list[CodebookError] = []  # every bad pattern in one run, as the codebook loader reports its problems
         for code in codebook.suggestible():
             seen: set[tuple[str, ...]] = set()
@@ -165,7 +181,9 @@ class CodeSuggester:
                     self.matcher.add(key, [pattern])
                     matcher = Matcher(self.vocab)
                     matcher.add(key, [pattern])
-                    self.gated_patterns.append((self._requirements(pattern), matcher, _longest(pattern)))
+                    required = self._requirements(pattern)
+                    groups = [frozenset(self._add_gate(attr, word) for word in words) for attr, words in required]
+                    self.gated_patterns.append((groups, matcher, _longest(pattern)))
                 except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
                     first = str(exc).strip().splitlines()
                     problems.append(CodebookError(
@@ -187,7 +205,7 @@ class CodeSuggester:
         if self._annotated is None:
             doc = self.nlp.make_doc("The team met the deadline in March. Funding ended, and London was quiet.")
             for name, proc in self.nlp.pipeline:
-                if proc is not self and name != "qualcode_vectors":
+                if proc is not self and name != VECTORS_COMPONENT:
                     doc = proc(doc)
             self._annotated = {attr for attr, check in _ANNOTATIONS.items() if doc.has_annotation(check)}
         return sorted(wanted - self._annotated)
@@ -219,6 +237,23 @@ class CodeSuggester:
                 break
         return required
 
+    def _add_gate(self, attr: str, word: int) -> int:
+        """Have the phrase matcher for ``attr`` report where the word ``word`` (a string id) is, under the match id
+        returned: a one-token Doc whose NORM is the word itself (a Matcher pattern's NORM value is compared as written,
+        not lemmatised)."""
+        key = f"\x1fgate\x1f{attr}\x1f{word}"
+        match_id = self.vocab.strings.add(key)
+        if match_id in self._gate_ids:
+            return match_id
+        self._gate_ids.add(match_id)
+        doc = Doc(self.vocab, words=[self.vocab.strings[word]])
+        if attr == "NORM":
+            doc.from_array([NORM], numpy.array([[word]], dtype="uint64"))  # type: ignore[arg-type]
+            self.phrase_matcher.add(key, [doc])
+        else:
+            self.exact_matcher.add(key, [doc])
+        return match_id
+
     def _rule_key(self, code: str, kind: str, term: str) -> str:
         key = f"{code}\x1f{kind}\x1f{term}"
         self.rules[self.vocab.strings.add(key)] = (code, kind, term)
@@ -236,84 +271,94 @@ class CodeSuggester:
 
     # -- matching -----------------------------------------------------------------
 
-    def _set_norms(self, doc: Doc) -> tuple[list[int], list[int]]:
-        """Write each token's lower-cased lemma to NORM, the attribute the PhraseMatcher reads (and, looked up here,
-        to LEMMA too, for token patterns that name it).
+    def _install_norms(self, lookup: Mapping[str, str]) -> None:
+        """Make every word's NORM its lower-cased form's looked-up lemma, once per word rather than once per token: the
+        norm becomes a lexeme attribute, computed by the vocabulary when a word is first met (and now for the words it
+        already has). Tokenizer exceptions must carry no NORM of their own (``norm_free_tokenizer``), or their tokens
+        would keep it; a tokenizer that has them is given its rules again without."""
+        vocab: Any = self.vocab
 
-        Returns the NORM and LOWER ids of the tokens.
-        """
-        if not len(doc):
-            return [], []
-        strings = self.vocab.strings
-        lowers = doc.to_array(LOWER).tolist()
-        if self._lookup is not None:
-            cached = self._norms.get
-            values: list[Any] = [cached(lower) for lower in lowers]
-            if None in values:
-                for index, lower in enumerate(lowers):
-                    if values[index] is None:
-                        # The table is keyed by string hashes, the same ids as LOWER.
-                        lemma = self._lookup.get(lower)
-                        values[index] = self._norms[lower] = strings.add(lemma) if lemma is not None else lower
-        else:
+        def lemma(string: str) -> str:
+            lower = string.lower()
+            return lookup.get(lower, lower)
+
+        vocab.lex_attr_getters = {**vocab.lex_attr_getters, NORM: lemma}
+        for lexeme in list(vocab):
+            lexeme.norm_ = lemma(lexeme.orth_)
+        tokenizer: Any = getattr(self.nlp.tokenizer, "tokenizer", self.nlp.tokenizer)
+        rules = tokenizer.rules or {}
+        if any(_NORM_KEYS & set(token) for tokens in rules.values() for token in tokens):
+            tokenizer.rules = _without_norms(rules)
+
+    def _set_norms(self, doc: Doc) -> Any:
+        """The tokens' NORM (the lower-cased lemma, the attribute the PhraseMatcher reads) and LOWER ids, one row per
+        token. With the lookup table the norms are already there (``_install_norms``) and are written to LEMMA too, for
+        token patterns that name it; a trained pipeline's lemmas are written to NORM here."""
+        if self._lookup is None and len(doc):
+            strings = self.vocab.strings
             values = [strings.add(token.lemma_.lower() or token.lower_) for token in doc]
-        array = numpy.array(values, dtype="uint64").reshape(-1, 1)
-        if self._lookup is not None:
-            doc.from_array([NORM, LEMMA], numpy.hstack([array, array]))  # type: ignore[arg-type]
-        else:
-            doc.from_array([NORM], array)  # type: ignore[arg-type]
-        return values, lowers
+            doc.from_array([NORM], numpy.array(values, dtype="uint64").reshape(-1, 1))  # type: ignore[arg-type]
+        ids = doc.to_array([NORM, LOWER]).reshape(-1, 2)
+        if self._lookup is not None and len(doc):
+            doc.from_array([LEMMA], ids[:, :1].copy())  # type: ignore[arg-type]
+        return ids
 
-    def pattern_matches(self, doc: Doc, norms: list[int], lowers: list[int]) -> list[tuple[int, int, int]]:
-        """The token patterns' matches: each pattern only on docs holding all its required words, and (when a match
-        has a bounded length) only on the stretches around the rarest of them. The same matches as the Matcher over
-        the whole doc, for a fraction of the work."""
+    def pattern_matches(self, doc: Doc, hits: dict[int, list[int]]) -> list[tuple[int, int, int]]:
+        """The token patterns' matches: each pattern only on docs holding all its required words (``hits``: where the
+        phrase matchers found each of them), and (when a match has a bounded length) only on the stretches around the
+        rarest of them. The same matches as the Matcher over the whole doc, for a fraction of the work."""
         found: list[tuple[int, int, int]] = []
-        present = {"NORM": set(norms), "LOWER": set(lowers)}
-        ids = {"NORM": norms, "LOWER": lowers}
-        for required, matcher, longest in self.gated_patterns:
-            if not all(not present[attr].isdisjoint(words) for attr, words in required):
+        present = set(hits)
+        for groups, matcher, longest in self.gated_patterns:
+            if not all(not group.isdisjoint(present) for group in groups):
                 continue
-            if longest is None or not required:
+            if longest is None or not groups:
                 found.extend(matcher(doc))
                 continue
             # Every match holds a word of each required group: look only around the rarest group's words.
-            anchors = min(([index for index, value in enumerate(ids[attr]) if value in words] for attr, words in required), key=len)
-            for start, end in _windows(anchors, longest, len(doc)):
+            anchors = min(([position for key in group & present for position in hits[key]] for group in groups), key=len)
+            for start, end in _windows(sorted(anchors), longest, len(doc)):
                 found.extend((match_id, first + start, last + start) for match_id, first, last in matcher(doc[start:end]))
         return found
 
+    def phrase_matches(self, doc: Doc) -> tuple[list[tuple[int, int, int]], dict[int, list[int]]]:
+        """The keyword, phrase and exact-term matches, and where each word some token pattern requires is (one pass of
+        each phrase matcher finds both). ``_set_norms`` must have run on the doc."""
+        matches: list[tuple[int, int, int]] = []
+        hits: dict[int, list[int]] = {}
+        gates = self._gate_ids
+        for matcher in (self.phrase_matcher, self.exact_matcher) if len(self.exact_matcher) else (self.phrase_matcher,):
+            for match in matcher(doc):
+                if match[0] in gates:
+                    hits.setdefault(match[0], []).append(match[1])
+                else:
+                    matches.append(match)
+        return matches, hits
+
     def __call__(self, doc: Doc) -> Doc:
-        norms, lowers = self._set_norms(doc)
-        found: dict[str, list[tuple[Evidence, int, int]]] = {}
-        matches = list(self.phrase_matcher(doc))
-        if len(self.exact_matcher):
-            matches.extend(self.exact_matcher(doc))
+        ids = self._set_norms(doc)
+        matches, hits = self.phrase_matches(doc)
         if self.gated_patterns:
-            matches.extend(self.pattern_matches(doc, norms, lowers))
-        if matches:
-            # Character offsets from arrays, and negation from the ids already at hand: no Token objects per match.
-            offsets = doc.to_array([IDX, LENGTH]).tolist()
+            matches.extend(self.pattern_matches(doc, hits))
+        found: dict[str, list[tuple[Evidence, Span]]] = {}
         negations = self._negations
         for match_id, start, end in matches:
             code, kind, term = self.rules[match_id]
-            window = range(max(0, start - NEGATION_WINDOW), start)
-            negated = any(norms[i] in negations or lowers[i] in negations for i in window)
-            start_char = offsets[start][0]
-            end_char = offsets[end - 1][0] + offsets[end - 1][1]
-            found.setdefault(code, []).append((Evidence(term, kind, start_char, end_char, negated), start, end))
+            span = Span(doc, start, end, label=code)  # its character offsets come from the tokens: no Token objects
+            negated = not negations.isdisjoint(ids[max(0, start - NEGATION_WINDOW) : start].ravel().tolist())
+            found.setdefault(code, []).append((Evidence(term, kind, span.start_char, span.end_char, negated), span))
         suggestions_spans = []
         evidence_spans: list[Span] = []
         confidence: dict[str, float] = {}
         evidence_json: dict[str, list[dict[str, Any]]] = {}
         for code, items in found.items():
             items = _drop_nested(items)
-            items.sort(key=lambda item: (item[1], item[2]))
+            items.sort(key=lambda item: (item[1].start, item[1].end))
             evidence = [item[0] for item in items]
             confidence[code] = rule_confidence(evidence)
             evidence_json[code] = [item.to_json() for item in evidence]
-            suggestions_spans.append(Span(doc, items[0][1], max(item[2] for item in items), label=code))
-            evidence_spans.extend(Span(doc, start, end, label=code) for _e, start, end in items)
+            suggestions_spans.append(Span(doc, items[0][1].start, max(item[1].end for item in items), label=code))
+            evidence_spans.extend(item[1] for item in items)
         doc.spans[self.spans_key] = SpanGroup(
             doc,
             name=self.spans_key,
@@ -324,24 +369,24 @@ class CodeSuggester:
         return doc
 
 
-def _drop_nested(items: list[tuple[Evidence, int, int]]) -> list[tuple[Evidence, int, int]]:
+def _drop_nested(items: list[tuple[Evidence, Span]]) -> list[tuple[Evidence, Span]]:
     """One rule per matched stretch of text (the heaviest kind), and no match inside a longer one
     of the same code ("deadline" inside "tight deadline"), so one mention counts once.
 
     A sweep in start order: O(n log n), because one long turn can hold thousands of matches.
     """
-    best: dict[tuple[int, int], tuple[Evidence, int, int]] = {}
+    best: dict[tuple[int, int], tuple[Evidence, Span]] = {}
     for item in items:
-        span = (item[1], item[2])
-        if span not in best or KIND_WEIGHTS[item[0].kind] > KIND_WEIGHTS[best[span][0].kind]:
-            best[span] = item
+        where = (item[1].start, item[1].end)
+        if where not in best or KIND_WEIGHTS[item[0].kind] > KIND_WEIGHTS[best[where][0].kind]:
+            best[where] = item
     kept = []
     furthest = -1
-    for item in sorted(best.values(), key=lambda entry: (entry[1], -entry[2])):
-        if item[2] <= furthest:
+    for (_start, end), item in sorted(best.items(), key=lambda entry: (entry[0][0], -entry[0][1])):
+        if end <= furthest:
             continue  # inside an earlier, longer match: spans are unique, so it is strictly longer
         kept.append(item)
-        furthest = item[2]
+        furthest = end
     return kept
 
 
@@ -398,6 +443,30 @@ def _pattern_text(pattern: list[dict[str, Any]]) -> str:
         parts.append("/".join(values) or "_")
         parts[-1] += token.get("OP", "")
     return " ".join(parts)
+
+
+def _without_norms(rules: dict[str, Any]) -> dict[str, Any]:
+    return {key: [{attr: value for attr, value in token.items() if attr not in _NORM_KEYS} for token in tokens] for key, tokens in rules.items()}
+
+
+@registry.tokenizers(NORM_FREE_TOKENIZER)
+def norm_free_tokenizer() -> Callable[[Language], Tokenizer]:
+    """spaCy's own tokenizer for the language, whose exceptions carry no NORM: the suggester's lexeme-level norms (the
+    looked-up lemma) then hold for every token, "n't" and "gonna" alike."""
+
+    def factory(nlp: Language) -> Tokenizer:
+        defaults = nlp.Defaults
+        return Tokenizer(
+            nlp.vocab,
+            rules=_without_norms(dict(defaults.tokenizer_exceptions)),
+            prefix_search=compile_prefix_regex(defaults.prefixes).search if defaults.prefixes else None,
+            suffix_search=compile_suffix_regex(defaults.suffixes).search if defaults.suffixes else None,
+            infix_finditer=compile_infix_regex(defaults.infixes).finditer if defaults.infixes else None,
+            token_match=defaults.token_match,
+            url_match=defaults.url_match,
+        )
+
+    return factory
 
 
 @Language.factory(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from qualcode.errors import ProjectError
 from qualcode.statistics import kappa_or_zero, precision_recall_f1
 from qualcode.suggest.pipeline import suggestions_from_doc
+from qualcode.suggest.rules import VECTORS_COMPONENT
 from qualcode.suggestion import SUGGEST_THRESHOLD, Suggestion
 from qualcode.vocabulary import ContextFeatures, Role, Source, VectorModel
 
@@ -649,7 +650,10 @@ def suggest(
     learned models when given."""
     results: list[list[Suggestion]] = []
     if models is None:
-        for doc in nlp.pipe(texts, batch_size=batch_size):
+        # Without models nothing reads the sentence vectors: the rules alone suggest (training and the active order
+        # compute a stored segment's vector when they need it, through the project's vector cache).
+        skip = [name for name in (VECTORS_COMPONENT,) if name in nlp.pipe_names]
+        for doc in nlp.pipe(texts, batch_size=batch_size, disable=skip):
             results.append([item for item in suggestions_from_doc(doc) if item.confidence >= min_confidence])
         return results
     batch: list = []

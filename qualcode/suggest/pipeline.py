@@ -14,7 +14,7 @@ from qualcode import __version__
 from qualcode.codebook import Codebook
 from qualcode.errors import PipelineError
 from qualcode.settings import Settings
-from qualcode.suggest.rules import RULES_VERSION, SPANS_KEY
+from qualcode.suggest.rules import NORM_FREE_TOKENIZER, RULES_VERSION, SPANS_KEY, VECTORS_COMPONENT
 from qualcode.suggestion import Evidence, Suggestion
 from qualcode.vocabulary import Source, VectorModel
 
@@ -94,6 +94,23 @@ def _not_a_pipeline(name: str) -> str | None:
     return None
 
 
+def lemma_table(language: str) -> dict[str, str]:
+    """spacy-lookups-data's lookup lemmas for ``language`` (word -> lemma), as its file has them: spaCy's own ``Table``
+    hashes every key first, a tenth of a second of each process's start for English's 41,582 words, and the suggester
+    looks each word up once anyway (``CodeSuggester._install_norms``)."""
+    from spacy.util import load_language_data, registry
+
+    if language not in registry.lookups:
+        raise ValueError(f"spacy-lookups-data has no tables for '{language}'")
+    tables = registry.lookups.get(language)
+    if "lemma_lookup" not in tables:
+        raise ValueError(f"spacy-lookups-data has no lemma_lookup table for '{language}'")
+    table = load_language_data(tables["lemma_lookup"])
+    if not isinstance(table, dict) or not all(isinstance(key, str) and isinstance(value, str) for key, value in table.items()):
+        raise ValueError("its lemma_lookup table is not a table of words")
+    return table
+
+
 def build_pipeline(
     codebook: Codebook, *, pipeline_name: str | None = None, language: str = "en", vectors: VectorModel = VectorModel.NONE
 ) -> "Language":
@@ -125,7 +142,7 @@ def build_pipeline(
             ) from None
     else:
         try:
-            nlp = spacy.blank(language)
+            nlp = spacy.blank(language, config={"nlp": {"tokenizer": {"@tokenizers": NORM_FREE_TOKENIZER}}})
         except (ImportError, KeyError, ValueError):
             raise PipelineError(
                 f"spaCy has no language '{language}'",
@@ -133,10 +150,8 @@ def build_pipeline(
                 key_path="language",
                 fix="use a spaCy language code such as en, de, fr",
             ) from None
-        from spacy.lookups import load_lookups
-
         try:
-            lemmas = load_lookups(language, ["lemma_lookup"]).get_table("lemma_lookup")
+            lemmas = lemma_table(language)
         except (ValueError, OSError, KeyError) as exc:
             raise PipelineError(
                 f"no lookup lemmatizer data for '{language}' ({str(exc).splitlines()[0]})",
@@ -147,7 +162,7 @@ def build_pipeline(
     if vectors != VectorModel.NONE:
         import qualcode.suggest.vectors  # noqa: F401  (registers the qualcode_vectors factory)
 
-        nlp.add_pipe("qualcode_vectors", config={"model": vectors.value}, last=True)
+        nlp.add_pipe(VECTORS_COMPONENT, config={"model": vectors.value}, last=True)
     if not isinstance(nlp.tokenizer, BoundedTokenizer):
         nlp.tokenizer = BoundedTokenizer(nlp.tokenizer)
     suggester: Any = nlp.add_pipe("qualcode_suggester", last=True)

@@ -11,6 +11,8 @@ from qualcode.suggestion import Evidence
 RULES_VERSION = "rules-2"  # 2: LEMMA is the lower-cased looked-up lemma, as NORM
 SPANS_KEY = "qualcode"
 EVIDENCE_KEY = "qualcode_evidence"
+NORM_FREE_TOKENIZER = "qualcode.norm_free_tokenizer.v1"  # spaCy's tokenizer, its exceptions without NORM
+VECTORS_COMPONENT = "qualcode_vectors"  # the sentence-vector component's name in a pipeline
 KIND_WEIGHTS = {"phrase": 1.0, "pattern": 1.0, "keyword": 0.6}
 REPEAT_WEIGHT = 0.2
 MAX_REPEAT_BONUS = 0.4

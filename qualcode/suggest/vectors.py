@@ -237,7 +237,13 @@ class SentenceVectors:
 
     def __init__(self, nlp: Language, name: str, model: str) -> None:
         self.name = name
-        self.vectors = load_vectors(VectorModel(model))
+        self.model = VectorModel(model)
+
+    @property
+    def vectors(self) -> StaticVectors:
+        """The table, read on first use (once per process): a run whose suggestions no learned model reads never
+        needs it (``suggest`` leaves this component out then)."""
+        return load_vectors(self.model)
 
     def __call__(self, doc: Doc) -> Doc:
         if doc._.get(EXTENSION) is None:  # a Doc made with its cached vector keeps it
