@@ -193,3 +193,13 @@ def test_a_coding_run_gives_back_the_garbage_collector_as_it_found_it(small_proj
         assert gc.get_freeze_count() == 0
     finally:
         gc.set_threshold(*before)
+
+
+def test_french_lemmas_listed_several_to_a_word_take_the_first():
+    """spacy-lookups-data lists French (and Catalan) lemmas as lists: the first is the word's lemma, as spaCy's own
+    lookup lemmatizer takes it (before issue 28 the suggester failed on the first French word)."""
+    codebook = parse_codebook("codes:\n  - id: delais\n    keywords: [délai]\n  - id: etat\n    phrases: [\"n'était pas tenu\"]\n")
+    nlp = build_pipeline(codebook, language="fr")
+    doc = nlp("Les délais n'étaient pas tenus.")
+    assert [token.norm_ for token in doc][:6] == ["le", "délai", "ne", "être", "pas", "tenu"]
+    assert [suggestion.code for suggestion in suggestions_from_doc(doc)] == ["delais", "etat"]

@@ -286,7 +286,7 @@ class CodeSuggester:
         for lexeme in list(vocab):
             lexeme.norm_ = lemma(lexeme.orth_)
         tokenizer: Any = getattr(self.nlp.tokenizer, "tokenizer", self.nlp.tokenizer)
-        rules = tokenizer.rules or {}
+        rules = getattr(tokenizer, "rules", None) or {}
         if any(_NORM_KEYS & set(token) for tokens in rules.values() for token in tokens):
             tokenizer.rules = _without_norms(rules)
 

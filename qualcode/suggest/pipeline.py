@@ -97,7 +97,8 @@ def _not_a_pipeline(name: str) -> str | None:
 def lemma_table(language: str) -> dict[str, str]:
     """spacy-lookups-data's lookup lemmas for ``language`` (word -> lemma), as its file has them: spaCy's own ``Table``
     hashes every key first, a tenth of a second of each process's start for English's 41,582 words, and the suggester
-    looks each word up once anyway (``CodeSuggester._install_norms``)."""
+    looks each word up once anyway (``CodeSuggester._install_norms``). Where the file lists several lemmas for a word
+    (French, Catalan), the first is taken."""
     from spacy.util import load_language_data, registry
 
     if language not in registry.lookups:
@@ -106,9 +107,15 @@ def lemma_table(language: str) -> dict[str, str]:
     if "lemma_lookup" not in tables:
         raise ValueError(f"spacy-lookups-data has no lemma_lookup table for '{language}'")
     table = load_language_data(tables["lemma_lookup"])
-    if not isinstance(table, dict) or not all(isinstance(key, str) and isinstance(value, str) for key, value in table.items()):
+    if not isinstance(table, dict):
         raise ValueError("its lemma_lookup table is not a table of words")
-    return table
+    words: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, list):  # French and Catalan list a word's lemmas: the first, as spaCy's lookup lemmatizer takes
+            value = value[0] if value else None
+        if isinstance(key, str) and isinstance(value, str):
+            words[key] = value
+    return words
 
 
 def build_pipeline(
@@ -142,7 +149,10 @@ def build_pipeline(
             ) from None
     else:
         try:
-            nlp = spacy.blank(language, config={"nlp": {"tokenizer": {"@tokenizers": NORM_FREE_TOKENIZER}}})
+            rule_based = spacy.util.get_lang_class(language).default_config["nlp"]["tokenizer"].get("@tokenizers") == "spacy.Tokenizer.v1"
+            # spaCy's rule-based tokenizer, its exceptions without norms of their own (the suggester's norms are the
+            # words'); a language with a tokenizer of another kind keeps it
+            nlp = spacy.blank(language, config={"nlp": {"tokenizer": {"@tokenizers": NORM_FREE_TOKENIZER}}} if rule_based else {})
         except (ImportError, KeyError, ValueError):
             raise PipelineError(
                 f"spaCy has no language '{language}'",
