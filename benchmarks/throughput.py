@@ -211,7 +211,7 @@ def _child_code(project: Path, corpus: Path) -> dict[str, float]:
     start, cpu = time.perf_counter(), _cpu()
     result = run_code(project, paths=[corpus])
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "cpu": _cpu() - cpu, "imported": len(result.imported)}
+    return {"seconds": seconds, "cpu": _cpu() - cpu, "imported": len(result.imported), "updated": len(result.updated)}
 
 
 def _body(path: Path) -> str:
@@ -231,15 +231,20 @@ def measure(*args: str) -> dict[str, float]:
 
 
 def project_copy(source: Path, target: Path, settings: str = "") -> Path:
+    """A project to code into: ``source``'s codebook and, when it has one, its database (the trained project's, with
+    its decisions and models); never its transcripts."""
     shutil.rmtree(target, ignore_errors=True)
-    if (source / "qualcode.db").exists():
-        shutil.copytree(source, target)
-    else:
-        target.mkdir()
-        shutil.copy(source / "codebook.yaml", target / "codebook.yaml")
-    if settings:
-        (target / "qualcode.yaml").write_text(settings)
+    target.mkdir()
+    shutil.copy(source / "codebook.yaml", target / "codebook.yaml")
+    if (source / ".qualcode").is_dir():
+        shutil.copytree(source / ".qualcode", target / ".qualcode")
+    (target / "qualcode.yaml").write_text(settings)
     return target
+
+
+def has_models(project: Path) -> bool:
+    with Project.open(project, read_only=True) as opened:
+        return opened.has_database and opened.store.latest_model_run() is not None
 
 
 def trained_project(workdir: Path) -> tuple[Path, str]:
@@ -256,6 +261,8 @@ def trained_project(workdir: Path) -> tuple[Path, str]:
     shutil.copy(REPO / "codebook.yaml", trained / "codebook.yaml")
     (trained / "qualcode.yaml").write_text("workers: 1\n")
     build_corpus(trained / "transcripts", 200_000, seed=11)
+    for path in (trained / "transcripts").iterdir():  # ids of their own: the measured runs import the main corpus as new
+        path.rename(path.with_name(f"earlier-{path.name}"))
     run_code(trained)
     with Project.open(trained) as project:
         store = project.store
@@ -267,7 +274,7 @@ def trained_project(workdir: Path) -> tuple[Path, str]:
                 says = " they " in f" {texts.get(row.segment_id, '')} "
                 entries.append(Entry(row.segment_id, code, "accepted" if says else "rejected"))
         store.record(entries, coder="bench")
-        result = train(project, rescore=False)
+        result = train(project)
     if not result.models:
         raise SystemExit(f"no learned model speaks for any code (held back: {sorted(result.held_back)}, too few: {result.too_few}, {len(entries)} decisions); "
                          "the models row would measure nothing")
@@ -316,9 +323,11 @@ def main() -> None:
             CPU["tokenizer"] += tokenizer["cpu"]
             for label, (source, settings) in configurations.items():
                 project = project_copy(source, workdir / "run", settings)
+                if has_models(project) != (source == trained):
+                    raise SystemExit(f"{label}: the project {'lacks' if source == trained else 'has'} learned models")
                 measured = measure("code", str(project), str(corpus))
-                if measured["imported"] != len(texts):
-                    raise SystemExit(f"{label}: imported {measured['imported']} of {len(texts)}")
+                if measured["imported"] != len(texts) or measured["updated"]:
+                    raise SystemExit(f"{label}: imported {measured['imported']} of {len(texts)}, updated {measured['updated']}")
                 seconds.setdefault(label, []).append(measured["seconds"])
                 CPU[label] = CPU.get(label, 0.0) + measured["cpu"]
                 ratios.setdefault(label, []).append(tokenizer["seconds"] / measured["seconds"])

@@ -258,24 +258,61 @@ def test_each_model_has_a_learning_curve_and_says_how_many_more_decisions_it_wan
     assert "not enough examples to say" in out and "model κ" in out and "rules κ" in out
 
 
-def test_without_models_the_vector_component_is_left_out_and_with_them_every_segment_gets_its_vector():
-    """Issue 28: only the learned models read sentence vectors, so a run without them does not compute any (a third of
-    the pipeline's time); with them every segment has its vector, and the suggestions are the same either way where
-    the models do not speak."""
+def test_the_vector_component_is_left_out_and_the_models_compute_the_vectors_they_read():
+    """Issue 28: only the learned models read sentence vectors, so `suggest` leaves the vector component out: without
+    models none is computed (a third of the pipeline's time), and with them their features compute each Doc's vector,
+    a batch at a time, to the same suggestions as the whole pipeline gives."""
     from qualcode.codebook import parse_codebook
-    from qualcode.suggest.model import suggest
+    from qualcode.suggest.model import blend, suggest
     from qualcode.suggest.pipeline import build_pipeline, suggestions_from_doc
     from qualcode.suggest.vectors import EXTENSION
     from qualcode.vocabulary import DEFAULT_VECTORS
 
     nlp = build_pipeline(parse_codebook(CODEBOOK), vectors=DEFAULT_VECTORS)
-    texts = ["The budget was printed on Tuesday.", "Another cash shortfall.", "Our staff left."]
+    texts = ["The budget was printed on Tuesday.", "Another cash shortfall.", "Our staff left.", "An overspend, then a budget cut."]
     plain = [nlp.make_doc(text) for text in texts]
     rules = suggest(nlp, plain)
     assert all(doc._.get(EXTENSION) is None for doc in plain)
     assert rules == [suggestions_from_doc(nlp(text)) for text in texts]  # nlp() runs every component: the same rules
     models = fit_models(list(nlp.pipe(MONEY + OTHER + MISLEADING)), {"money": [1] * len(MONEY) + [0] * (len(OTHER) + len(MISLEADING))},
-                        rule_codes=["money", "people"], seed=0)
-    read = [nlp.make_doc(text) for text in texts]
-    suggest(nlp, read, models=models)
-    assert all(doc._.get(EXTENSION) is not None and doc._.get(EXTENSION).shape == (256,) for doc in read)
+                        rule_codes=["money", "people"], seed=0, vectors=DEFAULT_VECTORS)
+    assert models.sentence_vectors == DEFAULT_VECTORS and "money" in models.models
+    whole = list(nlp.pipe(texts))  # vectors written by the component
+    assert all(doc._.get(EXTENSION) is not None for doc in whole)
+    assert suggest(nlp, texts, models=models) == blend(whole, models)
+
+
+def test_a_run_that_rescores_with_new_models_leaves_the_transcripts_it_just_suggested_with_them(synthetic):
+    """Issue 28: models fitted without re-scoring (a fit cut short) are applied to the undecided segments by the next
+    `code`; the transcripts that run imports were suggested with those models already and are not scored twice."""
+    call(train, synthetic, seed=0, rescore=False)
+    write(synthetic / "transcripts" / "new-02.txt", "Q: Money?\nA: The overspend and the cash shortfall.\n\nQ: Staff?\nA: Our staff were great.\n")
+    result = call(code, synthetic)
+    with open_store(synthetic) as store:
+        undecided = store.undecided_segments()
+    assert result.imported == ["new-02"]
+    assert result.rescored == len([row for row in undecided if row.transcript_id != "new-02"]) == 2  # new-01's two answers
+    assert ("The overspend and the cash shortfall.", "money", "model") in [row[:3] for row in suggestions(synthetic, "new-02")]
+
+
+def test_files_scored_together_by_the_models_get_what_each_gets_alone(synthetic):
+    """Issue 28: a worker scores the segments of several files with the models in one call; the suggestions are those
+    of each file coded alone, a file that cannot be read is skipped alone, and a file longer than a batch still codes."""
+    from qualcode.run.planning import worker_spec
+    from qualcode.run.worker import MODEL_BATCH, process_file, process_files
+
+    call(train, synthetic, seed=0)
+    folder = synthetic / "transcripts"
+    (folder / "bad.docx").write_bytes(b"not a Word file")
+    long_turns = [f"Q: Q{index}?\nA: {MONEY[index % len(MONEY)]} {OTHER[index % len(OTHER)]}" for index in range(MODEL_BATCH + 40)]
+    write(folder / "long.txt", "\n\n".join(long_turns) + "\n")
+    paths = [folder / "train-01.txt", folder / "bad.docx", folder / "new-01.txt", folder / "long.txt", folder / "train-01.txt"]
+    with Project.open(synthetic) as project:
+        spec, _version = worker_spec(project, project.store)
+        assert spec.models() is not None
+        together = process_files(spec, paths)
+        alone = [process_file(spec, path) for path in paths]
+    assert [result.path for result in together] == paths
+    assert [result.error is None for result in together] == [result.error is None for result in alone] == [True, False, True, True, True]
+    assert [result.suggestions for result in together] == [result.suggestions for result in alone]
+    assert any(suggestion.source == "model" for per_segment in together[3].suggestions for suggestion in per_segment)

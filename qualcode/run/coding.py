@@ -21,7 +21,7 @@ from qualcode.run import dask_engine, shards
 from qualcode.run.dask_engine import DaskOptions, FileJob
 from qualcode.run.merging import NewTranscripts, finish, merge_rows, merge_shard, save_result
 from qualcode.run.planning import CodeResult, Job, ProgressCallback, Skipped, count_files, given_paths, plan, read_metadata, worker_spec
-from qualcode.run.worker import FileResult, process_file
+from qualcode.run.worker import FileResult, process_files
 from qualcode.settings import Settings, default_coder
 from qualcode.store import Store
 from qualcode.suggest.llm import LlmPlan, llm_suggest
@@ -33,6 +33,7 @@ __all__ = ["CodeResult", "Skipped", "code", "code_to_shards", "import_results"]
 
 # Below this many bytes to process, starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 1_500_000
+FILES_PER_TASK = 8  # files a worker reads and suggests at a time (their segments scored by the models together)
 SHARDS_FOLDER = "shards"
 
 
@@ -49,9 +50,9 @@ def _init_pool_worker(spec: WorkerSpec) -> None:
     _few_collections().__enter__()  # this process only codes files until the pool ends: no need to restore
 
 
-def _pool_task(path: Path) -> FileResult:
+def _pool_task(paths: list[Path]) -> list[FileResult]:
     assert _spec is not None, "the pool initializer sets the spec"
-    return process_file(_spec, path)
+    return process_files(_spec, paths)
 
 
 def _die_with_parent() -> None:
@@ -98,8 +99,8 @@ def run_local(jobs: list[Job], spec: WorkerSpec) -> Iterator[FileResult]:
     if workers <= 1 or len(jobs) < 2:
         warm(spec)  # built before the collector is tuned, so that the pipeline is set aside with the rest
         with _few_collections():
-            for job in jobs:
-                yield process_file(spec, job.path)
+            for chunk in _chunks(jobs):
+                yield from process_files(spec, chunk)
         return
     forking = "fork" in multiprocessing.get_all_start_methods()
     if forking:
@@ -107,7 +108,13 @@ def run_local(jobs: list[Job], spec: WorkerSpec) -> Iterator[FileResult]:
     context = multiprocessing.get_context("fork" if forking else "spawn")
     # This process unpickles every file's result (thousands of small objects a file): the collector is tuned here too.
     with _few_collections(), ProcessPoolExecutor(workers, mp_context=context, initializer=_init_pool_worker, initargs=(spec,)) as pool:
-        yield from pool.map(_pool_task, [job.path for job in jobs], chunksize=4)
+        for results in pool.map(_pool_task, _chunks(jobs)):
+            yield from results
+
+
+def _chunks(jobs: list[Job]) -> list[list[Path]]:
+    """The files a worker takes at a time: enough for the learned models to score their segments together."""
+    return [[job.path for job in jobs[start : start + FILES_PER_TASK]] for start in range(0, len(jobs), FILES_PER_TASK)]
 
 
 # -- the runs -------------------------------------------------------------------------------

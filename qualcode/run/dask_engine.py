@@ -25,7 +25,7 @@ from qualcode.errors import ProjectError
 from qualcode.ingest.transcripts import merge_metadata
 from qualcode.run import shards
 from qualcode.run.shards import ShardRow
-from qualcode.run.worker import process_file
+from qualcode.run.worker import process_files
 from qualcode.suggest.spec import WorkerSpec
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -73,8 +73,7 @@ def code_batch(spec: WorkerSpec, jobs: Sequence[FileJob], location: str | None, 
         path = f"{location.rstrip('/')}/{name}"
         return BatchReport(path, len(jobs), True, [_outcome(row) for row in shards.read(path)])
     rows = []
-    for job in jobs:
-        result = process_file(spec, Path(job.path))
+    for job, result in zip(jobs, process_files(spec, [Path(job.path) for job in jobs])):
         transcript = result.transcript
         metadata = merge_metadata(transcript.file_metadata, job.metadata) if transcript else dict(job.metadata)
         if transcript is not None:

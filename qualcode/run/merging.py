@@ -133,7 +133,8 @@ def finish(store: Store, spec: WorkerSpec, scored_version: str, result: CodeResu
         resuggest(store, stale, spec, scored_version, on_progress)
         result.resuggested = stale
     elif spec.model_run is not None and store.get_meta("model_run_scored") != str(spec.model_run):
-        result.rescored = rescore_undecided(store, spec, scored_version)
+        # the transcripts this run wrote were suggested with these models already
+        result.rescored = rescore_undecided(store, spec, scored_version, skip=fresh)
     store.set_meta("pipeline_version", version)
     store.set_meta("suggesting", suggesting)
     if spec.model_run is not None:

@@ -22,7 +22,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from qualcode.errors import ProjectError
 from qualcode.statistics import kappa_or_zero, precision_recall_f1
@@ -643,25 +643,33 @@ def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: flo
     return results
 
 
+def annotate(nlp: "Language", texts: Iterable["str | Doc"], models: ModelSet | None, *, batch_size: int = 256) -> Iterator["Doc"]:
+    """Each text (or tokenised Doc carrying its vectors) through the pipeline, in order (``nlp.pipe``), but for the
+    sentence-vector component: only the learned models read the vectors, and their features compute the ones a Doc
+    lacks a batch at a time (``vectors.doc_vectors``: the same numbers whatever the batch), so a run without models
+    computes none, and one with them computes them in batches of the models' size rather than a file's."""
+    skip = [name for name in (VECTORS_COMPONENT,) if name in nlp.pipe_names]
+    return nlp.pipe(texts, batch_size=batch_size, disable=skip)
+
+
+def suggestions_for(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: float = 0.0) -> list[list[Suggestion]]:
+    """The suggestions of annotated Docs: the rules', blended with the models' when given (``blend``)."""
+    if models is None:
+        return [[item for item in suggestions_from_doc(doc) if item.confidence >= min_confidence] for doc in docs]
+    return blend(docs, models, min_confidence=min_confidence)
+
+
 def suggest(
     nlp: "Language", texts: Iterable["str | Doc"], *, batch_size: int = 256, min_confidence: float = 0.0, models: ModelSet | None = None
 ) -> list[list[Suggestion]]:
     """Suggestions for each text (or tokenised Doc carrying its vectors), in order, through ``nlp.pipe``; blended with
-    learned models when given."""
+    learned models when given. Docs are kept one batch at a time: a huge transcript must not hold all its Docs at once."""
     results: list[list[Suggestion]] = []
-    if models is None:
-        # Without models nothing reads the sentence vectors: the rules alone suggest (training and the active order
-        # compute a stored segment's vector when they need it, through the project's vector cache).
-        skip = [name for name in (VECTORS_COMPONENT,) if name in nlp.pipe_names]
-        for doc in nlp.pipe(texts, batch_size=batch_size, disable=skip):
-            results.append([item for item in suggestions_from_doc(doc) if item.confidence >= min_confidence])
-        return results
     batch: list = []
-    # Docs are kept one batch at a time: a huge transcript must not hold all its Docs at once.
-    for doc in nlp.pipe(texts, batch_size=batch_size):
+    for doc in annotate(nlp, texts, models, batch_size=batch_size):
         batch.append(doc)
         if len(batch) == batch_size:
-            results.extend(blend(batch, models, min_confidence=min_confidence))
+            results.extend(suggestions_for(batch, models, min_confidence=min_confidence))
             batch = []
-    results.extend(blend(batch, models, min_confidence=min_confidence))
+    results.extend(suggestions_for(batch, models, min_confidence=min_confidence))
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from qualcode.errors import ProjectError
 from qualcode.project import Project
@@ -119,13 +119,14 @@ def maybe_retrain(project: Project) -> TrainResult | None:
 
 
 def rescore_undecided(store: Store, spec: WorkerSpec, version: str, batch: int = 512, *,
-                      checkpoint: Callable[[], None] | None = None) -> int:
-    """Re-suggest the segments nobody has decided on with the current models.
+                      checkpoint: Callable[[], None] | None = None, skip: Collection[str] = ()) -> int:
+    """Re-suggest the segments nobody has decided on with the current models (but those of the transcripts in ``skip``,
+    suggested with them already).
 
     Reviewed segments keep the suggestions their coder saw, so comparing machine and coder
     never scores the models on their own training data.
     """
-    rows = store.undecided_segments()
+    rows = [row for row in store.undecided_segments() if row.transcript_id not in skip]
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         if checkpoint is not None:
