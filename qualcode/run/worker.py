@@ -1,7 +1,8 @@
 """The work a worker process does on one file: read it, segment it and suggest codes, returning plain rows.
 
 The recipe it follows (``WorkerSpec``: the codebook's text, the settings and the learned models' parameters) is
-``suggest.spec``; this module is what an engine (the local process pool, a Dask worker) calls per file.
+``suggest.spec``; this module is what an engine (the local process pool, a Dask worker) calls per file, or per few files
+(``process_files``: the learned models score their segments together).
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from typing import TYPE_CHECKING, Sequence
 from qualcode.errors import TranscriptError
 from qualcode.ingest.transcripts import Transcript, read_transcript
 from qualcode.suggest.components import REGEX_SECONDS, regex_timeouts
-from qualcode.suggest.model import annotate, suggest, suggestions_for
+from qualcode.suggest.model import ModelSet, annotate, suggest, suggestions_for
 from qualcode.suggest.spec import WorkerSpec, codable_inputs
 from qualcode.suggestion import Suggestion
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc
+
+MODEL_BATCH = 256  # segments the learned models score in one call
+# what skips one file, named, while the batch goes on: a transcript's own problem, or one no reader foresaw (a
+# library's own limit, a codec's corner)
+_SKIPPED = (TranscriptError, ValueError, LookupError, TypeError, OSError, RecursionError, MemoryError)
 
 
 @dataclass
@@ -55,32 +61,26 @@ def process_files(spec: WorkerSpec, paths: Sequence[Path]) -> list[FileResult]:
     pending: list[tuple[int, Doc]] = []  # (index into results, Doc) not yet scored
 
     def score() -> None:
-        for (index, _doc), suggestions in zip(pending, suggestions_for([doc for _index, doc in pending], models,
-                                                                       min_confidence=spec.settings.min_confidence)):
+        found = suggestions_for([doc for _index, doc in pending], models, min_confidence=spec.settings.min_confidence)
+        for (index, _doc), suggestions in zip(pending, found):
             results[index].suggestions.append(suggestions)  # type: ignore[union-attr]
         pending.clear()
 
     try:
         for path in paths:
-            index = len(results)
             try:
-                transcript = read_transcript(path, spec.settings.segment_options)
-                docs = []
-                for doc in annotate(spec.nlp(), codable_inputs(spec, transcript), models):
-                    docs.append(doc)
-                    if len(docs) >= MODEL_BATCH:  # a long transcript: scored as it goes, as `suggest` does
-                        break
-                else:
-                    _note_regex_timeouts(path, transcript)
-                    results.append(FileResult(path, transcript, []))
-                    pending.extend((index, doc) for doc in docs)
-                    if len(pending) >= MODEL_BATCH:
-                        score()
-                    continue
+                staged = _annotated(spec, path, models)
             except _SKIPPED as exc:
                 results.append(_skipped(path, exc))
                 continue
-            results.append(process_file(spec, path))  # more segments than a batch: on its own
+            if staged is None:  # more segments than a batch: on its own, scored as it goes
+                results.append(process_file(spec, path))
+                continue
+            transcript, docs = staged
+            pending.extend((len(results), doc) for doc in docs)
+            results.append(FileResult(path, transcript, []))
+            if len(pending) >= MODEL_BATCH:
+                score()
         score()
     except (ValueError, LookupError, TypeError, MemoryError):
         # The models tripped on some file's segments: each file alone, so that only that one is skipped.
@@ -88,8 +88,18 @@ def process_files(spec: WorkerSpec, paths: Sequence[Path]) -> list[FileResult]:
     return results
 
 
-MODEL_BATCH = 256  # segments scored by the models in one call
-_SKIPPED = (TranscriptError, ValueError, LookupError, TypeError, OSError, RecursionError, MemoryError)
+def _annotated(spec: WorkerSpec, path: Path, models: ModelSet) -> tuple[Transcript, list[Doc]] | None:
+    """One file read and run through the pipeline, its Docs ready for the models; None when it has more segments than a
+    batch (``process_file`` then codes it as it goes, holding one batch at a time)."""
+    transcript = read_transcript(path, spec.settings.segment_options)
+    docs = []
+    for doc in annotate(spec.nlp(), codable_inputs(spec, transcript), models):
+        docs.append(doc)
+        if len(docs) > MODEL_BATCH:
+            regex_timeouts()  # forgotten: process_file reads the file again and says them
+            return None
+    _note_regex_timeouts(path, transcript)
+    return transcript, docs
 
 
 def _note_regex_timeouts(path: Path, transcript: Transcript) -> None:

@@ -2,7 +2,8 @@
 
 ``qualcode_suggester`` is registered with ``Language.factory`` when this module is
 imported (``build_pipeline`` does so; nothing else needs spaCy). It matches the codebook's
-keywords and phrases on case-insensitive lemmas (written to ``token.norm``) and its token
+keywords and phrases on case-insensitive lemmas (``token.norm``: with the built-in lookup
+lemmas a word's NORM is its lemma, set once per word in the vocabulary) and its token
 patterns with spaCy's Matcher, then writes:
 
 * ``doc.spans["qualcode"]``: one span per suggested code (label = code id), from the
