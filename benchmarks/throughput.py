@@ -146,9 +146,6 @@ def tokenizer_on_both_cores(texts: list[str]) -> float:
         return time.perf_counter() - start
 
 
-CPU: dict[str, float] = {}  # CPU-seconds of each timed run (this process and its children)
-
-
 def _cpu() -> float:
     import resource
 
@@ -295,6 +292,7 @@ def main() -> None:
         return
 
     import statistics
+    from collections import defaultdict
 
     workdir = Path(tempfile.mkdtemp(prefix="qualcode-bench-"))
     try:
@@ -314,13 +312,13 @@ def main() -> None:
             "default workers, learned models": (trained, ""),
         }
         seconds: dict[str, list[float]] = {"tokenizer": []}
+        cpu: dict[str, float] = defaultdict(float)  # CPU-seconds over the rounds (the measured process and its children)
         ratios: dict[str, list[float]] = {}
         print(f"\nEach in a new process, {args.rounds} rounds (seconds; words/s of the median):")
         for _round in range(args.rounds):
             tokenizer = measure("tokenizer", str(corpus))
             seconds["tokenizer"].append(tokenizer["seconds"])
-            CPU.setdefault("tokenizer", 0.0)
-            CPU["tokenizer"] += tokenizer["cpu"]
+            cpu["tokenizer"] += tokenizer["cpu"]
             for label, (source, settings) in configurations.items():
                 project = project_copy(source, workdir / "run", settings)
                 if has_models(project) != (source == trained):
@@ -329,12 +327,12 @@ def main() -> None:
                 if measured["imported"] != len(texts) or measured["updated"]:
                     raise SystemExit(f"{label}: imported {measured['imported']} of {len(texts)}, updated {measured['updated']}")
                 seconds.setdefault(label, []).append(measured["seconds"])
-                CPU[label] = CPU.get(label, 0.0) + measured["cpu"]
+                cpu[label] += measured["cpu"]
                 ratios.setdefault(label, []).append(tokenizer["seconds"] / measured["seconds"])
         for label, values in seconds.items():
             median = statistics.median(values)
             print(f"  {label:<44} {' '.join(f'{value:6.2f}' for value in values)}   {words / median:10,.0f} words/s   "
-                  f"({CPU[label] / len(values):.2f} CPU-s a run)")
+                  f"({cpu[label] / len(values):.2f} CPU-s a run)")
         final = project_copy(workdir, workdir / "final")
         run_code(final, paths=[corpus])
         start = time.perf_counter()

@@ -47,7 +47,7 @@ def _init_pool_worker(spec: WorkerSpec) -> None:
     _die_with_parent()
     _spec = spec
     warm(spec)
-    _few_collections().__enter__()  # this process only codes files until the pool ends: no need to restore
+    _set_collector_aside()  # this process only codes files until the pool ends: nothing to restore
 
 
 def _pool_task(paths: list[Path]) -> list[FileResult]:
@@ -67,6 +67,14 @@ def _die_with_parent() -> None:
         pass
 
 
+def _set_collector_aside() -> tuple[int, int, int]:
+    """``_few_collections`` without the restoring; the collector's thresholds before."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    return thresholds
+
+
 @contextmanager
 def _few_collections() -> Iterator[None]:
     """Python's cyclic garbage collector, tuned for a batch of files: everything alive now (spaCy, the pipeline, the
@@ -75,9 +83,7 @@ def _few_collections() -> Iterator[None]:
     transcript and suggesting its codes makes many short-lived objects and almost no cycles (about 1,500 cyclic objects
     over a million words), so this costs no memory worth counting; without it the collector took 5-10% of a run.
     The previous settings are restored on leaving."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    thresholds = _set_collector_aside()
     try:
         yield
     finally:

@@ -64,7 +64,7 @@ def save_result(project: Project, store: Store, job: Job, outcome: FileResult, c
                 result: CodeResult, new: NewTranscripts | None = None) -> None:
     """One file's result from the local engine: a changed transcript in one transaction (keeping its decisions),
     a new one through ``new`` when given."""
-    relative = job.relative or project.relative(outcome.path)
+    relative = job.relative
     transcript = outcome.transcript
     if transcript is None or outcome.suggestions is None:
         result.skipped.append(Skipped(relative, outcome.error.split(": ", 1)[-1] if outcome.error else "unreadable"))

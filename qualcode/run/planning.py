@@ -59,8 +59,8 @@ class Job:
     path: Path
     size: int
     content_hash: str
+    relative: str  # the path as the project names it (Project.relative), found once while planning
     existed: bool = False  # an earlier version is in the database (its decisions are kept)
-    relative: str = ""  # the path as the project names it (Project.relative), found once while planning
 
 
 def given_paths(project: Project, paths: Iterable[str | Path] | None) -> list[Path]:
@@ -161,7 +161,7 @@ def _decide(project: Project, store: Store | None, pending: list[tuple[Path, str
             if on_unchanged:
                 on_unchanged()
             continue
-        yield Job(path, size, digest, previous is not None, relative)
+        yield Job(path, size, digest, relative, previous is not None)
 
 
 def worker_spec(project: Project, store: Store | None, warnings: list[str] | None = None) -> tuple[WorkerSpec, str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 from qualcode.errors import TranscriptError
 from qualcode.ingest.transcripts import Transcript, read_transcript
 from qualcode.suggest.components import REGEX_SECONDS, regex_timeouts
-from qualcode.suggest.model import ModelSet, annotate, suggest, suggestions_for
+from qualcode.suggest.model import annotate, suggest, suggestions_for
 from qualcode.suggest.spec import WorkerSpec, codable_inputs
 from qualcode.suggestion import Suggestion
 
@@ -61,45 +61,38 @@ def process_files(spec: WorkerSpec, paths: Sequence[Path]) -> list[FileResult]:
     pending: list[tuple[int, Doc]] = []  # (index into results, Doc) not yet scored
 
     def score() -> None:
-        found = suggestions_for([doc for _index, doc in pending], models, min_confidence=spec.settings.min_confidence)
+        try:
+            found = suggestions_for([doc for _index, doc in pending], models, min_confidence=spec.settings.min_confidence)
+        except (ValueError, LookupError, TypeError, MemoryError) as exc:
+            raise _ModelsFailed from exc
         for (index, _doc), suggestions in zip(pending, found):
             results[index].suggestions.append(suggestions)  # type: ignore[union-attr]
         pending.clear()
 
     try:
         for path in paths:
+            index = len(results)
             try:
-                staged = _annotated(spec, path, models)
-            except _SKIPPED as exc:
+                transcript = read_transcript(path, spec.settings.segment_options)
+                results.append(FileResult(path, transcript, []))
+                for doc in annotate(spec.nlp(), codable_inputs(spec, transcript)):
+                    pending.append((index, doc))
+                    if len(pending) >= MODEL_BATCH:
+                        score()
+                _note_regex_timeouts(path, transcript)
+            except _SKIPPED as exc:  # this file is skipped, named: what was staged or scored of it goes
+                del results[index:]
+                pending[:] = [item for item in pending if item[0] != index]
                 results.append(_skipped(path, exc))
-                continue
-            if staged is None:  # more segments than a batch: on its own, scored as it goes
-                results.append(process_file(spec, path))
-                continue
-            transcript, docs = staged
-            pending.extend((len(results), doc) for doc in docs)
-            results.append(FileResult(path, transcript, []))
-            if len(pending) >= MODEL_BATCH:
-                score()
         score()
-    except (ValueError, LookupError, TypeError, MemoryError):
+    except _ModelsFailed:
         # The models tripped on some file's segments: each file alone, so that only that one is skipped.
         return [process_file(spec, path) for path in paths]
     return results
 
 
-def _annotated(spec: WorkerSpec, path: Path, models: ModelSet) -> tuple[Transcript, list[Doc]] | None:
-    """One file read and run through the pipeline, its Docs ready for the models; None when it has more segments than a
-    batch (``process_file`` then codes it as it goes, holding one batch at a time)."""
-    transcript = read_transcript(path, spec.settings.segment_options)
-    docs = []
-    for doc in annotate(spec.nlp(), codable_inputs(spec, transcript), models):
-        docs.append(doc)
-        if len(docs) > MODEL_BATCH:
-            regex_timeouts()  # forgotten: process_file reads the file again and says them
-            return None
-    _note_regex_timeouts(path, transcript)
-    return transcript, docs
+class _ModelsFailed(Exception):
+    """The learned models failed on a batch that may hold several files' segments."""
 
 
 def _note_regex_timeouts(path: Path, transcript: Transcript) -> None:

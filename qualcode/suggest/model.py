@@ -643,7 +643,7 @@ def blend(docs: Sequence["Doc"], models: ModelSet | None, *, min_confidence: flo
     return results
 
 
-def annotate(nlp: "Language", texts: Iterable["str | Doc"], models: ModelSet | None, *, batch_size: int = 256) -> Iterator["Doc"]:
+def annotate(nlp: "Language", texts: Iterable["str | Doc"], *, batch_size: int = 256) -> Iterator["Doc"]:
     """Each text (or tokenised Doc carrying its vectors) through the pipeline, in order (``nlp.pipe``), but for the
     sentence-vector component: only the learned models read the vectors, and their features compute the ones a Doc
     lacks a batch at a time (``vectors.doc_vectors``: the same numbers whatever the batch), so a run without models
@@ -666,7 +666,7 @@ def suggest(
     learned models when given. Docs are kept one batch at a time: a huge transcript must not hold all its Docs at once."""
     results: list[list[Suggestion]] = []
     batch: list = []
-    for doc in annotate(nlp, texts, models, batch_size=batch_size):
+    for doc in annotate(nlp, texts, batch_size=batch_size):
         batch.append(doc)
         if len(batch) == batch_size:
             results.extend(suggestions_for(batch, models, min_confidence=min_confidence))

@@ -241,8 +241,8 @@ class SentenceVectors:
 
     @property
     def vectors(self) -> StaticVectors:
-        """The table, read on first use (once per process): a run whose suggestions no learned model reads never
-        needs it (``suggest`` leaves this component out then)."""
+        """The table, read on first use (once per process): `suggest` leaves this component out (the learned models
+        compute the vectors they read), so a run without models never needs it."""
         return load_vectors(self.model)
 
     def __call__(self, doc: Doc) -> Doc:
