@@ -178,7 +178,7 @@ def breakdown(folder: Path, codebook_path: Path, words: int) -> None:
     texts = [segment.text for transcript in transcripts for segment in transcript.segments if segment.codable]
     stage("tokenizer (respondent segments)", lambda: [None for _ in nlp.tokenizer.pipe(texts)])
     docs = [nlp.make_doc(text) for text in texts]
-    stage("norms read, LEMMA written (suggester)", lambda: [suggester._set_norms(doc) for doc in docs])
+    stage("norms (the suggester's; nothing to write)", lambda: [suggester._set_norms(doc) for doc in docs])
     stage("matching and scoring (suggester)", lambda: [suggester(doc) for doc in docs])
     stage("sentence vectors (qualcode_vectors)", lambda: list(vectors.pipe(iter(docs), batch_size=256)))  # as nlp.pipe runs it
     suggestions = stage("whole pipeline, no models (so no vectors)", lambda: [suggest(nlp, [s.text for s in t.segments if s.codable]) for t in transcripts])

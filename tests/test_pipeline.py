@@ -23,7 +23,7 @@ def test_component_is_registered_and_pipeline_is_blank_english_with_lookup_lemma
     assert nlp.pipe_names == ["qualcode_suggester"]  # the suggester looks lemmas up itself
     assert nlp.meta["name"] == "pipeline"  # spacy.blank, nothing downloaded
     doc = nlp("Deadlines were RUSHED")
-    assert [(token.lemma_, token.norm_) for token in doc] == [("deadline", "deadline"), ("be", "be"), ("rush", "rush")]
+    assert [token.norm_ for token in doc] == ["deadline", "be", "rush"]  # NORM is the lower-cased looked-up lemma
 
 
 def test_suggestions_are_written_to_doc_spans_with_evidence_offsets(nlp):
@@ -155,7 +155,7 @@ def test_gated_patterns_find_exactly_what_the_full_matcher_finds(text, matched):
 def test_every_token_norm_is_its_lower_cased_forms_looked_up_lemma(nlp, text):
     """Issue 28: the lemmas are a word's attribute (looked up once per word, when the vocabulary first meets it), so the
     tokenizer's exceptions must not keep norms of their own ("n't" -> "not", "Dec." -> "December"): every token's NORM
-    and LEMMA are the lookup table's lemma of its lower-cased form, as when they were written token by token."""
+    is the lookup table's lemma of its lower-cased form, as when it was written token by token."""
     from spacy.attrs import NORM
 
     from qualcode.suggest.pipeline import lemma_table
@@ -164,7 +164,6 @@ def test_every_token_norm_is_its_lower_cased_forms_looked_up_lemma(nlp, text):
     doc = nlp(text)
     assert len(doc) >= 20
     assert [token.norm_ for token in doc] == [table.get(token.lower_, token.lower_) for token in doc]
-    assert [token.lemma_ for token in doc] == [token.norm_ for token in doc]
     tokenizer = nlp.tokenizer.tokenizer
     assert not any(NORM in token or "NORM" in token for tokens in tokenizer.rules.values() for token in tokens)
 
@@ -203,3 +202,69 @@ def test_french_lemmas_listed_several_to_a_word_take_the_first():
     doc = nlp("Les délais n'étaient pas tenus.")
     assert [token.norm_ for token in doc][:6] == ["le", "délai", "ne", "être", "pas", "tenu"]
     assert [suggestion.code for suggestion in suggestions_from_doc(doc)] == ["delais", "etat"]
+
+
+NEGATION_TEXTS = [
+    "The deadline came. There was no deadline. It wasn't a deadline, never a tight deadline; without funding, nobody, hardly any time.",
+    "A deadline. Not the deadline! NO timescale, None of the funding ended; neither money nor deadline. Nothing rushed at all",
+    "deadline no no no deadline, n't deadline; Don't rush. We couldn't've met the deadline",
+]
+
+
+@pytest.mark.parametrize("text", NEGATION_TEXTS)
+def test_negation_is_any_negating_word_among_the_three_tokens_before_a_match(nlp, text):
+    """Issue 28: the phrase matchers find the negation words (by NORM, or by LOWER where a word's lemma is not one), so
+    no Doc is read into arrays: a match is negated when a token among the NEGATION_WINDOW before it has a NORM or a
+    LOWER that is one of NEGATIONS, as when each token was read."""
+    from qualcode.suggest.rules import NEGATION_WINDOW, NEGATIONS
+
+    doc = nlp(text)
+    evidence = [item for suggestion in suggestions_from_doc(doc) for item in suggestion.evidence]
+    assert evidence and any(item.negated for item in evidence) and not all(item.negated for item in evidence)
+    for item in evidence:
+        start = doc.char_span(item.start, item.end).start
+        window = doc[max(0, start - NEGATION_WINDOW) : start]
+        assert item.negated == any(token.norm_ in NEGATIONS or token.lower_ in NEGATIONS for token in window), (item, text)
+
+
+def test_lemma_in_a_token_pattern_reads_the_looked_up_lemma():
+    """Issue 28: with the built-in lookup the lemma is the NORM, which every word already has, so a pattern naming
+    LEMMA is read as NORM and no Doc has LEMMA written; a token naming both keeps LEMMA, which is then written."""
+    codebook = parse_codebook("""\
+codes:
+  - id: lemma
+    patterns:
+      - [{LEMMA: be}, {LEMMA: {IN: [hard, short]}}]
+      - [{LEMMA: {REGEX: "^fund"}}, {NORM: end}]
+  - id: norm
+    patterns:
+      - [{NORM: be}, {NORM: {IN: [hard, short]}}]
+      - [{NORM: {REGEX: "^fund"}}, {NORM: end}]
+  - id: both
+    patterns:
+      - [{LEMMA: deadline, NORM: deadline}, {LEMMA: be}]
+""")
+    nlp = build_pipeline(codebook)
+    text = "Time WAS short and it is hard. The funds ended, Funding ends. Deadlines were tight."
+    found = {suggestion.code: [(item.start, item.end) for item in suggestion.evidence] for suggestion in suggestions_from_doc(nlp(text))}
+    assert found["lemma"] == found["norm"] and len(found["lemma"]) == 4
+    assert [text[start:end] for start, end in found["both"]] == ["Deadlines were"]
+    assert nlp.get_pipe("qualcode_suggester")._writes_lemma
+    plain = build_pipeline(parse_codebook("codes:\n  - id: lemma\n    patterns:\n      - [{LEMMA: be}, {LEMMA: short}]\n"))
+    doc = plain("Time was short")
+    assert [token.lemma_ for token in doc] == ["", "", ""] and suggestions_from_doc(doc)
+    assert not plain.get_pipe("qualcode_suggester")._writes_lemma
+
+
+def test_a_pattern_is_tried_only_on_docs_with_its_key_words():
+    """Issue 28: a pattern's key token is its first required token without a stop word ("who" and "for" are in most
+    docs, "pay" is not): docs without those words never reach the pattern's matcher, which finds the same matches."""
+    nlp = build_pipeline(parse_codebook(GATE_CODEBOOK))
+    suggester = nlp.get_pipe("qualcode_suggester")
+    who_pays = 1
+    keyed = {nlp.vocab.strings[match_id].rsplit("\x1f", 1)[-1] for match_id, patterns in suggester._patterns_by_gate.items()
+             if who_pays in patterns}
+    assert {nlp.vocab.strings[int(key)] for key in keyed} == {"pay", "fund"}
+    doc = nlp.make_doc("Who knows who we are, and who is going where?")
+    matches, hits = suggester.phrase_matches(doc)
+    assert suggester.pattern_matches(doc, hits) == [] == sorted(suggester.matcher(doc))

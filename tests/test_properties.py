@@ -62,6 +62,37 @@ def test_segmenter_offsets_always_slice_their_text(text, max_words):
     assert_exact(text, segment_text(text, SegmentOptions(max_words=max_words)))
 
 
+@PROFILE
+@given(DOCUMENTS)
+def test_speaker_lines_are_the_labels_found_at_every_line_start(text):
+    """Issue 28: labels are searched for after each line break (as fast as the character itself) and at the start;
+    they are what the pattern anchored at every line start ("^", multi-line) finds."""
+    import re
+
+    from qualcode.ingest.segmenting import _LABEL, DEFAULT_INTERVIEWER_LABELS, is_speaker_label, speaker_lines
+
+    RUN["speaker lines"] += 1
+    anchored = re.compile("^" + _LABEL, re.MULTILINE)
+    expected = [(match.start(), match.end(), match.group("label")) for match in anchored.finditer(text)
+                if is_speaker_label(match.group("label"), DEFAULT_INTERVIEWER_LABELS)]
+    assert speaker_lines(text, DEFAULT_INTERVIEWER_LABELS) == expected
+
+
+@PROFILE
+@given(st.text(st.sampled_from("ab?!(\n\t\u00a0 "), max_size=400), st.integers(min_value=0, max_value=400), st.integers(min_value=60, max_value=70))
+def test_the_quick_check_for_long_chunks_misses_none(text, at, run):
+    """Issue 28: ``bounded`` first checks that every 32-character block has a space; a run of 64 characters without
+    whitespace always fails that check, so the full search still sees it."""
+    import re
+
+    from qualcode.suggest.pipeline import _may_have_long_chunk
+
+    RUN["long chunks"] += 1
+    for candidate in (text, text[:at] + "x" * run + text[at:]):
+        if re.search(r"\S{64,}", candidate):
+            assert _may_have_long_chunk(candidate)
+
+
 SUFFIXES = st.sampled_from([".txt", ".md", ".vtt", ".srt", ".docx"])
 
 

@@ -18,10 +18,11 @@ DEFAULT_RESPONDENT_LABELS = ("Respondent", "R", "A", "Interviewee", "Participant
 
 # A speaker label: a short name at the start of a line, then a colon and a space
 # (or the end of the line). Optional markdown bold around it, as in "**Q:**".
-_SPEAKER_LINE = re.compile(
-    r"^[ \t]*\**(?P<label>[^\W\d_][\w.'’\- ]{0,38}?)\**[ \t]*:\**(?:[ \t]+|$)",
-    re.MULTILINE,
-)
+_LABEL = r"[ \t]*\**(?P<label>[^\W\d_][\w.'’\- ]{0,38}?)\**[ \t]*:\**(?:[ \t]+|$)"
+_SPEAKER_LINE = re.compile(_LABEL, re.MULTILINE)  # matched at the start of the text
+# ...and after every line break: a pattern starting with a newline is searched for as fast as the character itself,
+# where one starting with "^" is tried at every position
+_NEXT_SPEAKER_LINE = re.compile(r"\n" + _LABEL, re.MULTILINE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _MAX_LABEL_WORDS = 4
@@ -44,6 +45,19 @@ def is_speaker_label(label: str, interviewer_labels: Iterable[str] = ()) -> bool
     if folded in _LOWERCASE_LABELS or folded in {item.casefold() for item in interviewer_labels}:
         return True
     return all(word[0].isupper() or word[0].isdigit() for word in words)
+
+
+def speaker_lines(text: str, interviewer_labels: Iterable[str] = ()) -> list[tuple[int, int, str]]:
+    """Where each speaker label's line starts, where its label (and the space after it) ends, and the label."""
+    found = []
+    first = _SPEAKER_LINE.match(text)
+    candidates = [(first.start(), first.end(), first.group("label"))] if first else []
+    candidates.extend((match.start() + 1, match.end(), match.group("label")) for match in _NEXT_SPEAKER_LINE.finditer(text))
+    labels = tuple(interviewer_labels)
+    for start, end, label in candidates:
+        if is_speaker_label(label, labels):
+            found.append((start, end, label))
+    return found
 
 
 
@@ -93,9 +107,7 @@ def speakers_warning(name: str, found: Sequence[tuple[str, int]]) -> str:
 def segment_text(text: str, options: SegmentOptions = SegmentOptions()) -> list[Segment]:
     """Split stored text into turns and coding segments with exact offsets."""
     interviewer = {label.casefold() for label in options.interviewer_labels}
-    labels = [
-        match for match in _SPEAKER_LINE.finditer(text) if is_speaker_label(match.group("label"), options.interviewer_labels)
-    ]
+    labels = speaker_lines(text, options.interviewer_labels)
     segments: list[Segment] = []
 
     def add(speaker: str | None, start: int, end: int, codable: bool) -> None:
@@ -106,12 +118,12 @@ def segment_text(text: str, options: SegmentOptions = SegmentOptions()) -> list[
         for start, end in _paragraphs(text, 0, len(text)):
             add(None, start, end, True)
         return segments
-    if text[: labels[0].start()].strip():
-        add(None, 0, labels[0].start(), False)
-    for index, match in enumerate(labels):
-        end = labels[index + 1].start() if index + 1 < len(labels) else len(text)
-        speaker = match.group("label").strip()
-        add(speaker, match.end(), end, speaker.casefold() not in interviewer)
+    if text[: labels[0][0]].strip():
+        add(None, 0, labels[0][0], False)
+    for index, (_start, label_end, label) in enumerate(labels):
+        end = labels[index + 1][0] if index + 1 < len(labels) else len(text)
+        speaker = label.strip()
+        add(speaker, label_end, end, speaker.casefold() not in interviewer)
     return segments
 
 

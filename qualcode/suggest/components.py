@@ -14,10 +14,11 @@ patterns with spaCy's Matcher, then writes:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any, Callable, Mapping
 
 import numpy
-from spacy.attrs import LEMMA, LOWER, NORM
+from spacy.attrs import LEMMA, NORM
 from spacy.errors import MatchPatternError
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
@@ -45,6 +46,7 @@ REGEX_SECONDS = 0.05  # the most one REGEX may take on one word
 REGEX_GIVE_UP = 20  # words it took that long on, after which a REGEX is no longer tried in this process
 _REGEX_TIMEOUTS: dict[str, int] = {}
 _NORM_KEYS = {NORM, "NORM", "norm"}
+_NEGATION_KEY = "\x1fnegation"  # the phrase matchers' match id for a negation word
 
 
 class BoundedRegex:
@@ -126,14 +128,20 @@ class CodeSuggester:
         self.matcher = Matcher(nlp.vocab, validate=True)
         # One matcher per token pattern, run only on docs holding all of its required words, and (for patterns of a
         # bounded length) only on the stretches around them.
+        # (the match ids of each required token's words, matcher, longest match)
         self.gated_patterns: list[tuple[list[frozenset[int]], Any, int | None]] = []
+        self._patterns_by_gate: dict[int, list[int]] = {}  # gate word's match id -> the gated patterns requiring it
+        self._ungated: list[int] = []  # patterns requiring no word: run on every doc
+        self._writes_lemma = False  # a pattern reads LEMMA beside NORM: LEMMA is written too (``_lemma_as_norm``)
         self.rules: dict[int, tuple[str, str, str]] = {}
         self.codebook_fingerprint = ""
         # the words token patterns require, as entries of the phrase matchers (NORM ones in the first, LOWER in the
         # exact one), so the matchers' one pass also says where they are: their match ids
         self._gate_ids: set[int] = set()
         self._lookup: Any = None
-        self._negations = {nlp.vocab.strings.add(word) for word in NEGATIONS}
+        # where negations are: the phrase matchers report them too, under this id (a token negates when its NORM or its
+        # LOWER is one of NEGATIONS)
+        self._negation_id = nlp.vocab.strings.add(_NEGATION_KEY)
         self._annotated: set[str] | None = None  # which of _ANNOTATIONS the pipeline sets (found when a pattern needs one)
 
     # -- set-up -------------------------------------------------------------------
@@ -178,13 +186,14 @@ class CodeSuggester:
                                                   fix=f"{PATTERN_FIX} (custom '_' attributes need a pipeline that sets them)", **where))
                     continue
                 try:
+                    if self._lookup is not None:
+                        pattern = _lemma_as_norm(pattern)
+                        self._writes_lemma = self._writes_lemma or _reads_lemma(pattern)
                     pattern = bounded_regexes(pattern)  # every REGEX runs with a time limit (the `regex` module's timeout)
                     self.matcher.add(key, [pattern])
                     matcher = Matcher(self.vocab)
                     matcher.add(key, [pattern])
-                    required = self._requirements(pattern)
-                    groups = [frozenset(self._add_gate(attr, word) for word in words) for attr, words in required]
-                    self.gated_patterns.append((groups, matcher, _longest(pattern)))
+                    self._add_gated(matcher, pattern)
                 except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
                     first = str(exc).strip().splitlines()
                     problems.append(CodebookError(
@@ -195,6 +204,7 @@ class CodeSuggester:
             raise problems[0]
         if problems:
             raise CodebookProblems(problems)
+        self._add_negations()
         self.codebook_fingerprint = codebook.fingerprint
 
     def _unannotated(self, pattern: list[dict[str, Any]]) -> list[str]:
@@ -238,6 +248,41 @@ class CodeSuggester:
                 break
         return required
 
+    def _add_gated(self, matcher: Any, pattern: list[dict[str, Any]]) -> None:
+        """Register a pattern's matcher with its gates: the words of each token it requires, which the phrase matchers
+        then find. A doc is a candidate for the pattern when it holds a word of its key token (the first required token
+        without a stop word, as "deadline" is in few docs where "be", "the" and "who" are in most; else the first): the
+        other gates are checked on candidates only."""
+        required = self._requirements(pattern)
+        groups = [frozenset(self._add_gate(attr, word) for word in words) for attr, words in required]
+        index = len(self.gated_patterns)
+        self.gated_patterns.append((groups, matcher, _longest(pattern)))
+        if not groups:
+            self._ungated.append(index)
+            return
+        stop_words, strings = self.nlp.Defaults.stop_words, self.vocab.strings
+        plain = [group for (_attr, words), group in zip(required, groups) if not any(strings[word] in stop_words for word in words)]
+        for match_id in (plain or groups)[0]:
+            self._patterns_by_gate.setdefault(match_id, []).append(index)
+
+    def _add_negations(self) -> None:
+        """Have the phrase matchers report the negation words too: a token negates when its NORM or its LOWER is one of
+        NEGATIONS. With looked-up lemmas a word's NORM is its lower-cased form's lemma, so the NORM entries find every
+        negation whose lemma is one too ("n't" -> "not"), and only the others need the LOWER matcher's pass."""
+        lookup = self._lookup
+        for word in sorted(NEGATIONS):
+            self.phrase_matcher.add(_NEGATION_KEY, [self._norm_doc(word)])
+            if lookup is None or lookup.get(word, word) not in NEGATIONS:
+                self.exact_matcher.add(_NEGATION_KEY, [Doc(self.vocab, words=[word])])
+        self._gate_ids.add(self._negation_id)
+
+    def _norm_doc(self, word: str) -> Doc:
+        """A one-token Doc whose NORM is ``word`` itself (a Matcher pattern's NORM value is compared as written, not
+        lemmatised)."""
+        doc = Doc(self.vocab, words=[word])
+        doc.from_array([NORM], numpy.array([[self.vocab.strings.add(word)]], dtype="uint64"))  # type: ignore[arg-type]
+        return doc
+
     def _add_gate(self, attr: str, word: int) -> int:
         """Have the phrase matcher for ``attr`` report where the word ``word`` (a string id) is, under the match id
         returned: a one-token Doc whose NORM is the word itself (a Matcher pattern's NORM value is compared as written,
@@ -247,12 +292,10 @@ class CodeSuggester:
         if match_id in self._gate_ids:
             return match_id
         self._gate_ids.add(match_id)
-        doc = Doc(self.vocab, words=[self.vocab.strings[word]])
         if attr == "NORM":
-            doc.from_array([NORM], numpy.array([[word]], dtype="uint64"))  # type: ignore[arg-type]
-            self.phrase_matcher.add(key, [doc])
+            self.phrase_matcher.add(key, [self._norm_doc(self.vocab.strings[word])])
         else:
-            self.exact_matcher.add(key, [doc])
+            self.exact_matcher.add(key, [Doc(self.vocab, words=[self.vocab.strings[word]])])
         return match_id
 
     def _rule_key(self, code: str, kind: str, term: str) -> str:
@@ -291,40 +334,49 @@ class CodeSuggester:
         if any(_NORM_KEYS & set(token) for tokens in rules.values() for token in tokens):
             tokenizer.rules = _without_norms(rules)
 
-    def _set_norms(self, doc: Doc) -> Any:
-        """The tokens' NORM (the lower-cased lemma, the attribute the PhraseMatcher reads) and LOWER ids, one row per
-        token. With the lookup table the norms are already there (``_install_norms``) and are written to LEMMA too, for
-        token patterns that name it; a trained pipeline's lemmas are written to NORM here."""
-        if self._lookup is None and len(doc):
+    def _set_norms(self, doc: Doc) -> None:
+        """The tokens' NORM, the attribute the PhraseMatcher reads: the lower-cased lemma. With the lookup table the
+        norms are already there (``_install_norms``), and are written to LEMMA only when a pattern reads LEMMA beside a
+        NORM of its own (``_lemma_as_norm``); a trained pipeline's lemmas are written to NORM here."""
+        if not len(doc):
+            return
+        if self._lookup is None:
             strings = self.vocab.strings
             values = [strings.add(token.lemma_.lower() or token.lower_) for token in doc]
             doc.from_array([NORM], numpy.array(values, dtype="uint64").reshape(-1, 1))  # type: ignore[arg-type]
-        ids = doc.to_array([NORM, LOWER]).reshape(-1, 2)
-        if self._lookup is not None and len(doc):
-            doc.from_array([LEMMA], ids[:, :1].copy())  # type: ignore[arg-type]
-        return ids
+        elif self._writes_lemma:
+            doc.from_array([LEMMA], doc.to_array([NORM]).reshape(-1, 1))  # type: ignore[arg-type]
 
     def pattern_matches(self, doc: Doc, hits: dict[int, list[int]]) -> list[tuple[int, int, int]]:
-        """The token patterns' matches: each pattern only on docs holding all its required words (``hits``: where the
-        phrase matchers found each of them), and (when a match has a bounded length) only on the stretches around the
-        rarest of them. The same matches as the Matcher over the whole doc, for a fraction of the work."""
+        """The token patterns' matches: each pattern only on docs holding a word of its key token (``_add_gated``) and of
+        every other token it requires (``hits``: where the phrase matchers found each of them), and (when a match has a
+        bounded length) only on the stretches around the rarest of them. The same matches as the Matcher over the whole
+        doc, for a fraction of the work."""
         found: list[tuple[int, int, int]] = []
-        present = set(hits)
-        for groups, matcher, longest in self.gated_patterns:
-            if not all(not group.isdisjoint(present) for group in groups):
+        candidates = self._ungated
+        if hits:
+            by_gate = self._patterns_by_gate
+            chosen = {index for key in hits if key in by_gate for index in by_gate[key]}
+            if chosen:
+                candidates = sorted(chosen.union(candidates))  # in the codebook's order, as the evidence has always been
+        present = hits.keys()
+        for index in candidates:
+            groups, matcher, longest = self.gated_patterns[index]
+            if any(group.isdisjoint(present) for group in groups):
                 continue
             if longest is None or not groups:
                 found.extend(matcher(doc))
                 continue
             # Every match holds a word of each required group: look only around the rarest group's words.
-            anchors = min(([position for key in group & present for position in hits[key]] for group in groups), key=len)
-            for start, end in _windows(sorted(anchors), longest, len(doc)):
+            positions = [[position for key in group if key in hits for position in hits[key]] for group in groups]
+            rarest = min(positions, key=lambda found_at: len(found_at))
+            for start, end in _windows(sorted(rarest), longest, len(doc)):
                 found.extend((match_id, first + start, last + start) for match_id, first, last in matcher(doc[start:end]))
         return found
 
     def phrase_matches(self, doc: Doc) -> tuple[list[tuple[int, int, int]], dict[int, list[int]]]:
-        """The keyword, phrase and exact-term matches, and where each word some token pattern requires is (one pass of
-        each phrase matcher finds both). ``_set_norms`` must have run on the doc."""
+        """The keyword, phrase and exact-term matches, and where each word some token pattern requires is, and each
+        negation (one pass of each phrase matcher finds all three). ``_set_norms`` must have run on the doc."""
         matches: list[tuple[int, int, int]] = []
         hits: dict[int, list[int]] = {}
         gates = self._gate_ids
@@ -337,16 +389,17 @@ class CodeSuggester:
         return matches, hits
 
     def __call__(self, doc: Doc) -> Doc:
-        ids = self._set_norms(doc)
+        self._set_norms(doc)
         matches, hits = self.phrase_matches(doc)
+        negations = sorted(hits.pop(self._negation_id, ()))
         if self.gated_patterns:
             matches.extend(self.pattern_matches(doc, hits))
         found: dict[str, list[tuple[Evidence, Span]]] = {}
-        negations = self._negations
         for match_id, start, end in matches:
             code, kind, term = self.rules[match_id]
             span = Span(doc, start, end, label=code)  # its character offsets come from the tokens: no Token objects
-            negated = not negations.isdisjoint(ids[max(0, start - NEGATION_WINDOW) : start].ravel().tolist())
+            # a negation among the NEGATION_WINDOW tokens before the match
+            negated = bool(negations) and bisect_left(negations, start) > bisect_left(negations, start - NEGATION_WINDOW)
             found.setdefault(code, []).append((Evidence(term, kind, span.start_char, span.end_char, negated), span))
         suggestions_spans = []
         evidence_spans: list[Span] = []
@@ -427,6 +480,23 @@ def _unregistered_extensions(pattern: list[dict[str, Any]]) -> list[str]:
     names = [name for token in pattern if isinstance(token.get("_"), dict) for name in token["_"]]
     names += ["" for token in pattern if "_" in token and not isinstance(token["_"], dict)]
     return [name for name in names if not name or not Token.has_extension(name)]
+
+
+def _lemma_as_norm(pattern: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pattern with LEMMA read as NORM: with the looked-up lemmas a token's LEMMA is its NORM (RULES_VERSION 2), and
+    the norms are already every word's, whereas LEMMA would have to be written into every Doc. A token naming both keeps
+    its LEMMA (``_reads_lemma``: the suggester then writes LEMMA)."""
+    changed = []
+    for token in pattern:
+        keys = {str(key).upper() for key in token}
+        if "LEMMA" in keys and "NORM" not in keys:
+            token = {("NORM" if str(key).upper() == "LEMMA" else key): value for key, value in token.items()}
+        changed.append(token)
+    return changed
+
+
+def _reads_lemma(pattern: list[dict[str, Any]]) -> bool:
+    return any(str(key).upper() == "LEMMA" for token in pattern for key in token)
 
 
 def _pattern_text(pattern: list[dict[str, Any]]) -> str:
