@@ -119,13 +119,15 @@ class CodingTables(TranscriptTables):
         for start in range(0, len(pairs), 4000):  # bounded parameters per statement
             chunk = pairs[start : start + 4000]
             values = ", ".join("(?, ?)" for _ in chunk)
+            # CROSS JOIN: SQLite then joins in the order written, one pass over the suggestions (its planner put the
+            # dozen codes outside and read every suggestion once per code); other databases plan it as any join.
             found.extend(
                 (row[0], row[1], int(row[2]))
                 for row in self._q(
                     f"""WITH rollup (code, member) AS (VALUES {values})
                         SELECT r.code, g.transcript_id, COUNT(DISTINCT s.segment_id)
-                        FROM suggestions s JOIN segments g ON g.id = s.segment_id JOIN rollup r ON r.member = s.code
-                        WHERE g.retired_at IS NULL AND s.confidence >= ?
+                        FROM suggestions s CROSS JOIN rollup r CROSS JOIN segments g
+                        WHERE r.member = s.code AND g.id = s.segment_id AND g.retired_at IS NULL AND s.confidence >= ?
                           AND (s.applies = 1 OR (s.applies IS NULL AND (s.source = ? OR s.confidence >= ?)))
                         GROUP BY r.code, g.transcript_id""",
                     [value for pair in chunk for value in pair] + [min_confidence, Source.RULES.value, SUGGEST_THRESHOLD],
