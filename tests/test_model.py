@@ -316,3 +316,45 @@ def test_files_scored_together_by_the_models_get_what_each_gets_alone(synthetic)
     assert [result.error is None for result in together] == [result.error is None for result in alone] == [True, False, True, True, True]
     assert [result.suggestions for result in together] == [result.suggestions for result in alone]
     assert any(suggestion.source == "model" for per_segment in together[3].suggestions for suggestion in per_segment)
+
+
+def test_terms_weigh_docs_as_scikit_learns_vectorizer_weighs_their_feature_text(sample_nlp):
+    """``Terms.transform`` reads NORM hashes, not text: it must give the vectorizer's rows over ``feature_text``, for words
+    whose NORM is a spaCy symbol ("number"), numbers, repeated words, NORMs with spaces or none, and Docs with no word."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from qualcode.suggest.terms import VECTORIZER_PARAMS, Terms, feature_text
+
+    texts = MONEY + OTHER + ["The numbers look good: 1,000 people and 20 staff.", "Number after number, the the the.", "", "!!! ...",
+                             "We flew to New York by aeroplane.", "Our budget, our staff, our cash shortfall and the number of staff."]
+    docs = list(sample_nlp.pipe(texts))
+    odd = docs[-2]  # NORMs a trained pipeline's tables can give: with a space inside or around, and empty
+    odd[3].norm_, odd[4].norm_, odd[6].norm_ = "new york", "", "airplanes "
+    fitted_on = [feature_text(doc) for doc in docs[::2]] + ["new york", "york by", "airplanes", "fly to"]
+    terms = Terms.fit(fitted_on, min_df=1)
+    reference = TfidfVectorizer(min_df=1, **VECTORIZER_PARAMS).fit(fitted_on)
+    assert terms.vocabulary == sorted(reference.vocabulary_, key=reference.vocabulary_.get)
+    expected = reference.transform([feature_text(doc) for doc in docs]).toarray()
+    for batch in (docs, docs[:1], docs[-3:]):  # the whole, one Doc, and Docs the tables have seen before
+        got = terms.transform(batch).toarray()
+        assert got.shape == (len(batch), len(terms.vocabulary))
+        assert abs(got - expected[[docs.index(doc) for doc in batch]]).max() < 1e-12
+    assert terms.transform([]).shape == (0, len(terms.vocabulary))
+    columns = set(terms.transform([odd]).indices)
+    assert {terms.vocabulary.index(term) for term in ("new york", "york by", "airplanes", "fly to")} <= columns
+
+
+def test_coding_with_models_does_not_import_scikit_learn(synthetic):
+    """Scoring segments needs the fitted parameters, not scikit-learn (about a second to import): `code` in a process of
+    its own suggests with the models and leaves it unimported."""
+    import subprocess
+    import sys
+
+    call(train, synthetic, seed=0)
+    write(synthetic / "transcripts" / "new-02.txt", "Q: Money?\nA: The overspend and the cash shortfall.\n")
+    script = ("import sys\nfrom qualcode.project import Project\nfrom qualcode.run.coding import code\n"
+              f"with Project.open({str(synthetic)!r}) as project:\n    result = code(project)\n"
+              "print(sorted(result.imported), sorted(name for name in sys.modules if name.split('.')[0] == 'sklearn'))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "['new-02'] []"
+    assert [(row[1], row[2]) for row in suggestions(synthetic, "new-02")] == [("money", "model")]

@@ -28,6 +28,7 @@ from qualcode.errors import ProjectError
 from qualcode.statistics import kappa_or_zero, precision_recall_f1
 from qualcode.suggest.pipeline import suggestions_from_doc
 from qualcode.suggest.rules import VECTORS_COMPONENT
+from qualcode.suggest.terms import Terms, feature_text
 from qualcode.suggestion import SUGGEST_THRESHOLD, Suggestion
 from qualcode.vocabulary import ContextFeatures, Role, Source, VectorModel
 
@@ -61,12 +62,6 @@ CURVE_MARGIN = 0.05  # "near the plateau": within this much kappa of where the l
 MIN_CURVE_POSITIVES = 20  # fewer, and half of them is too few for the curve to say anything
 # A stored model run larger than this when unpacked is refused rather than read.
 MAX_PARAMETER_BYTES = 1 << 30
-_VECTORIZER_PARAMS = {"token_pattern": r"\S+", "lowercase": False, "ngram_range": (1, 2), "sublinear_tf": True, "max_features": 50_000}
-
-
-def feature_text(doc: "Doc") -> str:
-    """The lemmas the models read: NORM (lower-cased lemma) of words and numbers."""
-    return " ".join(token.norm_ for token in doc if token.is_alpha or token.like_num)
 
 
 @dataclass
@@ -148,9 +143,9 @@ class Judgement:
 
 @dataclass
 class ModelSet:
-    """Models for the codes that had enough examples, with the shared vectorizer."""
+    """Models for the codes that had enough examples, with the lemma n-grams they share (None: no segment had a word)."""
 
-    vectorizer: Any
+    terms: Terms | None
     rule_codes: list[str]
     use_vectors: bool
     models: dict[str, CodeModel]
@@ -165,7 +160,7 @@ class ModelSet:
     min_examples: int = MIN_EXAMPLES
 
     def features(self, docs: Sequence["Doc"], variant: str = "stacked") -> Any:
-        return _features(docs, self.vectorizer, self.rule_codes if variant == "stacked" else [], self.use_vectors,
+        return _features(docs, self.terms, self.rule_codes if variant == "stacked" else [], self.use_vectors,
                          self.sentence_vectors, self.context)
 
     def probabilities(self, docs: Sequence["Doc"]) -> dict[str, list[float]]:
@@ -207,11 +202,10 @@ class ModelSet:
         """The fitted parameters as an .npz archive: arrays, and one JSON document for the rest."""
         import numpy as np
 
-        vocabulary = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.get) if self.vectorizer is not None else []
         meta = {
             "format": PARAMETERS_FORMAT,
-            "vocabulary": vocabulary,
-            "min_df": self.vectorizer.min_df if self.vectorizer is not None else 1,
+            "vocabulary": self.terms.vocabulary if self.terms is not None else [],
+            "min_df": self.terms.min_df if self.terms is not None else 1,
             "rule_codes": self.rule_codes,
             "use_vectors": self.use_vectors,
             "examples": self.examples,
@@ -232,8 +226,8 @@ class ModelSet:
             ],
         }
         arrays: dict[str, Any] = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
-        if self.vectorizer is not None:
-            arrays["idf"] = np.asarray(self.vectorizer.idf_, dtype=np.float64)
+        if self.terms is not None:
+            arrays["idf"] = np.asarray(self.terms.idf, dtype=np.float64)
         for index, model in enumerate(self.models.values()):
             arrays[f"coef_{index}"] = np.asarray(model.coef, dtype=np.float64).ravel()
         buffer = io.BytesIO()
@@ -253,11 +247,11 @@ class ModelSet:
                 meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
                 if meta.get("format") != PARAMETERS_FORMAT:
                     raise ValueError(f"format {meta.get('format')!r}")
-                vectorizer = None
+                terms = None
                 if meta["vocabulary"]:
-                    vectorizer = _vectorizer(min_df=meta["min_df"])
-                    vectorizer.vocabulary_ = {term: index for index, term in enumerate(meta["vocabulary"])}
-                    vectorizer.idf_ = arrays["idf"]
+                    terms = Terms([str(term) for term in meta["vocabulary"]], np.asarray(arrays["idf"], dtype=np.float64), int(meta["min_df"]))
+                    if len(terms.idf) != len(terms.vocabulary):
+                        raise ValueError(f"{len(terms.idf)} weights for {len(terms.vocabulary)} terms")
                 models = {}
                 for index, entry in enumerate(meta["codes"]):
                     coef = arrays[f"coef_{index}"]
@@ -281,7 +275,7 @@ class ModelSet:
                 fix="run 'qualcode train' to fit the models again",
             ) from None
         return cls(
-            vectorizer, list(meta["rule_codes"]), bool(meta["use_vectors"]), models, int(meta["examples"]), str(meta["trained_at"]),
+            terms, list(meta["rule_codes"]), bool(meta["use_vectors"]), models, int(meta["examples"]), str(meta["trained_at"]),
             int(meta["seed"]), {code: (int(value[0]), int(value[1])) for code, value in meta["skipped"].items()},
             judged, str(meta["feature_version"]), sentence_vectors, context, int(meta.get("min_examples", MIN_EXAMPLES)),
         )
@@ -303,12 +297,6 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _vectorizer(*, min_df: int) -> Any:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    return TfidfVectorizer(min_df=min_df, **_VECTORIZER_PARAMS)
-
-
 def _rule_matrix(docs: Sequence["Doc"], rule_codes: list[str]) -> Any:
     import numpy as np
 
@@ -321,12 +309,12 @@ def _rule_matrix(docs: Sequence["Doc"], rule_codes: list[str]) -> Any:
     return matrix
 
 
-def _features(docs: Sequence["Doc"], vectorizer: Any, rule_codes: list[str], use_vectors: bool,
+def _features(docs: Sequence["Doc"], terms: Terms | None, rule_codes: list[str], use_vectors: bool,
               sentence_vectors: VectorModel = VectorModel.NONE, context: ContextFeatures = ContextFeatures.NONE) -> Any:
     import numpy as np
     from scipy.sparse import csr_matrix, hstack
 
-    parts = [vectorizer.transform([feature_text(doc) for doc in docs]), csr_matrix(_rule_matrix(docs, rule_codes))]
+    parts = [terms.transform(docs) if terms is not None else csr_matrix((len(docs), 0)), csr_matrix(_rule_matrix(docs, rule_codes))]
     if use_vectors:
         vectors = np.array([np.asarray(doc.vector) / (np.linalg.norm(np.asarray(doc.vector)) or 1.0) for doc in docs])
         parts.append(csr_matrix(vectors))
@@ -379,16 +367,15 @@ def fit_models(
         counts = {code: (sum(1 for v in values if v == 1), sum(1 for v in values if v == 0)) for code, values in labels.items()}
         return ModelSet(None, codes_for_rules, False, {}, len(labelled), trained_at, seed, counts, sentence_vectors=vectors, context=context,
                         min_examples=min_examples)
-    vectorizer = _vectorizer(min_df=2 if len(texts) >= 200 else 1)
-    vectorizer.fit(texts)
+    terms = Terms.fit(texts, min_df=2 if len(texts) >= 200 else 1)
     use_vectors = bool(docs) and docs[0].vocab.vectors.shape[0] > 0 and docs[0].vocab.vectors.shape[1] > 0
     models: dict[str, CodeModel] = {}
     skipped: dict[str, tuple[int, int]] = {}
     judged: dict[str, Judgement] = {}
     labelled_docs = [docs[i] for i in labelled]
-    matrices = {"text": _features(labelled_docs, vectorizer, [], use_vectors, vectors, context)}
+    matrices = {"text": _features(labelled_docs, terms, [], use_vectors, vectors, context)}
     if codes_for_rules:
-        matrices["stacked"] = _features(labelled_docs, vectorizer, codes_for_rules, use_vectors, vectors, context)
+        matrices["stacked"] = _features(labelled_docs, terms, codes_for_rules, use_vectors, vectors, context)
     rule_hits = _rule_matrix(labelled_docs, list(rule_codes))
     row_of = {doc_index: row for row, doc_index in enumerate(labelled)}
     for code, values in sorted(labels.items()):
@@ -431,7 +418,7 @@ def fit_models(
         model.curve = _learning_curve(matrices[variant][rows], y, c, seed, len(y), kappa)
         models[code] = model
     return ModelSet(
-        vectorizer=vectorizer,
+        terms=terms,
         rule_codes=codes_for_rules,
         use_vectors=use_vectors,
         models=models,

@@ -1,0 +1,136 @@
+"""The lemma n-grams the learned models read: TF-IDF over the NORM (lower-cased lemma) of a segment's words and
+numbers, unigrams and bigrams, sublinear term frequency, each row scaled to unit length.
+
+``Terms.fit`` chooses the vocabulary and its IDF weights with scikit-learn's ``TfidfVectorizer`` over
+``feature_text``; ``Terms.transform`` then weighs Docs without scikit-learn and without joining their words into a
+text: it reads each Doc's NORM hashes as an array and looks terms up by hash, all Docs of a batch at once. It gives
+what ``TfidfVectorizer.transform`` gives over ``feature_text`` (a test holds the two together), in a tenth of the
+time, and ``qualcode code`` and review no longer import scikit-learn (about a second) to score segments.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from spacy.strings import StringStore
+    from spacy.tokens import Doc
+
+TOKEN_PATTERN = r"\S+"
+VECTORIZER_PARAMS = {"token_pattern": TOKEN_PATTERN, "lowercase": False, "ngram_range": (1, 2), "sublinear_tf": True,
+                     "max_features": 50_000}
+_PIECES = re.compile(TOKEN_PATTERN)
+
+
+def feature_text(doc: "Doc") -> str:
+    """The lemmas the models read, as one text: NORM (lower-cased lemma) of words and numbers."""
+    return " ".join(token.norm_ for token in doc if token.is_alpha or token.like_num)
+
+
+@dataclass
+class Terms:
+    """A fitted vocabulary of lemma unigrams and bigrams (``vocabulary[i]`` is column i) and their IDF weights."""
+
+    vocabulary: list[str]
+    idf: Any  # float64 array, one weight per column
+    min_df: int
+    _tables: Any = field(default=None, init=False, repr=False, compare=False)
+    _pieces: dict[int, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _odd: set[int] = field(default_factory=set, init=False, repr=False, compare=False)  # NORMs of other than one piece
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], *, min_df: int) -> "Terms":
+        """The vocabulary (at most ``max_features`` terms, each in at least ``min_df`` texts) and IDF of ``texts``."""
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(min_df=min_df, **VECTORIZER_PARAMS).fit(texts)
+        vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
+        return cls(vocabulary, np.asarray(vectorizer.idf_, dtype=np.float64), min_df)
+
+    def transform(self, docs: Sequence["Doc"]) -> Any:
+        """The TF-IDF rows of ``docs`` (a CSR matrix, float64): ``TfidfVectorizer.transform`` over their
+        ``feature_text``."""
+        import numpy as np
+        from scipy.sparse import csr_matrix
+        from spacy.attrs import IS_ALPHA, LIKE_NUM, NORM
+
+        words, sequences = self._lookup_tables(), []
+        for doc in docs:
+            array = doc.to_array([NORM, IS_ALPHA, LIKE_NUM]).reshape(-1, 3)
+            sequences.append(array[np.logical_or(array[:, 1], array[:, 2]), 0])
+        if docs:
+            sequences = self._split_pieces(sequences, docs[0].vocab.strings)
+        lengths = np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64, count=len(sequences))
+        hashes = np.concatenate(sequences) if sequences else np.zeros(0, dtype=np.uint64)
+        rows = np.repeat(np.arange(len(sequences)), lengths)
+        keys, unigram_columns, bigram_keys, bigram_columns = words
+        # each word's index among the vocabulary's words, -1 for a word no term has
+        position = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
+        ids = np.where(keys[position] == hashes, position, -1) if len(keys) else np.full(len(hashes), -1)
+        known = ids >= 0
+        columns = unigram_columns[ids[known]]
+        unigram = columns >= 0
+        found_rows, found_columns = [rows[known][unigram]], [columns[unigram]]
+        if len(hashes) > 1 and len(bigram_keys):
+            pairs = (rows[:-1] == rows[1:]) & known[:-1] & known[1:]
+            pair_keys = ids[:-1][pairs] * len(keys) + ids[1:][pairs]
+            position = np.minimum(np.searchsorted(bigram_keys, pair_keys), len(bigram_keys) - 1)
+            bigram = bigram_keys[position] == pair_keys
+            found_rows.append(rows[:-1][pairs][bigram])
+            found_columns.append(bigram_columns[position[bigram]])
+        row_index, column_index = np.concatenate(found_rows), np.concatenate(found_columns)
+        counts = csr_matrix((np.ones(len(row_index)), (row_index, column_index)), shape=(len(docs), len(self.vocabulary)))
+        counts.sum_duplicates()
+        counts.sort_indices()
+        data = counts.data
+        np.log(data, out=data)
+        data += 1.0
+        data *= self.idf[counts.indices]
+        lengths = np.sqrt(np.bincount(np.repeat(np.arange(len(docs)), np.diff(counts.indptr)), weights=data * data,
+                                      minlength=len(docs)))
+        lengths[lengths == 0.0] = 1.0
+        data /= np.repeat(lengths, np.diff(counts.indptr))
+        return counts
+
+    def _lookup_tables(self) -> tuple[Any, Any, Any, Any]:
+        """(the hashes of the vocabulary's words, sorted; each one's unigram column or -1; the bigrams as
+        ``first * words + second`` over the word indices, sorted; their columns)."""
+        if self._tables is None:
+            import numpy as np
+            from spacy.strings import get_string_id
+
+            split = [term.split(" ") for term in self.vocabulary]
+            keys = np.unique(np.fromiter((get_string_id(word) for words in split for word in words), dtype=np.uint64))
+            index = {int(key): position for position, key in enumerate(keys)}
+            unigram_columns = np.full(len(keys), -1, dtype=np.int64)
+            bigrams: list[tuple[int, int]] = []
+            for column, words in enumerate(split):
+                if len(words) == 1:
+                    unigram_columns[index[get_string_id(words[0])]] = column
+                else:
+                    bigrams.append((index[get_string_id(words[0])] * len(keys) + index[get_string_id(words[1])], column))
+            bigrams.sort()
+            self._tables = (keys, unigram_columns, np.array([key for key, _ in bigrams], dtype=np.int64),
+                            np.array([column for _, column in bigrams], dtype=np.int64))
+        return self._tables
+
+    def _split_pieces(self, sequences: list[Any], strings: "StringStore") -> list[Any]:
+        """The sequences with every NORM that is not one whitespace-free piece (spaCy's "airplanes ", "New York", "")
+        replaced by its pieces' hashes, as ``feature_text`` and the vectorizer's token pattern read it."""
+        import numpy as np
+        from spacy.strings import get_string_id
+
+        hashes = np.concatenate(sequences) if sequences else np.zeros(0, dtype=np.uint64)
+        for key in np.unique(hashes).tolist():
+            if key not in self._pieces:
+                pieces = _PIECES.findall(strings[key])
+                self._pieces[key] = (key,) if pieces == [strings[key]] else tuple(get_string_id(piece) for piece in pieces)
+                if self._pieces[key] != (key,):
+                    self._odd.add(key)
+        if not self._odd or not np.isin(hashes, np.fromiter(self._odd, dtype=np.uint64)).any():
+            return sequences
+        return [np.array([piece for key in sequence.tolist() for piece in self._pieces[key]], dtype=np.uint64)
+                if self._odd.intersection(sequence.tolist()) else sequence for sequence in sequences]
