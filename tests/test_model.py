@@ -358,3 +358,13 @@ def test_coding_with_models_does_not_import_scikit_learn(synthetic):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "['new-02'] []"
     assert [(row[1], row[2]) for row in suggestions(synthetic, "new-02")] == [("money", "model")]
+
+
+def test_terms_of_a_damaged_model_run_never_match_and_break_nothing(sample_nlp):
+    import numpy as np
+
+    from qualcode.suggest.terms import Terms
+
+    terms = Terms(["cash shortfall again", "", " cash", "cash", "cash shortfall"], np.ones(5), 1)  # only the last two can occur
+    matrix = terms.transform([sample_nlp("Cash shortfall again this quarter.")])
+    assert sorted(matrix.indices.tolist()) == [3, 4]

@@ -57,7 +57,8 @@ class Terms:
         from scipy.sparse import csr_matrix
         from spacy.attrs import IS_ALPHA, LIKE_NUM, NORM
 
-        words, sequences = self._lookup_tables(), []
+        keys, unigram_columns, bigram_keys, bigram_columns = self._lookup_tables()
+        sequences = []
         for doc in docs:
             array = doc.to_array([NORM, IS_ALPHA, LIKE_NUM]).reshape(-1, 3)
             sequences.append(array[np.logical_or(array[:, 1], array[:, 2]), 0])
@@ -66,7 +67,6 @@ class Terms:
         lengths = np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64, count=len(sequences))
         hashes = np.concatenate(sequences) if sequences else np.zeros(0, dtype=np.uint64)
         rows = np.repeat(np.arange(len(sequences)), lengths)
-        keys, unigram_columns, bigram_keys, bigram_columns = words
         # each word's index among the vocabulary's words, -1 for a word no term has
         position = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
         ids = np.where(keys[position] == hashes, position, -1) if len(keys) else np.full(len(hashes), -1)
@@ -89,10 +89,10 @@ class Terms:
         np.log(data, out=data)
         data += 1.0
         data *= self.idf[counts.indices]
-        lengths = np.sqrt(np.bincount(np.repeat(np.arange(len(docs)), np.diff(counts.indptr)), weights=data * data,
-                                      minlength=len(docs)))
-        lengths[lengths == 0.0] = 1.0
-        data /= np.repeat(lengths, np.diff(counts.indptr))
+        per_row = np.diff(counts.indptr)
+        norms = np.sqrt(np.bincount(np.repeat(np.arange(len(docs)), per_row), weights=data * data, minlength=len(docs)))
+        norms[norms == 0.0] = 1.0
+        data /= np.repeat(norms, per_row)
         return counts
 
     def _lookup_tables(self) -> tuple[Any, Any, Any, Any]:
@@ -102,12 +102,16 @@ class Terms:
             import numpy as np
             from spacy.strings import get_string_id
 
-            split = [term.split(" ") for term in self.vocabulary]
+            # a term is one or two whitespace-free words; any other (a damaged stored run's) never matches, as in scikit-learn
+            split = [words if 1 <= len(words) <= 2 and all(_PIECES.fullmatch(word) for word in words) else []
+                     for words in (term.split(" ") for term in self.vocabulary)]
             keys = np.unique(np.fromiter((get_string_id(word) for words in split for word in words), dtype=np.uint64))
             index = {int(key): position for position, key in enumerate(keys)}
             unigram_columns = np.full(len(keys), -1, dtype=np.int64)
             bigrams: list[tuple[int, int]] = []
             for column, words in enumerate(split):
+                if not words:
+                    continue
                 if len(words) == 1:
                     unigram_columns[index[get_string_id(words[0])]] = column
                 else:
