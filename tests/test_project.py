@@ -182,3 +182,43 @@ def test_bad_settings(tmp_path, text, message):
     with pytest.raises(SettingsError) as raised:
         load_settings(tmp_path)
     assert str(raised.value).startswith(str(tmp_path / message.split(":")[0]) + message[len("qualcode.yaml"):])
+
+
+def test_relative_names_files_as_resolving_each_would(tmp_path, monkeypatch):
+    """Project.relative finds each folder's real path once; its answers are those of resolving every file alone."""
+    import os
+    from pathlib import Path
+
+    from qualcode.project import Project
+
+    root = tmp_path / "study"
+    (root / "transcripts" / "deep").mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for path in (root / "transcripts" / "a.txt", root / "transcripts" / "deep" / "b.txt", outside / "c.txt"):
+        path.write_text("x")
+    (root / "transcripts" / "link.txt").symlink_to(outside / "c.txt")  # a linked file: named where it leads
+    (root / "transcripts" / "away").symlink_to(outside)  # a linked folder
+    (outside / "back.txt").symlink_to(root / "transcripts" / "a.txt")
+    (root / "transcripts" / "loop.txt").symlink_to(root / "transcripts" / "loop.txt")
+    monkeypatch.chdir(root)
+    project = Project(root, Settings())
+
+    def resolving_alone(path: Path) -> str:
+        try:
+            resolved = path.resolve()
+        except (RuntimeError, OSError):
+            resolved = Path(os.path.abspath(path))
+        try:
+            return str(resolved.relative_to(root))
+        except ValueError:
+            return str(resolved)
+
+    paths = [root / "transcripts" / "a.txt", root / "transcripts" / "deep" / "b.txt", root / "transcripts" / "link.txt",
+             root / "transcripts" / "away" / "c.txt", root / "transcripts" / "away" / "back.txt", Path("transcripts/a.txt"),
+             Path("transcripts/deep/../a.txt"), root / "transcripts" / "missing.txt", root / "transcripts" / "loop.txt", root,
+             root / "transcripts" / "deep" / "..", outside / "c.txt"]
+    for _twice in range(2):  # the second time from the folders already resolved
+        assert [project.relative(path) for path in paths] == [resolving_alone(path) for path in paths]
+    assert project.relative(root / "transcripts" / "away" / "c.txt") == str(outside / "c.txt")
+    assert project.relative(Path("transcripts/deep/../a.txt")) == "transcripts/a.txt"

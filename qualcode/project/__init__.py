@@ -30,6 +30,7 @@ DATABASE_URL_ENV = "QUALCODE_DATABASE_URL"  # wins over qualcode.yaml
 class Project:
     def __init__(self, root: Path, settings: Settings, *, read_only: bool = False) -> None:
         self.root = root
+        self._real_folders: dict[str, str] = {}  # a folder as named -> its real path (``relative``)
         self.settings = settings
         self.read_only = read_only
         self._store: Store | None = None
@@ -193,14 +194,29 @@ class Project:
         return real == root or real.startswith(root + os.sep)
 
     def relative(self, path: Path) -> str:
+        """The path as this project names it: links followed, relative to the project folder when inside it."""
         try:
-            resolved = path.resolve()
+            resolved = self._resolved(path)
         except (RuntimeError, OSError):  # a symbolic link loop: named as given
             resolved = Path(os.path.abspath(path))
-        try:
-            return str(resolved.relative_to(self.root))
-        except ValueError:
-            return str(resolved)
+        text, root = str(resolved), str(self.root)
+        if text == root:
+            return "."
+        inside = root if root.endswith(os.sep) else root + os.sep
+        return text[len(inside) :] if text.startswith(inside) else text  # Path.relative_to's answer, without its parsing
+
+    def _resolved(self, path: Path) -> Path:
+        """``path.resolve()``, with each folder's real path found once: a run names thousands of files in a few folders,
+        and resolving each file alone read every folder above it again (half of planning a run)."""
+        if path.name in ("", ".", "..") or os.path.islink(path):
+            return path.resolve()
+        folder = str(path.parent)
+        real = self._real_folders.get(folder)
+        if real is None:
+            if len(self._real_folders) >= 10_000:
+                self._real_folders.clear()
+            real = self._real_folders[folder] = os.path.realpath(folder)
+        return Path(real, path.name)
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"
