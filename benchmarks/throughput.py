@@ -126,24 +126,37 @@ def run_code(folder: Path, **kwargs):
         return code(project, **kwargs)
 
 
-def _tokenize(texts: list[str]) -> None:
+_blank = None  # a two-process measurement's tokenizer, built in each process before the clock starts
+_together = None  # both processes start tokenizing at once
+
+
+def _blank_tokenizer(barrier) -> None:
+    global _blank, _together
     import spacy
 
-    nlp = spacy.blank("en")
-    for _doc in nlp.tokenizer.pipe(texts):
+    _blank, _together = spacy.blank("en"), barrier
+
+
+def _tokenize_timed(texts: list[str]) -> tuple[float, float]:
+    assert _blank is not None and _together is not None
+    _together.wait(timeout=120)
+    start = time.perf_counter()
+    for _doc in _blank.tokenizer.pipe(texts):
         pass
+    return start, time.perf_counter()
 
 
 def tokenizer_on_both_cores(texts: list[str]) -> float:
-    """Seconds for two processes each tokenizing half the texts at once: what two cores give the bare tokenizer."""
+    """Seconds for two processes each tokenizing half the texts at once, from the first's start to the last's end: what
+    two cores give the bare tokenizer. Each process builds its tokenizer before the clock starts and then starts cold,
+    as the one-process measurement does (building it inside the clock took a tenth of a second of about one second,
+    and understated what two cores give)."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
-    with context.Pool(2) as pool:
-        pool.map(_tokenize, [texts[:5], texts[5:10]])  # start and warm both processes first
-        start = time.perf_counter()
-        pool.map(_tokenize, [texts[0::2], texts[1::2]])
-        return time.perf_counter() - start
+    with context.Pool(2, initializer=_blank_tokenizer, initargs=(context.Barrier(2),)) as pool:
+        spans = pool.map(_tokenize_timed, [texts[0::2], texts[1::2]], chunksize=1)
+    return max(end for _start, end in spans) - min(start for start, _end in spans)
 
 
 def _cpu() -> float:
@@ -205,10 +218,14 @@ def _child_tokenizer(corpus: Path) -> dict[str, float]:
 
 
 def _child_code(project: Path, corpus: Path) -> dict[str, float]:
+    import resource
+
     start, cpu = time.perf_counter(), _cpu()
     result = run_code(project, paths=[corpus])
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "cpu": _cpu() - cpu, "imported": len(result.imported), "updated": len(result.updated)}
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"seconds": seconds, "cpu": _cpu() - cpu, "workers_cpu": workers.ru_utime + workers.ru_stime,
+            "imported": len(result.imported), "updated": len(result.updated)}
 
 
 def _body(path: Path) -> str:
@@ -313,6 +330,7 @@ def main() -> None:
         }
         seconds: dict[str, list[float]] = {"tokenizer": []}
         cpu: dict[str, float] = defaultdict(float)  # CPU-seconds over the rounds (the measured process and its children)
+        workers_cpu: dict[str, float] = defaultdict(float)  # of which the worker processes
         ratios: dict[str, list[float]] = {}
         print(f"\nEach in a new process, {args.rounds} rounds (seconds; words/s of the median):")
         for _round in range(args.rounds):
@@ -328,11 +346,13 @@ def main() -> None:
                     raise SystemExit(f"{label}: imported {measured['imported']} of {len(texts)}, updated {measured['updated']}")
                 seconds.setdefault(label, []).append(measured["seconds"])
                 cpu[label] += measured["cpu"]
+                workers_cpu[label] += measured["workers_cpu"]
                 ratios.setdefault(label, []).append(tokenizer["seconds"] / measured["seconds"])
         for label, values in seconds.items():
             median = statistics.median(values)
+            split = f", {workers_cpu[label] / len(values):.2f} in workers" if workers_cpu[label] else ""
             print(f"  {label:<44} {' '.join(f'{value:6.2f}' for value in values)}   {words / median:10,.0f} words/s   "
-                  f"({cpu[label] / len(values):.2f} CPU-s a run)")
+                  f"({cpu[label] / len(values):.2f} CPU-s a run{split})")
         final = project_copy(workdir, workdir / "final")
         run_code(final, paths=[corpus])
         start = time.perf_counter()
